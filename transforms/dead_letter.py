@@ -1,0 +1,65 @@
+"""The one dead-letter record every stage produces.
+
+A stage that cannot process a record (undecodable, invalid, ...) emits a ``DeadLetter`` that keeps
+the original key and value bytes and the record's Kafka coordinates, so a fixed pipeline can replay
+it. Its Avro form (``schemas/dead_letter.avsc``) is what goes to the dead-letter topic, keyed by the
+original key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from transforms.types import KafkaRecord
+
+PIPELINE_VERSION = "0.1.0"
+
+
+class DeadLetter(NamedTuple):
+    """Why one record could not be processed, and the record itself.
+
+    ``stage`` names the transform that rejected it (``decode``, ``validate`` ...), ``error_type``
+    the failure class (an exception class name or a validation rule id), ``error_message`` a
+    human-readable reason.
+    """
+
+    stage: str
+    error_type: str
+    error_message: str
+    key: bytes | None
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    record_timestamp_ms: int
+    pipeline_version: str = PIPELINE_VERSION
+
+    @classmethod
+    def of(cls, stage: str, error_type: str, error_message: str, record: KafkaRecord) -> DeadLetter:
+        """A dead letter for ``record`` rejected by ``stage``."""
+        return cls(
+            stage=stage,
+            error_type=error_type,
+            error_message=error_message,
+            key=record.key,
+            value=record.value,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            record_timestamp_ms=record.timestamp_ms,
+        )
+
+    def to_avro(self) -> dict[str, Any]:
+        """The record as written to the dead-letter topic (``schemas/dead_letter.avsc``)."""
+        return {
+            "stage": self.stage,
+            "error_type": self.error_type,
+            "error_message": self.error_message,
+            "key": self.key,
+            "value": self.value,
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "record_timestamp": self.record_timestamp_ms,
+            "pipeline_version": self.pipeline_version,
+        }
