@@ -1,0 +1,259 @@
+"""The late gate: "late in the log" per partition, identical live, replayed, or reordered."""
+
+from __future__ import annotations
+
+import random
+
+import apache_beam as beam
+import pytest
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+
+from tests.transforms.event_records import HOUR_MS, MINUTE_MS, at, stamped, ts, view
+from transforms.lateness import (
+    LATE_COUNTER,
+    METRICS_NAMESPACE,
+    ON_TIME_COUNTER,
+    GateLateRecords,
+    late_by_ms,
+    tumbling_window_end_ms,
+)
+from transforms.types import Decoded
+
+
+def streaming_options() -> PipelineOptions:
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    return options
+
+
+def offsets(decoded: Decoded) -> tuple[int, int]:
+    return (decoded.source.partition, decoded.source.offset)
+
+
+def late_offsets(late: dict) -> tuple[int, int]:
+    return (late["partition"], late["offset"])
+
+
+# One partition's log, in offset order, narrated. Window 00:00-01:00, lateness 10 min.
+NARRATED_LOG = [
+    view(at(5), offset=0),  # on time: first record
+    view(at(50), offset=1),  # on time
+    view(at(65), offset=2),  # on time: stream time moves into the next hour
+    view(at(10), offset=3),  # late but allowed: stream time 01:05 < 01:00 + 10 min
+    view(at(71), offset=4),  # on time: stream time 01:11 now
+    view(at(20), offset=5),  # too late: 01:11 >= 01:10, late by 1 min
+    view(at(70), offset=6),  # on time: its own window ends at 02:00
+]
+NARRATED_LATE = {(0, 5): 1 * MINUTE_MS}
+
+
+def reference_late(log: list[Decoded], window_ms: int, lateness_ms: int) -> dict:
+    """The contract's rule computed directly: per partition, in offset order."""
+    stream_time: dict[int, int] = {}
+    late = {}
+    for record in sorted(log, key=offsets):
+        partition = record.source.partition
+        late_by = late_by_ms(
+            stream_time.get(partition), record.payload["event_time"], window_ms, lateness_ms
+        )
+        if late_by is not None:
+            late[offsets(record)] = late_by
+        event_time = record.payload["event_time"]
+        stream_time[partition] = max(stream_time.get(partition, event_time), event_time)
+    return late
+
+
+def test_window_end_is_the_end_of_the_epoch_aligned_hour():
+    assert tumbling_window_end_ms(at(0), HOUR_MS) == at(60)
+    assert tumbling_window_end_ms(at(59.999), HOUR_MS) == at(60)
+    assert tumbling_window_end_ms(at(60), HOUR_MS) == at(120)
+
+
+def test_a_record_is_late_exactly_when_stream_time_reaches_window_end_plus_lateness():
+    lateness = 10 * MINUTE_MS
+    assert late_by_ms(None, at(0), HOUR_MS, lateness) is None
+    assert late_by_ms(at(69.999), at(0), HOUR_MS, lateness) is None
+    assert late_by_ms(at(70), at(0), HOUR_MS, lateness) == 0
+    assert late_by_ms(at(75), at(30), HOUR_MS, lateness) == 5 * MINUTE_MS
+
+
+def test_gate_rejects_a_non_positive_window_and_negative_lateness():
+    with pytest.raises(ValueError, match="window_size_s"):
+        GateLateRecords(window_size_s=0)
+    with pytest.raises(ValueError, match="allowed_lateness_s"):
+        GateLateRecords(allowed_lateness_s=-1)
+
+
+def test_narrated_log_sends_only_the_too_late_record_to_the_late_output():
+    with TestPipeline() as p:
+        gated = p | "Log" >> beam.Create([stamped(r) for r in NARRATED_LOG]) | GateLateRecords()
+        assert_that(
+            gated.on_time | "OnTimeOffsets" >> beam.Map(offsets),
+            equal_to([(0, o) for o in (0, 1, 2, 3, 4, 6)]),
+            label="OnTime",
+        )
+        assert_that(
+            gated.late | "LateBy" >> beam.Map(lambda r: (late_offsets(r), r["late_by_ms"])),
+            equal_to(list(NARRATED_LATE.items())),
+            label="Late",
+        )
+
+
+def test_late_record_points_back_at_the_original_bytes_and_window():
+    record = NARRATED_LOG[5]
+    with TestPipeline() as p:
+        gated = p | "Log" >> beam.Create([stamped(r) for r in NARRATED_LOG]) | GateLateRecords()
+        assert_that(
+            gated.late,
+            equal_to(
+                [
+                    {
+                        "topic": "property-views",
+                        "partition": 0,
+                        "offset": 5,
+                        "key": record.source.key,
+                        "value": record.source.value,
+                        "record_timestamp": at(20),
+                        "event_time": at(20),
+                        "window_end": at(60),
+                        "late_by_ms": MINUTE_MS,
+                        "stage": "late_gate",
+                    }
+                ]
+            ),
+            label="LateRecord",
+        )
+
+
+def _live(log: list[Decoded]) -> TestStream:
+    """A live consumer: one record per bundle, partitions interleaved, and the watermark of
+    Kafka's CreateTime policy: the slowest partition's largest record timestamp so far."""
+    stream = TestStream()
+    partitions = {r.source.partition for r in log}
+    newest: dict[int, int] = {}
+    watermark = None
+    for record in log:
+        stream = stream.add_elements([stamped(record)])
+        partition = record.source.partition
+        newest[partition] = max(newest.get(partition, 0), record.source.timestamp_ms)
+        if set(newest) == partitions:
+            candidate = min(newest.values())
+            if watermark is None or candidate > watermark:
+                watermark = candidate
+                stream = stream.advance_watermark_to(ts(watermark))
+    return stream.advance_watermark_to_infinity()
+
+
+def _replay(log: list[Decoded], *, reorder_by_timestamp: bool) -> TestStream:
+    """A replayed backlog: everything in one bundle and the watermark jumping to the end.
+
+    With ``reorder_by_timestamp`` the bundle is ordered by timestamp, as Prism hands a stateful
+    stage its pending elements."""
+    records = sorted(log, key=lambda r: r.source.timestamp_ms) if reorder_by_timestamp else log
+    return (
+        TestStream()
+        .add_elements([stamped(r) for r in records])
+        .advance_watermark_to(ts(max(r.source.timestamp_ms for r in log) + 10 * HOUR_MS))
+        .advance_watermark_to_infinity()
+    )
+
+
+def two_partition_log() -> list[Decoded]:
+    """Partition 1 races 5 hours ahead; partition 0 carries the narrated log."""
+    racing = [view(at(300 + i), partition=1, offset=i) for i in range(3)]
+    interleaved = []
+    for i in range(max(len(NARRATED_LOG), len(racing))):
+        if i < len(racing):
+            interleaved.append(racing[i])
+        if i < len(NARRATED_LOG):
+            interleaved.append(NARRATED_LOG[i])
+    return interleaved
+
+
+@pytest.mark.parametrize(
+    "consumption",
+    ["live", "replay", "replay_reordered_by_timestamp"],
+)
+def test_same_records_are_late_live_replayed_and_reordered_and_a_racing_partition_changes_nothing(
+    consumption,
+):
+    log = two_partition_log()
+    stream = {
+        "live": lambda: _live(log),
+        "replay": lambda: _replay(log, reorder_by_timestamp=False),
+        "replay_reordered_by_timestamp": lambda: _replay(log, reorder_by_timestamp=True),
+    }[consumption]()
+    expected_late = reference_late(log, HOUR_MS, 10 * MINUTE_MS)
+    # Partition 1 being 5 h ahead must not make partition 0's records late.
+    assert expected_late == NARRATED_LATE
+    with TestPipeline(options=streaming_options()) as p:
+        gated = p | "Log" >> stream | GateLateRecords()
+        assert_that(
+            gated.on_time | "OnTimeOffsets" >> beam.Map(offsets),
+            equal_to([offsets(r) for r in log if offsets(r) not in expected_late]),
+            label="OnTime",
+        )
+        assert_that(
+            gated.late | "LateBy" >> beam.Map(lambda r: (late_offsets(r), r["late_by_ms"])),
+            equal_to(list(expected_late.items())),
+            label="Late",
+        )
+
+
+def random_log(seed: int, partitions: int = 3, per_partition: int = 200) -> list[Decoded]:
+    """Views whose event times wander (mostly forward, sometimes hours back), interleaved."""
+    rng = random.Random(seed)
+    logs = []
+    for partition in range(partitions):
+        now = at(0)
+        records = []
+        for offset in range(per_partition):
+            now += rng.randint(0, 4 * MINUTE_MS)
+            back = rng.choice([0, 0, 0, 0, 5, 30, 65, 80, 180]) * MINUTE_MS
+            records.append(view(now - back, partition=partition, offset=offset))
+        logs.append(records)
+    interleaved = []
+    while any(logs):
+        source = rng.choice([log for log in logs if log])
+        interleaved.append(source.pop(0))
+    return interleaved
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_on_time_plus_late_equals_input_per_partition_and_matches_the_contract_rule(seed):
+    log = random_log(seed)
+    expected_late = reference_late(log, HOUR_MS, 10 * MINUTE_MS)
+    assert 0 < len(expected_late) < len(log)  # the data exercises both outputs
+    per_partition = {}
+    for record in log:
+        per_partition[record.source.partition] = per_partition.get(record.source.partition, 0) + 1
+
+    p = TestPipeline()
+    gated = p | "Log" >> beam.Create([stamped(r) for r in log]) | GateLateRecords()
+    on_time_partitions = gated.on_time | "OnTimePartition" >> beam.Map(lambda d: d.source.partition)
+    late_partitions = gated.late | "LatePartition" >> beam.Map(lambda r: r["partition"])
+    counted_plus_late = (
+        (on_time_partitions, late_partitions)
+        | "Both" >> beam.Flatten()
+        | "CountPerPartition" >> beam.combiners.Count.PerElement()
+    )
+    assert_that(counted_plus_late, equal_to(list(per_partition.items())), label="Identity")
+    assert_that(
+        gated.late | "LateOffsets" >> beam.Map(lambda r: (late_offsets(r), r["late_by_ms"])),
+        equal_to(list(expected_late.items())),
+        label="LateAsContract",
+    )
+    result = p.run()
+    result.wait_until_finish()
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))[
+            "counters"
+        ]
+    }
+    assert counters[LATE_COUNTER] == len(expected_late)
+    assert counters[ON_TIME_COUNTER] + counters[LATE_COUNTER] == len(log)

@@ -1,0 +1,51 @@
+"""Event time: the one step that stamps each element with its payload's ``event_time``.
+
+Elements are ``Decoded`` records (``transforms/types.py``) of PropertyEvent or PropertyView, whose
+``payload["event_time"]`` is epoch milliseconds. ``AssignEventTime`` sets the Beam element
+timestamp to that instant, exactly (microsecond arithmetic, no float rounding).
+
+Watermarks are not invented here: they come from the source (Kafka IO's CreateTime policy; per the
+wire contract producers set the record timestamp to the event time, capped at send time). Moving
+an element's timestamp earlier than the watermark makes it late for Beam's windows; those windows
+keep it as long as their allowed lateness covers it (see ``transforms/windowing.py``), and the
+"late in the log" decision is made before, by ``transforms/lateness.GateLateRecords``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
+
+from transforms.types import Decoded
+
+
+def event_time_ms(payload: dict[str, Any]) -> int:
+    """The event time of a PropertyEvent/PropertyView payload, epoch milliseconds."""
+    return int(payload["event_time"])
+
+
+def to_timestamp(epoch_ms: int) -> Timestamp:
+    """A Beam timestamp for epoch milliseconds, exact (no float)."""
+    return Timestamp(micros=epoch_ms * 1000)
+
+
+def to_epoch_ms(ts: Timestamp) -> int:
+    """Epoch milliseconds of a Beam timestamp (floored)."""
+    return ts.micros // 1000
+
+
+def _stamp(decoded: Decoded) -> TimestampedValue:
+    return TimestampedValue(decoded, to_timestamp(event_time_ms(decoded.payload)))
+
+
+class AssignEventTime(beam.PTransform[beam.PCollection[Decoded], beam.PCollection[Decoded]]):
+    """Sets every element's timestamp to ``payload["event_time"]``; windows are not changed.
+
+    One labelled step (``AssignEventTime``); the watermark stays the source's.
+    """
+
+    def expand(self, pcoll: beam.PCollection[Decoded]) -> beam.PCollection[Decoded]:
+        return pcoll | "AssignEventTime" >> beam.Map(_stamp).with_output_types(Decoded)
