@@ -1,0 +1,139 @@
+"""Service resolution, port overrides, broker and topic configuration (no processes)."""
+
+from pathlib import Path
+
+import pytest
+
+from runners import kafka
+from runners.local import (
+    DEFAULT_SERVICES,
+    UpOptions,
+    _desired_ports,
+    _parse_ports,
+    resolve_services,
+)
+
+
+def test_up_without_names_starts_the_default_set_in_dependency_order():
+    assert resolve_services(None) == [
+        "kafka",
+        "java-workers",
+        "expansion-service",
+        "redis",
+        "marketdata",
+    ]
+    assert set(DEFAULT_SERVICES) == set(resolve_services([]))
+
+
+def test_the_expansion_service_brings_its_worker_pool():
+    assert resolve_services(["expansion-service"]) == ["java-workers", "expansion-service"]
+
+
+def test_flink_is_opt_in():
+    assert "flink-job-server" not in resolve_services(None)
+    assert "flink-job-server" in resolve_services(None, flink=True)
+
+
+def test_an_unknown_service_is_rejected_with_the_choices():
+    with pytest.raises(ValueError, match="choose from"):
+        resolve_services(["zookeeper"])
+
+
+def test_three_brokers_get_three_broker_and_controller_ports():
+    ports = _desired_ports("kafka", UpOptions(brokers=3))
+    assert ports == {
+        "broker-1": (9092, False),
+        "controller-1": (9093, False),
+        "broker-2": (9094, False),
+        "controller-2": (9095, False),
+        "broker-3": (9096, False),
+        "controller-3": (9097, False),
+    }
+
+
+def test_a_pinned_port_is_strict_and_zero_means_any():
+    opts = UpOptions(port_overrides={"kafka": 19092, "kafka.controller-1": 0, "redis": 0})
+    assert _desired_ports("kafka", opts) == {"broker-1": (19092, True), "controller-1": (0, False)}
+    assert _desired_ports("redis", opts) == {"redis": (0, False)}
+    assert _desired_ports("expansion-service", opts) == {"grpc": (8097, False)}
+
+
+def test_port_flags_are_parsed_and_checked():
+    assert _parse_ports(["kafka=0", "redis.redis=6380"]) == {"kafka": 0, "redis.redis": 6380}
+    with pytest.raises(ValueError, match="SERVICE=PORT"):
+        _parse_ports(["kafka:9092"])
+    with pytest.raises(ValueError, match="unknown service"):
+        _parse_ports(["zk=2181"])
+
+
+def test_only_one_or_three_brokers_are_supported():
+    with pytest.raises(ValueError, match="1 or 3"):
+        UpOptions(brokers=2)
+
+
+def props(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines())
+
+
+def test_a_three_node_cluster_replicates_three_ways_with_two_in_sync():
+    nodes = [kafka.KafkaNode(i, 9090 + 2 * i, 9091 + 2 * i, Path(f"/d/{i}")) for i in (1, 2, 3)]
+    p = props(kafka.broker_properties(nodes[1], nodes))
+    assert p["node.id"] == "2"
+    assert p["controller.quorum.voters"] == "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097"
+    assert p["listeners"] == "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095"
+    assert p["default.replication.factor"] == "3"
+    assert p["min.insync.replicas"] == "2"
+    assert p["offsets.topic.replication.factor"] == "3"
+    assert p["log.dirs"] == "/d/2"
+
+
+def test_a_single_node_replicates_once():
+    node = kafka.KafkaNode(1, 9092, 9093, Path("/d"))
+    p = props(kafka.broker_properties(node, [node]))
+    assert p["process.roles"] == "broker,controller"
+    assert p["default.replication.factor"] == "1"
+    assert p["min.insync.replicas"] == "1"
+
+
+def test_cluster_ids_look_like_kafka_uuids():
+    ids = {kafka.new_cluster_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+
+
+def test_the_project_topics_match_the_contract():
+    specs = {s.name: s for s in kafka.load_topics()}
+    assert set(specs) == {
+        "property-events",
+        "property-views",
+        "enriched-property-events",
+        "high-value-properties",
+        "properties-by-zip",
+        "property-views-hourly",
+        "alerts",
+        "property-events-dlq",
+        "property-events-late",
+    }
+    assert specs["property-events"].partitions == 4
+    assert specs["property-views"].partitions == 4
+    assert specs["properties-by-zip"].topic_config()["cleanup.policy"] == "compact"
+    assert specs["property-events"].topic_config() == {
+        "retention.ms": "604800000",
+        "cleanup.policy": "delete",
+    }
+
+
+def test_a_topics_file_with_an_unknown_key_is_rejected(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text('[[topic]]\nname = "a"\npartitons = 3\n')
+    with pytest.raises(ValueError, match="unknown keys"):
+        kafka.load_topics(path)
+
+
+def test_a_topic_spec_checks_its_arguments():
+    with pytest.raises(ValueError, match="partitions"):
+        kafka.TopicSpec("a", partitions=0)
+    with pytest.raises(ValueError, match="cleanup_policy"):
+        kafka.TopicSpec("a", cleanup_policy="forever")
+    with pytest.raises(ValueError, match="topic name"):
+        kafka.TopicSpec("bad name")
