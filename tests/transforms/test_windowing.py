@@ -1,0 +1,154 @@
+"""Hourly, hopping and session view counts: panes, lateness, overlap and merging."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to, equal_to_per_window
+from apache_beam.transforms.window import IntervalWindow
+
+from tests.transforms.event_records import at, ts, view
+from transforms.event_time import AssignEventTime
+from transforms.windowing import (
+    CountViewsPerProperty,
+    CountViewsPerPropertyHopping,
+    SessionizeViews,
+    view_count,
+)
+
+
+def streaming_options() -> PipelineOptions:
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    return options
+
+
+def elements(*views):
+    return [beam.window.TimestampedValue(v, ts(v.payload["event_time"])) for v in views]
+
+
+def window_of(start_min: float, end_min: float) -> IntervalWindow:
+    return IntervalWindow(ts(at(start_min)), ts(at(end_min)))
+
+
+def test_hourly_counts_fire_on_time_then_a_late_pane_accumulates_and_too_late_is_dropped():
+    stream = (
+        TestStream()
+        # on time: three views of p1 and one of p2 in hour 0, one of p1 in hour 1
+        .add_elements(
+            elements(view(at(1)), view(at(20)), view(at(59)), view(at(30), property_id="p2"))
+        )
+        .add_elements(elements(view(at(61))))
+        .advance_watermark_to(ts(at(60)))  # hour 0 fires ON_TIME
+        # late but allowed (watermark past 01:00, within 70 min): a LATE pane, accumulated
+        .add_elements(elements(view(at(45))))
+        .advance_watermark_to(ts(at(121)))  # hour 1 fires ON_TIME
+        .advance_watermark_to(ts(at(131)))  # hour 0 expires: 01:00 + 70 min
+        # too late for Beam (the gate in front never lets this through): dropped
+        .add_elements(elements(view(at(50))))
+        .advance_watermark_to_infinity()
+    )
+    with TestPipeline(options=streaming_options()) as p:
+        counts = p | "Views" >> stream | CountViewsPerProperty()
+        assert_that(
+            counts,
+            equal_to_per_window(
+                {
+                    window_of(0, 60): [
+                        view_count("p1", at(0), at(60), 3, "ON_TIME"),
+                        view_count("p2", at(0), at(60), 1, "ON_TIME"),
+                        view_count("p1", at(0), at(60), 4, "LATE"),
+                    ],
+                    window_of(60, 120): [view_count("p1", at(60), at(120), 1, "ON_TIME")],
+                }
+            ),
+            use_global_window=False,
+            label="PerWindow",
+        )
+
+
+def test_early_firing_emits_an_early_pane_before_the_window_closes():
+    stream = (
+        TestStream()
+        .advance_watermark_to(ts(at(0)))
+        .add_elements(elements(view(at(5)), view(at(6))))
+        .advance_processing_time(61)  # one early-firing period of processing time
+        .add_elements(elements(view(at(7))))
+        .advance_watermark_to(ts(at(60)))
+        .advance_watermark_to_infinity()
+    )
+    with TestPipeline(options=streaming_options()) as p:
+        counts = p | "Views" >> stream | CountViewsPerProperty(early_firing_s=60)
+        assert_that(
+            counts,
+            equal_to(
+                [
+                    view_count("p1", at(0), at(60), 2, "EARLY"),
+                    view_count("p1", at(0), at(60), 3, "ON_TIME"),
+                ]
+            ),
+            label="Panes",
+        )
+
+
+def test_hopping_windows_count_a_view_in_every_window_that_covers_it():
+    with TestPipeline() as p:
+        counts = (
+            p
+            | "Views" >> beam.Create([view(at(40)), view(at(10))])
+            | AssignEventTime()
+            | CountViewsPerPropertyHopping(size_s=3600, period_s=1800)
+        )
+        assert_that(
+            counts,
+            equal_to(
+                [
+                    view_count("p1", at(-30), at(30), 1, "ON_TIME"),  # 00:10
+                    view_count("p1", at(0), at(60), 2, "ON_TIME"),  # both overlap here
+                    view_count("p1", at(30), at(90), 1, "ON_TIME"),  # 00:40
+                ]
+            ),
+            label="Overlap",
+        )
+
+
+def test_a_view_that_fills_the_gap_merges_two_sessions():
+    stream = (
+        TestStream()
+        # two sessions of p1 (gap 10 min): [00:00, 00:22) and [00:40, 00:50)
+        .add_elements(elements(view(at(0)), view(at(5)), view(at(12)), view(at(40))))
+        # a view at 00:33 arrives before the watermark: its session [00:33, 00:43) overlaps the
+        # second one, which grows to [00:33, 00:50)
+        .add_elements(elements(view(at(33))))
+        .advance_watermark_to_infinity()
+    )
+    with TestPipeline(options=streaming_options()) as p:
+        counts = p | "Views" >> stream | SessionizeViews(gap_s=600)
+        assert_that(
+            counts,
+            equal_to(
+                [
+                    view_count("p1", at(0), at(22), 3, "ON_TIME"),
+                    view_count("p1", at(33), at(50), 2, "ON_TIME"),
+                ]
+            ),
+            label="Sessions",
+        )
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: CountViewsPerProperty(window_size_s=0), "window_size_s"),
+        (lambda: CountViewsPerProperty(allowed_lateness_s=-1), "allowed_lateness_s"),
+        (lambda: CountViewsPerProperty(early_firing_s=0), "early_firing_s"),
+        (lambda: CountViewsPerPropertyHopping(size_s=600, period_s=900), "period_s"),
+        (lambda: SessionizeViews(gap_s=0), "gap_s"),
+    ],
+)
+def test_invalid_window_parameters_are_rejected_with_the_parameter_named(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
