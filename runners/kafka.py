@@ -152,6 +152,7 @@ def format_storage(
         str(properties),
         "--ignore-formatted",
     ]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         log.write(f"=== format storage: {' '.join(cmd)}\n".encode())
         log.flush()

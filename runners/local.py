@@ -904,7 +904,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             for topic, action in actions.items():
                 print(f"{topic}: {action}")
-    except (StackError, StartupError, PortInUseError, ValueError, TimeoutError) as exc:
+    except (RuntimeError, ValueError, TimeoutError, OSError) as exc:
+        # StackError, StartupError, PortInUseError and Kafka admin failures: one clear line.
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -52,5 +52,5 @@ def test_free_port_avoids_the_given_ports():
 
 
 def test_an_invalid_port_is_rejected():
-    with pytest.raises(ValueError, match="1..65535"):
+    with pytest.raises(ValueError, match=r"1\.\.65535"):
         choose_port(70000)

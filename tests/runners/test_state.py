@@ -39,7 +39,7 @@ def test_a_missing_state_file_means_nothing_runs(tmp_path):
 def test_a_corrupt_state_file_says_how_to_recover(tmp_path):
     path = tmp_path / "stack.json"
     path.write_text("{not json")
-    with pytest.raises(RuntimeError, match="runners.local down"):
+    with pytest.raises(RuntimeError, match=r"runners\.local down"):
         load_state(path)
 
 

@@ -1,0 +1,226 @@
+"""Install what the local stack needs, idempotently: ``python -m runners.install`` (``make setup``).
+
+1. Checks that ``java`` (17+), ``mvn`` and ``go`` exist; otherwise one message listing what to
+   install, exit 2.
+2. ``mvn -B -f runners/java/pom.xml package``: copies the runtime classpaths of the expansion
+   service (+ Java SDK harness), the Flink job server and the Kafka broker into ``.local/lib/``;
+   ``~/.m2`` caches downloads, so a second run downloads nothing. Jars no longer in a classpath
+   (left by an older pom) are removed.
+3. Prism at ``beam.version`` into ``.local/bin/prism`` with ``go install`` (skipped when the binary
+   there was built from that version: ``go version -m`` tells).
+4. ``redis-server`` from Debian (``apt-get update`` then ``install``) when missing.
+
+Standard library only, so it runs before the virtualenv exists. Every step has a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from runners.versions import POM_PATH, versions
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LIB_DIR = REPO_ROOT / ".local" / "lib"
+BIN_DIR = REPO_ROOT / ".local" / "bin"
+PRISM_MODULE = "github.com/apache/beam/sdks/v2"
+PRISM_PACKAGE = f"{PRISM_MODULE}/go/cmd/prism"
+
+MVN_TIMEOUT_S = 45 * 60
+GO_TIMEOUT_S = 30 * 60
+APT_TIMEOUT_S = 15 * 60
+
+_HOW_TO_INSTALL = {
+    "java": "a JDK 17: apt-get install -y openjdk-17-jdk-headless",
+    "mvn": "Maven 3.8+: apt-get install -y maven",
+    "go": "Go 1.22+: https://go.dev/doc/install (then put go on PATH)",
+}
+
+
+class InstallError(RuntimeError):
+    """A setup step failed; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    name: str
+    seconds: float
+    detail: str
+
+
+def missing_tools() -> list[str]:
+    """Lines naming each missing tool and how to install it (empty when all are there)."""
+    problems = [
+        f"{tool} not found: install {how}"
+        for tool, how in _HOW_TO_INSTALL.items()
+        if shutil.which(tool) is None
+    ]
+    if shutil.which("java") is not None:
+        major = java_major_version()
+        if major is not None and major < 17:
+            problems.append(f"java is version {major}: install {_HOW_TO_INSTALL['java']}")
+    return problems
+
+
+def java_major_version() -> int | None:
+    """The major version ``java -version`` reports (None when it cannot be read)."""
+    try:
+        out = subprocess.run(
+            ["java", "-version"], capture_output=True, text=True, timeout=60, check=False
+        ).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major  # "1.8" style
+
+
+def _run(cmd: list[str], *, timeout_s: float, what: str, env: dict[str, str] | None = None) -> None:
+    """Run ``cmd`` with its output shown, failing with ``InstallError`` on error or timeout."""
+    print(f"$ {' '.join(cmd)}", flush=True)
+    try:
+        proc = subprocess.run(cmd, env=env, timeout=timeout_s, check=False, cwd=REPO_ROOT)
+    except subprocess.TimeoutExpired as exc:
+        raise InstallError(f"{what} did not finish in {timeout_s / 60:.0f} min") from exc
+    if proc.returncode != 0:
+        raise InstallError(f"{what} failed (exit {proc.returncode}); see the output above")
+
+
+def maven_package(quiet: bool = False) -> StepResult:
+    """Resolve the Java side into ``.local/lib/<service>/`` and prune stale jars."""
+    start = time.monotonic()
+    cmd = ["mvn", "-B", "-f", str(POM_PATH), "package"]
+    if quiet:
+        cmd.insert(2, "-q")
+    _run(cmd, timeout_s=MVN_TIMEOUT_S, what="mvn package (the Java side of the stack)")
+    pruned = prune_stale_jars(LIB_DIR)
+    counts = {d.name: len(list(d.glob("*.jar"))) for d in sorted(LIB_DIR.iterdir()) if d.is_dir()}
+    detail = ", ".join(f"{k} {v} jars" for k, v in counts.items())
+    if pruned:
+        detail += f"; removed stale {', '.join(pruned)}"
+    return StepResult("maven", time.monotonic() - start, detail)
+
+
+def prune_stale_jars(lib_dir: Path) -> list[str]:
+    """Delete jars in ``lib_dir/<service>/`` absent from ``lib_dir/<service>.classpath``."""
+    removed = []
+    for listing in sorted(lib_dir.glob("*.classpath")):
+        folder = lib_dir / listing.stem
+        wanted = {Path(p).name for p in listing.read_text().strip().split(os.pathsep) if p}
+        if not folder.is_dir() or not wanted:
+            continue
+        for jar in folder.glob("*.jar"):
+            if jar.name not in wanted:
+                jar.unlink()
+                removed.append(f"{listing.stem}/{jar.name}")
+    return removed
+
+
+def prism_version(binary: Path) -> str | None:
+    """The Beam module version a Prism binary was built from (``go version -m``), or None."""
+    if not binary.exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["go", "version", "-m", str(binary)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "mod" and parts[1] == PRISM_MODULE:
+            return parts[2].removeprefix("v")
+    return None
+
+
+def build_prism() -> StepResult:
+    """``go install`` Prism at the Beam version into ``.local/bin`` unless already there."""
+    start = time.monotonic()
+    beam = versions().beam
+    binary = BIN_DIR / "prism"
+    have = prism_version(binary)
+    if have == beam:
+        return StepResult("prism", time.monotonic() - start, f"v{beam} already built ({binary})")
+    BIN_DIR.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, GOBIN=str(BIN_DIR))
+    _run(
+        ["go", "install", f"{PRISM_PACKAGE}@v{beam}"],
+        timeout_s=GO_TIMEOUT_S,
+        what=f"go install prism@v{beam}",
+        env=env,
+    )
+    if prism_version(binary) != beam:
+        raise InstallError(f"{binary} was not built from Beam v{beam}; check the go output")
+    action = "built" if have is None else f"rebuilt (was v{have})"
+    return StepResult("prism", time.monotonic() - start, f"v{beam} {action} ({binary})")
+
+
+def install_redis() -> StepResult:
+    """``apt-get install redis-server`` when missing (the enrichment cache of the stack)."""
+    start = time.monotonic()
+    found = shutil.which("redis-server")
+    if found:
+        return StepResult("redis", time.monotonic() - start, f"present ({found})")
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        raise InstallError(
+            "redis-server is missing: install it (Debian: sudo apt-get install -y redis-server)"
+        )
+    # RUNLEVEL=1 keeps Debian's maintainer scripts from starting a system redis on 6379: the
+    # stack runs its own, on loopback, without persistence.
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", RUNLEVEL="1")
+    _run(["apt-get", "update"], timeout_s=APT_TIMEOUT_S, what="apt-get update", env=env)
+    _run(
+        ["apt-get", "install", "-y", "--no-install-recommends", "redis-server"],
+        timeout_s=APT_TIMEOUT_S,
+        what="apt-get install redis-server",
+        env=env,
+    )
+    return StepResult("redis", time.monotonic() - start, "installed with apt-get")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runners.install", description=__doc__)
+    parser.add_argument("--skip-maven", action="store_true")
+    parser.add_argument("--skip-prism", action="store_true")
+    parser.add_argument("--skip-redis", action="store_true")
+    parser.add_argument("-q", "--quiet", action="store_true", help="mvn -q")
+    args = parser.parse_args(argv)
+
+    problems = missing_tools()
+    if problems:
+        print("cannot set up the local stack:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 2
+    steps = []
+    if not args.skip_maven:
+        steps.append(lambda: maven_package(args.quiet))
+    if not args.skip_prism:
+        steps.append(build_prism)
+    if not args.skip_redis:
+        steps.append(install_redis)
+    results = []
+    try:
+        for step in steps:
+            results.append(step())
+    except InstallError as exc:
+        print(f"setup failed: {exc}", file=sys.stderr)
+        return 1
+    for r in results:
+        print(f"{r.name:<7} {r.seconds:7.1f}s  {r.detail}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
