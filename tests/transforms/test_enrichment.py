@@ -1,0 +1,465 @@
+"""EnrichWithMarketData against the real market-data service and a real redis-server.
+
+Every test runs a Beam pipeline (DirectRunner) over real HTTP; faults are switched on the running
+service through its admin endpoint, and its request statistics prove how many calls were made.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import pytest
+import redis as redis_client
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that
+
+from runners.marketdata.dataset import market_record
+from runners.marketdata.processes import (
+    MarketDataServer,
+    RedisServer,
+    free_port,
+    market_data_server,
+    redis_server,
+)
+from transforms.enrichment import (
+    COUNTER_NAMESPACE,
+    ENRICHED,
+    ENRICHED_SCHEMA_ID,
+    FALLBACK,
+    MARKET_FIELDS,
+    EnrichWithMarketData,
+)
+from transforms.types import Decoded, KafkaRecord
+
+pytestmark = pytest.mark.timeout(180)
+
+TYPES = ("SINGLE_FAMILY", "CONDO", "TOWNHOUSE", "MULTI_FAMILY", "LAND")
+
+
+@pytest.fixture(scope="module")
+def running_service() -> Iterator[MarketDataServer]:
+    with market_data_server() as server:
+        yield server
+
+
+@pytest.fixture
+def service(running_service: MarketDataServer) -> MarketDataServer:
+    running_service.reset()
+    return running_service
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def empty_redis(redis: RedisServer) -> RedisServer:
+    client = redis_client.Redis(redis.host, redis.port)
+    client.flushall()
+    client.close()
+    return redis
+
+
+def event(i: int, zip_code: str = "10001", property_type: str = "CONDO") -> Decoded:
+    payload = {
+        "event_id": f"e-{i}",
+        "event_type": "LISTING_UPDATED",
+        "property_id": f"p-{i}",
+        "zip_code": zip_code,
+        "property_type": property_type,
+        "price": 400_000 + i,
+        "bedrooms": 2,
+        "bathrooms": 1.5,
+        "square_feet": 900,
+        "event_time": 1_780_000_000_000 + i,
+    }
+    source = KafkaRecord(b"p-%d" % i, b"raw", "property-events", 0, i, payload["event_time"])
+    return Decoded(payload=payload, schema_id=1, source=source)
+
+
+def spread_events(n: int) -> list[Decoded]:
+    """n events over 10 zips x 5 types (50 distinct market keys)."""
+    return [event(i, f"{10001 + i % 10:05d}", TYPES[(i // 10) % 5]) for i in range(n)]
+
+
+def fast(url: str, **overrides: Any) -> EnrichWithMarketData:
+    """The transform with short timeouts/backoffs and a fresh circuit (tests are independent)."""
+    options: dict[str, Any] = {
+        "call_timeout_s": 0.5,
+        "max_retries": 2,
+        "initial_backoff_s": 0.01,
+        "max_backoff_s": 0.05,
+        "failure_threshold": 1000,
+        "cooldown_s": 30.0,
+        "circuit_id": uuid.uuid4().hex,
+    }
+    options.update(overrides)
+    return EnrichWithMarketData(url, **options)
+
+
+def run(
+    events: list[Decoded], transform: EnrichWithMarketData, tmp_path: Path
+) -> tuple[list[Decoded], dict[str, int]]:
+    """Run the transform; the outputs (read back from files) and the module's counters."""
+    out = tmp_path / f"out-{uuid.uuid4().hex}"
+    pipeline = TestPipeline()
+    enriched = pipeline | "Create" >> beam.Create(events) | "Enrich" >> transform
+    _ = (
+        enriched
+        | "ToJson" >> beam.Map(lambda d: json.dumps([d.payload, d.schema_id, d.source.offset]))
+        | "Write" >> beam.io.WriteToText(str(out))
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+    outputs = []
+    for shard in glob.glob(f"{out}*"):
+        for line in Path(shard).read_text().splitlines():
+            payload, schema_id, offset = json.loads(line)
+            outputs.append((payload, schema_id, offset))
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query(MetricsFilter().with_namespace(COUNTER_NAMESPACE))[
+            "counters"
+        ]
+    }
+    return outputs, counters
+
+
+def statuses(outputs: list[Any]) -> Counter[str]:
+    return Counter(payload["enrichment_status"] for payload, _, _ in outputs)
+
+
+def assert_accounted(outputs: list[Any], n: int) -> None:
+    """Every input came out exactly once (offsets are unique per test event)."""
+    assert sorted(offset for _, _, offset in outputs) == list(range(n))
+    assert sum(statuses(outputs).values()) == n
+
+
+# ----------------------------------------------------------------------------- success
+
+
+def test_healthy_service_enriches_every_event_with_its_zip_and_type_data(
+    service: MarketDataServer, tmp_path: Path
+) -> None:
+    events = spread_events(30)
+    outputs, counters = run(events, fast(service.url), tmp_path)
+    assert_accounted(outputs, 30)
+    assert statuses(outputs) == {ENRICHED: 30}
+    for payload, schema_id, offset in outputs:
+        original = events[offset].payload
+        expected = market_record(42, original["zip_code"], original["property_type"])
+        assert schema_id == ENRICHED_SCHEMA_ID
+        assert {k: payload[k] for k in original} == original
+        assert {f: payload[f] for f in MARKET_FIELDS} == {f: expected[f] for f in MARKET_FIELDS}
+        assert payload["enrichment_error"] is None
+    assert counters["calls"] == 30 and counters["enriched"] == 30
+    assert counters.get("fallbacks", 0) == 0
+    assert service.stats()["market_requests"] == 30
+
+
+def test_enriched_decoded_keeps_the_source_record_and_takes_schema_id_100(
+    service: MarketDataServer,
+) -> None:
+    with TestPipeline() as p:
+        out = p | "Create" >> beam.Create([event(7)]) | "Enrich" >> fast(service.url)
+
+        def check(elements: list[Decoded]) -> None:
+            (only,) = elements
+            assert only.source == event(7).source
+            assert only.schema_id == 100
+            assert only.payload["enrichment_status"] == ENRICHED
+
+        assert_that(out, check, label="CheckEnriched")
+
+
+# ----------------------------------------------------------------------------- faults
+
+
+def test_timeouts_fall_back_after_the_retries_with_the_reason(
+    service: MarketDataServer, tmp_path: Path
+) -> None:
+    service.set_faults(latency_ms=1500)
+    outputs, counters = run(
+        [event(i) for i in range(3)], fast(service.url, call_timeout_s=0.2), tmp_path
+    )
+    assert_accounted(outputs, 3)
+    assert statuses(outputs) == {FALLBACK: 3}
+    for payload, _, _ in outputs:
+        assert "MarketDataTimeout" in payload["enrichment_error"]
+        assert "after 3 attempts" in payload["enrichment_error"]
+        assert all(payload[f] is None for f in MARKET_FIELDS)
+    assert counters["calls"] == 9 and counters["retries"] == 6 and counters["fallbacks"] == 3
+
+
+def test_server_errors_are_retried_then_fall_back(
+    service: MarketDataServer, tmp_path: Path
+) -> None:
+    service.set_faults(error_rate=1.0)
+    outputs, counters = run([event(i) for i in range(5)], fast(service.url), tmp_path)
+    assert_accounted(outputs, 5)
+    assert statuses(outputs) == {FALLBACK: 5}
+    assert all("500" in p["enrichment_error"] for p, _, _ in outputs)
+    # 1 call + 2 retries each (the count of 500s only: a slow request of an earlier test may
+    # still finish as a 200 after the reset).
+    assert service.stats()["by_status"]["500"] == 15
+    assert counters["call_failures"] == 15
+
+
+def test_intermittent_server_errors_are_mostly_recovered_by_retries(
+    service: MarketDataServer, tmp_path: Path
+) -> None:
+    service.set_faults(error_rate=0.3)
+    outputs, counters = run(spread_events(100), fast(service.url, max_retries=3), tmp_path)
+    assert_accounted(outputs, 100)
+    # P(4 failures in a row) = 0.3^4 < 1 %: nearly all enriched, and every event accounted for.
+    assert statuses(outputs)[ENRICHED] >= 95
+    assert counters["retries"] > 0
+    assert counters["enriched"] + counters.get("fallbacks", 0) == 100
+
+
+def test_rate_limited_calls_are_retried_and_fall_back_with_the_reason(
+    service: MarketDataServer, tmp_path: Path
+) -> None:
+    service.set_faults(rate_limit_rps=0, retry_after_s=1)
+    started = time.monotonic()
+    outputs, _ = run([event(i) for i in range(2)], fast(service.url), tmp_path)
+    assert_accounted(outputs, 2)
+    assert statuses(outputs) == {FALLBACK: 2}
+    assert all("429" in p["enrichment_error"] for p, _, _ in outputs)
+    assert service.stats()["by_status"] == {"429": 6}
+    # Retry-After (1 s) is honoured up to max_backoff_s (0.05 s): no long stall.
+    assert time.monotonic() - started < 60
+
+
+def test_rate_limit_slows_the_calls_and_retries_get_most_events_through(
+    service: MarketDataServer, tmp_path: Path
+) -> None:
+    service.set_faults(rate_limit_rps=20)
+    outputs, _ = run(
+        spread_events(60),
+        fast(service.url, max_retries=6, initial_backoff_s=0.05, max_backoff_s=0.5),
+        tmp_path,
+    )
+    assert_accounted(outputs, 60)
+    assert statuses(outputs)[ENRICHED] >= 55
+    assert "429" in service.stats()["by_status"]
+
+
+def test_service_down_falls_back_for_every_event(service: MarketDataServer, tmp_path: Path) -> None:
+    service.set_faults(down=True)
+    outputs, _ = run([event(i) for i in range(4)], fast(service.url), tmp_path)
+    assert_accounted(outputs, 4)
+    assert statuses(outputs) == {FALLBACK: 4}
+    assert all("503" in p["enrichment_error"] for p, _, _ in outputs)
+
+
+def test_no_process_listening_falls_back_with_a_connection_error(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    outputs, counters = run([event(i) for i in range(4)], fast(url), tmp_path)
+    assert_accounted(outputs, 4)
+    assert statuses(outputs) == {FALLBACK: 4}
+    assert all("ConnectionError" in p["enrichment_error"] for p, _, _ in outputs)
+    assert counters["calls"] == 12
+
+
+def test_unknown_zip_falls_back_after_one_call_without_retries(
+    service: MarketDataServer, tmp_path: Path
+) -> None:
+    events = [event(i, "99999", "CONDO") for i in range(10)]
+    outputs, counters = run(events, fast(service.url), tmp_path)
+    assert_accounted(outputs, 10)
+    assert statuses(outputs) == {FALLBACK: 10}
+    assert all("404" in p["enrichment_error"] for p, _, _ in outputs)
+    assert service.stats()["by_status"] == {"404": 10}  # one call per event, no retry storm
+    assert counters.get("retries", 0) == 0
+
+
+def test_malformed_answer_falls_back_counted_without_retries(
+    service: MarketDataServer, tmp_path: Path
+) -> None:
+    service.set_faults(malformed_rate=1.0)
+    outputs, counters = run([event(i) for i in range(5)], fast(service.url), tmp_path)
+    assert_accounted(outputs, 5)
+    assert statuses(outputs) == {FALLBACK: 5}
+    assert all("MalformedMarketData" in p["enrichment_error"] for p, _, _ in outputs)
+    assert service.stats()["market_requests"] == 5
+    assert counters["fallbacks"] == 5 and counters["call_failures"] == 5
+
+
+# ----------------------------------------------------------------------------- circuit
+
+
+def test_open_circuit_stops_calling_a_dead_service(
+    service: MarketDataServer, tmp_path: Path
+) -> None:
+    service.set_faults(error_rate=1.0)
+    transform = fast(service.url, max_retries=0, failure_threshold=3, cooldown_s=300)
+    outputs, counters = run([event(i) for i in range(50)], transform, tmp_path)
+    assert_accounted(outputs, 50)
+    assert statuses(outputs) == {FALLBACK: 50}
+    assert service.stats()["market_requests"] == 3
+    assert counters["circuit_opened"] == 1 and counters["circuit_rejected"] == 47
+    rejected = [p for p, _, _ in outputs if "CircuitOpenError" in p["enrichment_error"]]
+    assert len(rejected) == 47
+
+
+def test_open_circuit_makes_a_dead_slow_service_cheap(
+    service: MarketDataServer, tmp_path: Path
+) -> None:
+    service.set_faults(latency_ms=2000)
+    transform = fast(
+        service.url, call_timeout_s=0.2, max_retries=0, failure_threshold=2, cooldown_s=300
+    )
+    started = time.monotonic()
+    outputs, _ = run([event(i) for i in range(40)], transform, tmp_path)
+    elapsed = time.monotonic() - started
+    assert statuses(outputs) == {FALLBACK: 40}
+    # Without the breaker: 40 x 0.2 s = 8 s of timeouts alone; with it: 2 timeouts.
+    assert elapsed < 8, elapsed
+
+
+def test_circuit_closes_by_itself_when_the_service_recovers(
+    service: MarketDataServer, tmp_path: Path
+) -> None:
+    circuit = uuid.uuid4().hex
+    service.set_faults(error_rate=1.0)
+    failing = fast(
+        service.url, max_retries=0, failure_threshold=2, cooldown_s=0.5, circuit_id=circuit
+    )
+    outputs, counters = run([event(i) for i in range(10)], failing, tmp_path)
+    assert statuses(outputs) == {FALLBACK: 10}
+    assert counters["circuit_opened"] == 1
+    service.set_faults(reset=True)
+    time.sleep(0.6)  # the cool-down passes
+    recovering = fast(
+        service.url, max_retries=0, failure_threshold=2, cooldown_s=0.5, circuit_id=circuit
+    )
+    outputs, counters = run([event(i) for i in range(10)], recovering, tmp_path)
+    assert statuses(outputs) == {ENRICHED: 10}
+    assert counters["circuit_half_opened"] == 1 and counters["circuit_closed"] == 1
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def test_cold_cache_calls_once_per_key_and_warm_cache_calls_nothing(
+    service: MarketDataServer, empty_redis: RedisServer, tmp_path: Path
+) -> None:
+    events = spread_events(200)  # 50 distinct (zip, type) keys
+
+    def cached() -> EnrichWithMarketData:
+        return fast(service.url).with_redis_cache(empty_redis.host, empty_redis.port, ttl_s=300)
+
+    # Keys repeated within one bundle miss together on a cold cache (the write comes after the
+    # call), so the first run calls at most once per event and stores each key once.
+    cold, cold_counters = run(events, cached(), tmp_path)
+    assert statuses(cold) == {ENRICHED: 200}
+    cold_calls = service.stats()["market_requests"]
+    assert 50 <= cold_calls <= 200
+    assert cold_counters["calls"] == cold_calls
+    client = redis_client.Redis(empty_redis.host, empty_redis.port)
+    assert len(client.keys("market:*")) == 50
+    ttl = client.ttl("market:10001:SINGLE_FAMILY")
+    assert 0 < ttl <= 300
+
+    warm, warm_counters = run(events, cached(), tmp_path)
+    assert statuses(warm) == {ENRICHED: 200}
+    assert service.stats()["market_requests"] == cold_calls  # not one more call
+    assert warm_counters["cache_hits"] == 200
+    assert warm_counters.get("calls", 0) == 0
+    # Cached answers are the same data as fresh ones.
+    by_offset = {o: p for p, _, o in cold}
+    assert all(p == by_offset[o] for p, _, o in warm)
+
+
+def test_fallbacks_are_not_cached_so_recovery_is_seen_at_once(
+    service: MarketDataServer, empty_redis: RedisServer, tmp_path: Path
+) -> None:
+    service.set_faults(down=True)
+    transform = fast(service.url).with_redis_cache(empty_redis.host, empty_redis.port, 300)
+    outputs, _ = run([event(i) for i in range(3)], transform, tmp_path)
+    assert statuses(outputs) == {FALLBACK: 3}
+    client = redis_client.Redis(empty_redis.host, empty_redis.port)
+    assert client.keys("market:*") == []
+    service.set_faults(reset=True)
+    transform = fast(service.url).with_redis_cache(empty_redis.host, empty_redis.port, 300)
+    outputs, _ = run([event(i) for i in range(3)], transform, tmp_path)
+    assert statuses(outputs) == {ENRICHED: 3}
+
+
+def test_warm_cache_keeps_enriching_while_the_service_is_down(
+    service: MarketDataServer, empty_redis: RedisServer, tmp_path: Path
+) -> None:
+    events = spread_events(50)
+    transform = fast(service.url).with_redis_cache(empty_redis.host, empty_redis.port, 300)
+    run(events, transform, tmp_path)
+    service.set_faults(down=True)
+    transform = fast(service.url).with_redis_cache(empty_redis.host, empty_redis.port, 300)
+    outputs, counters = run(events, transform, tmp_path)
+    assert statuses(outputs) == {ENRICHED: 50}
+    assert counters["cache_hits"] == 50
+
+
+def test_expired_cache_entry_is_fetched_again(
+    service: MarketDataServer, empty_redis: RedisServer, tmp_path: Path
+) -> None:
+    transform = fast(service.url).with_redis_cache(empty_redis.host, empty_redis.port, 1)
+    run([event(0)], transform, tmp_path)
+    time.sleep(2.1)  # TTL 1 s
+    transform = fast(service.url).with_redis_cache(empty_redis.host, empty_redis.port, 1)
+    outputs, counters = run([event(1)], transform, tmp_path)
+    assert statuses(outputs) == {ENRICHED: 1}
+    assert counters["calls"] == 1 and counters.get("cache_hits", 0) == 0
+    assert service.stats()["market_requests"] == 2
+
+
+# ----------------------------------------------------------------------------- accounting
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {},
+        {"error_rate": 0.5},
+        {"error_rate": 1.0},
+        {"rate_limit_rps": 30},
+        {"down": True},
+        {"malformed_rate": 0.5},
+        {"latency_ms": 400},
+    ],
+    ids=["healthy", "errors-50pct", "errors-100pct", "rate-limited", "down", "malformed", "slow"],
+)
+@pytest.mark.parametrize("cache", [False, True], ids=["no-cache", "redis"])
+def test_every_event_comes_out_exactly_once_under_every_fault_mode(
+    service: MarketDataServer,
+    empty_redis: RedisServer,
+    tmp_path: Path,
+    faults: dict[str, Any],
+    cache: bool,
+) -> None:
+    if faults:
+        service.set_faults(**faults)
+    transform = fast(service.url, call_timeout_s=0.3, failure_threshold=10, cooldown_s=1.0)
+    if cache:
+        transform = transform.with_redis_cache(empty_redis.host, empty_redis.port, 300)
+    n = 120
+    outputs, counters = run(spread_events(n), transform, tmp_path)
+    assert_accounted(outputs, n)
+    counts = statuses(outputs)
+    assert counts[ENRICHED] + counts[FALLBACK] == n
+    assert counters.get("enriched", 0) == counts[ENRICHED]
+    assert counters.get("fallbacks", 0) == counts[FALLBACK]
+    for payload, _, _ in outputs:
+        if payload["enrichment_status"] == FALLBACK:
+            assert payload["enrichment_error"]
