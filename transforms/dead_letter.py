@@ -49,6 +49,18 @@ class DeadLetter(NamedTuple):
             record_timestamp_ms=record.timestamp_ms,
         )
 
+    @classmethod
+    def from_error(
+        cls, stage: str, record: KafkaRecord, error: tuple[type, str, list[str]]
+    ) -> DeadLetter:
+        """A dead letter from the ``(exception type, repr, traceback lines)`` triple that Beam's
+        ``with_exception_handling`` puts on its dead-letter output. ``error_type`` is the
+        exception class's ``error_type`` attribute when it has one (e.g. a validation rule id),
+        else its class name."""
+        exc_type, exc_repr, _traceback = error
+        error_type = getattr(exc_type, "error_type", None) or exc_type.__name__
+        return cls.of(stage, error_type, exc_repr, record)
+
     def to_avro(self) -> dict[str, Any]:
         """The record as written to the dead-letter topic (``schemas/dead_letter.avsc``)."""
         return {
