@@ -6,9 +6,9 @@ import pytest
 
 from pipelines.simulate import (
     HOUR_MS,
-    PlannedRecord,
     POISON_EVENT_CLASSES,
     POISON_VIEW_CLASSES,
+    PlannedRecord,
     SimulationSpec,
     compute_oracle,
     generate,
