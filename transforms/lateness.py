@@ -47,18 +47,19 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.coders import VarIntCoder
-from apache_beam.metrics import Metrics
 from apache_beam.transforms import userstate
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms import metrics
 from transforms.event_time import event_time_ms
 from transforms.types import Decoded
 
-METRICS_NAMESPACE = "property_streams"
+# Counters, in transforms/metrics.py's namespace: records passed on, records held back (for every
+# partition on_time + late = input), and batches that arrived below the last offset seen.
 ON_TIME_COUNTER = "on_time"
-LATE_COUNTER = "late"
+LATE_COUNTER = metrics.LATE
 OUT_OF_ORDER_COUNTER = "gate_out_of_order"
 
 LATE_STAGE = "late_gate"
@@ -152,9 +153,9 @@ class _DecideLateness(beam.DoFn):
     def __init__(self, window_size_ms: int, allowed_lateness_ms: int) -> None:
         self._window_size_ms = window_size_ms
         self._allowed_lateness_ms = allowed_lateness_ms
-        self._on_time = Metrics.counter(METRICS_NAMESPACE, ON_TIME_COUNTER)
-        self._late = Metrics.counter(METRICS_NAMESPACE, LATE_COUNTER)
-        self._out_of_order = Metrics.counter(METRICS_NAMESPACE, OUT_OF_ORDER_COUNTER)
+        self._on_time = metrics.counter(ON_TIME_COUNTER)
+        self._late = metrics.counter(LATE_COUNTER)
+        self._out_of_order = metrics.counter(OUT_OF_ORDER_COUNTER)
 
     def process(
         self,
@@ -224,7 +225,9 @@ class GateLateRecords(beam.PTransform[beam.PCollection[Decoded], GateResult]):
     def expand(self, records: beam.PCollection[Decoded]) -> GateResult:
         results = (
             records
-            | "BatchPerPartition" >> beam.ParDo(_BatchPerPartition())
+            # A str key: a deterministic coder for the state key.
+            | "BatchPerPartition"
+            >> beam.ParDo(_BatchPerPartition()).with_output_types(tuple[str, Any])
             | "DecideLateness"
             >> beam.ParDo(
                 _DecideLateness(self._window_size_ms, self._allowed_lateness_ms)

@@ -15,12 +15,12 @@ from apache_beam.testing.util import assert_that, equal_to
 from tests.transforms.event_records import HOUR_MS, MINUTE_MS, at, stamped, ts, view
 from transforms.lateness import (
     LATE_COUNTER,
-    METRICS_NAMESPACE,
     ON_TIME_COUNTER,
     GateLateRecords,
     late_by_ms,
     tumbling_window_end_ms,
 )
+from transforms.metrics import NAMESPACE
 from transforms.types import Decoded
 
 
@@ -251,9 +251,7 @@ def test_on_time_plus_late_equals_input_per_partition_and_matches_the_contract_r
     result.wait_until_finish()
     counters = {
         c.key.metric.name: c.committed
-        for c in result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))[
-            "counters"
-        ]
+        for c in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
     }
     assert counters[LATE_COUNTER] == len(expected_late)
     assert counters[ON_TIME_COUNTER] + counters[LATE_COUNTER] == len(log)

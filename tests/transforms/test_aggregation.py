@@ -1,0 +1,116 @@
+"""CountByZip running counts (late-but-allowed corrections), high-value and event-type filters."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+
+from tests.transforms.event_records import at, property_event, ts
+from transforms.aggregation import (
+    CountByZip,
+    FilterEventType,
+    HighValueListings,
+    ListingUpdates,
+    is_high_value,
+    zip_count,
+)
+
+
+def streaming_options() -> PipelineOptions:
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    return options
+
+
+def elements(*events):
+    return [beam.window.TimestampedValue(e, ts(e.payload["event_time"])) for e in events]
+
+
+def ids(decoded):
+    return decoded.payload["event_id"]
+
+
+def test_count_by_zip_emits_an_update_per_event_and_a_late_event_corrects_the_count():
+    stream = (
+        TestStream()
+        # on time
+        .add_elements(elements(property_event(at(1), offset=0), property_event(at(2), offset=1)))
+        .add_elements(elements(property_event(at(3), zip_code="10001", offset=2)))
+        .advance_watermark_to(ts(at(90)))
+        # late but allowed (the gate passed it): counted, the zip's update corrects the count
+        .add_elements(elements(property_event(at(40), offset=3)))
+        .advance_watermark_to_infinity()
+    )
+    with TestPipeline(options=streaming_options()) as p:
+        counts = p | "Events" >> stream | CountByZip()
+        assert_that(
+            counts,
+            equal_to(
+                [
+                    zip_count("94107", 1, at(1)),
+                    zip_count("94107", 2, at(2)),
+                    zip_count("10001", 1, at(3)),
+                    # the late event raises the count; last_event_time stays the largest seen
+                    zip_count("94107", 3, at(40)),
+                ]
+            ),
+            label="Updates",
+        )
+
+
+def test_count_by_zip_counts_events_already_in_time_windows():
+    events = [property_event(at(m), offset=m) for m in (5, 65, 125)]
+    with TestPipeline() as p:
+        counts = (
+            p
+            | "Events" >> beam.Create(elements(*events))
+            | "Hourly" >> beam.WindowInto(beam.window.FixedWindows(3600))
+            | CountByZip()
+        )
+        # One running count across the windows, not one per window.
+        assert_that(
+            counts | "Counts" >> beam.Map(lambda z: z["count"]),
+            equal_to([1, 2, 3]),
+            label="Running",
+        )
+
+
+def test_price_must_be_strictly_above_the_threshold():
+    assert is_high_value({"price": 500_001}, 500_000)
+    assert not is_high_value({"price": 500_000}, 500_000)
+
+
+def test_high_value_listings_keep_only_prices_above_the_threshold():
+    events = [
+        property_event(at(0), price=500_000, offset=0),
+        property_event(at(0), price=500_001, offset=1),
+        property_event(at(0), price=2_000_000, offset=2),
+    ]
+    with TestPipeline() as p:
+        high = p | "Events" >> beam.Create(events) | HighValueListings()
+        custom = p | "Events2" >> beam.Create(events) | "Over1M" >> HighValueListings(1_000_000)
+        assert_that(high | "Ids" >> beam.Map(ids), equal_to(["e-0-1", "e-0-2"]), label="Default")
+        assert_that(custom | "Ids2" >> beam.Map(ids), equal_to(["e-0-2"]), label="Custom")
+
+
+def test_listing_updates_keep_only_listing_updated_events():
+    events = [
+        property_event(at(0), event_type=t, offset=i)
+        for i, t in enumerate(
+            ["LISTING_CREATED", "LISTING_UPDATED", "PRICE_CHANGED", "LISTING_UPDATED"]
+        )
+    ]
+    with TestPipeline() as p:
+        updates = p | "Events" >> beam.Create(events) | ListingUpdates()
+        assert_that(updates | "Ids" >> beam.Map(ids), equal_to(["e-0-1", "e-0-3"]), label="Kept")
+
+
+def test_unknown_event_type_and_negative_threshold_are_rejected():
+    with pytest.raises(ValueError, match="event_type must be one of"):
+        FilterEventType("LISTING_UPDATE")
+    with pytest.raises(ValueError, match="threshold"):
+        HighValueListings(-1)
