@@ -1,0 +1,171 @@
+"""Runner presets: turn ``--runner=X`` plus the running local stack into the options Beam needs.
+
+Pipelines call ``runner_args(argv)`` once in their entry point and build ``PipelineOptions`` from
+the result; they never see ports or processes. What each runner gets (flags the user gave win):
+
+- ``PrismRunner``: ``--prism_location`` (the binary built into ``.local/bin``),
+  ``--environment_type=LOOPBACK`` (Python steps run in this process) and ``--beam_services``
+  pointing Beam's Kafka IO at the running Java expansion service.
+- ``FlinkRunner`` / ``PortableRunner``: ``--job_endpoint`` of Beam's Flink job server,
+  ``--environment_type=LOOPBACK``, ``--beam_services``, and with ``--streaming``
+  ``--checkpointing_interval=5000``: an unbounded Kafka read on Flink delivers records
+  downstream only when checkpointing is on (DESIGN.md).
+- ``DirectRunner`` (also Beam's default when no runner is named): it cannot execute Java
+  cross-language transforms, so a Kafka pipeline runs on Prism instead, said in one log line.
+- ``DataflowRunner`` and others: passed through unchanged.
+
+Every runner also gets ``--bootstrap_servers`` of the local broker when the user gave none.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from transforms.io.kafka import EXPANSION_SERVICE_KEY
+
+_LOG = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PRISM_BINARY = REPO_ROOT / ".local" / "bin" / "prism"
+FLINK_STREAMING_CHECKPOINT_MS = 5000
+
+_PORTABLE_JOB_RUNNERS = ("FlinkRunner", "PortableRunner")
+
+
+@dataclass(frozen=True)
+class StackAddresses:
+    """Where the local stack's services listen (None: not running)."""
+
+    bootstrap_servers: str | None = None
+    expansion_service: str | None = None
+    job_endpoint: str | None = None
+
+
+class PresetError(RuntimeError):
+    """The runner needs a service of the local stack that is not running."""
+
+
+def flag_value(argv: Sequence[str], name: str) -> str | None:
+    """The value of ``--name=v`` or ``--name v`` in ``argv`` (the last one wins), else None."""
+    value = None
+    flag = f"--{name}"
+    for i, arg in enumerate(argv):
+        if arg.startswith(flag + "="):
+            value = arg[len(flag) + 1 :]
+        elif arg == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+    return value
+
+
+def has_flag(argv: Sequence[str], name: str) -> bool:
+    """True when ``--name`` appears in ``argv`` (as ``--name``, ``--name=v`` or ``--name v``)."""
+    flag = f"--{name}"
+    return any(arg == flag or arg.startswith(flag + "=") for arg in argv)
+
+
+def load_stack_addresses() -> StackAddresses:
+    """Addresses of the running local stack (``runners.local``); None for what does not run."""
+    # The supervisor; imported lazily: only entry points need it, and it imports confluent-kafka.
+    from runners import local
+
+    stack = local.Stack.load()
+
+    def address(service: str, prop: str) -> str | None:
+        return getattr(stack, prop) if stack.is_running(service) else None
+
+    return StackAddresses(
+        bootstrap_servers=address(local.KAFKA, "bootstrap_servers"),
+        expansion_service=address(local.EXPANSION_SERVICE, "expansion_service"),
+        job_endpoint=address(local.FLINK_JOB_SERVER, "job_endpoint"),
+    )
+
+
+def _without_runner(argv: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg.startswith("--runner="):
+            continue
+        if arg == "--runner":
+            skip = i + 1 < len(argv)
+            continue
+        out.append(arg)
+    return out
+
+
+def runner_args(
+    argv: Sequence[str],
+    stack: StackAddresses | Callable[[], StackAddresses] = load_stack_addresses,
+    uses_kafka: bool = True,
+) -> list[str]:
+    """``argv`` completed with what ``--runner`` needs to run on the local stack.
+
+    ``stack`` gives the running services' addresses (a callable is called only when an address is
+    actually needed). ``uses_kafka`` says whether the pipeline has Kafka IO (Java transforms):
+    only then does a DirectRunner pipeline move to Prism. Raises ``PresetError`` naming the
+    command that starts a missing service.
+    """
+    argv = list(argv)
+    runner = flag_value(argv, "runner") or "DirectRunner"
+    short = runner.rsplit(".", 1)[-1]
+    resolved: StackAddresses | None = stack if isinstance(stack, StackAddresses) else None
+
+    def addresses() -> StackAddresses:
+        nonlocal resolved
+        if resolved is None:
+            resolved = stack() if callable(stack) else StackAddresses()
+        return resolved
+
+    if short in ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner") and uses_kafka:
+        _LOG.info(
+            "%s cannot run Kafka IO (Java cross-language transforms): running on PrismRunner",
+            runner,
+        )
+        argv = [*_without_runner(argv), "--runner=PrismRunner"]
+        short = "PrismRunner"
+
+    added: list[str] = []
+    if uses_kafka and not has_flag(argv, "bootstrap_servers"):
+        servers = addresses().bootstrap_servers
+        if servers:
+            added.append(f"--bootstrap_servers={servers}")
+
+    if short in ("PrismRunner", *_PORTABLE_JOB_RUNNERS):
+        if not has_flag(argv, "environment_type"):
+            added.append("--environment_type=LOOPBACK")
+        if uses_kafka and not has_flag(argv, "beam_services"):
+            expansion = addresses().expansion_service
+            if not expansion:
+                raise PresetError(
+                    f"{short} needs Beam's Kafka expansion service, which is not running: "
+                    "start it with `python -m runners.local up`"
+                )
+            added.append("--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: expansion}))
+
+    if short == "PrismRunner" and not has_flag(argv, "prism_location"):
+        if not PRISM_BINARY.exists():
+            raise PresetError(
+                f"PrismRunner needs the Prism binary at {PRISM_BINARY}: build it with `make setup`"
+            )
+        added.append(f"--prism_location={PRISM_BINARY}")
+
+    if short in _PORTABLE_JOB_RUNNERS:
+        if not has_flag(argv, "job_endpoint"):
+            endpoint = addresses().job_endpoint
+            if not endpoint:
+                raise PresetError(
+                    f"{short} needs Beam's Flink job server, which is not running: start it with "
+                    "`python -m runners.local up flink-job-server`"
+                )
+            added.append(f"--job_endpoint={endpoint}")
+        if has_flag(argv, "streaming") and not has_flag(argv, "checkpointing_interval"):
+            added.append(f"--checkpointing_interval={FLINK_STREAMING_CHECKPOINT_MS}")
+
+    return argv + added
