@@ -148,3 +148,31 @@ def test_a_service_that_dies_while_starting_fails_up_with_its_log(home):
         local.ensure_up(["kafka"], home=home, port_overrides=ANY_PORT, create_topics=False)
     assert local.Stack.load(home).services == {}
     assert not list((home / "run").glob("*.pid"))
+
+
+def test_three_brokers_replicate_three_ways_and_accept_acks_all_writes_with_one_down(home):
+    stack = local.ensure_up(["kafka"], home=home, brokers=3, port_overrides=ANY_PORT)
+    assert stack.kafka_brokers == 3
+    assert len(stack.bootstrap_servers.split(",")) == 3
+    md = kafka.cluster_metadata(stack.bootstrap_servers)
+    assert sorted(md.brokers) == [1, 2, 3]
+    for part in md.topics["property-events"].partitions.values():
+        assert sorted(part.replicas) == [1, 2, 3]
+
+    node3 = stack.record("kafka").processes[2]
+    os.killpg(node3.pid, signal.SIGKILL)
+    with contextlib.suppress(psutil.Error):
+        psutil.Process(node3.pid).wait(timeout=10)
+    failures = []
+    producer = Producer(
+        {"bootstrap.servers": stack.bootstrap_servers, "acks": "all", "log_level": 0}
+    )
+    for i in range(50):
+        producer.produce(
+            "property-events",
+            key=f"k{i}".encode(),
+            value=b"v",
+            on_delivery=lambda err, _msg: failures.append(err) if err else None,
+        )
+    assert producer.flush(60) == 0
+    assert failures == []  # min.insync.replicas=2: two of three brokers still take acks=all
