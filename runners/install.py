@@ -9,6 +9,8 @@
 3. Prism at ``beam.version`` into ``.local/bin/prism`` with ``go install`` (skipped when the binary
    there was built from that version: ``go version -m`` tells).
 4. ``redis-server`` from Debian (``apt-get update`` then ``install``) when missing.
+5. With ``--flink-cluster``: the Flink distribution for a session cluster (PyPI's
+   ``apache-flink-libraries`` sdist at ``flink.version``) into ``.local/flink-<version>/``.
 
 Standard library only, so it runs before the virtualenv exists. Every step has a timeout.
 """
@@ -191,12 +193,29 @@ def install_redis() -> StepResult:
     return StepResult("redis", time.monotonic() - start, "installed with apt-get")
 
 
+def install_flink_distribution() -> StepResult:
+    """The Flink session cluster's distribution (idempotent: kept once unpacked)."""
+    from runners import flink_cluster
+
+    start = time.monotonic()
+    try:
+        dest = flink_cluster.install_distribution()
+    except flink_cluster.FlinkClusterError as exc:
+        raise InstallError(str(exc)) from exc
+    return StepResult("flink", time.monotonic() - start, f"distribution at {dest}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runners.install", description=__doc__)
     parser.add_argument("--skip-maven", action="store_true")
     parser.add_argument("--skip-prism", action="store_true")
     parser.add_argument("--skip-redis", action="store_true")
     parser.add_argument("-q", "--quiet", action="store_true", help="mvn -q")
+    parser.add_argument(
+        "--flink-cluster",
+        action="store_true",
+        help="also fetch the Flink distribution for `runners.local up flink-cluster` (~230 MB)",
+    )
     args = parser.parse_args(argv)
 
     problems = missing_tools()
@@ -210,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         steps.append(build_prism)
     if not args.skip_redis:
         steps.append(install_redis)
+    if args.flink_cluster:
+        steps.append(install_flink_distribution)
     results = []
     try:
         for step in steps:

@@ -8,7 +8,9 @@ service            what                                                         
 kafka              Apache Kafka, KRaft, 1 combined node (or ``--brokers 3``)    9092 (+9093)
 java-workers       Beam's Java SDK worker pool (EXTERNAL environment)           5555
 expansion-service  Beam's expansion service with Kafka IO, EXTERNAL env         8097
-flink-job-server   Beam's Flink job server, embedded Flink (opt-in)             8099, 8098
+flink-cluster      Flink session cluster: JobManager + TaskManager (opt-in)     8081, 6123, 9249/50
+flink-job-server   Beam's Flink job server (opt-in): embedded Flink, or the     8099, 8098
+                   session cluster when flink-cluster runs
 redis              redis-server, loopback, no persistence                      6379
 marketdata         ``python -m runners.marketdata`` (skipped when absent)       8700
 =================  ===========================================================  ==============
@@ -49,8 +51,7 @@ from pathlib import Path
 
 from runners import _procs
 from runners import kafka as kafka_admin
-from runners._ports import LOOPBACK, PortInUseError, choose_port, free_port
-from runners._procs import StartupError
+from runners._ports import LOOPBACK, choose_port, free_port
 from runners._state import ProcessRecord, ServiceRecord, load_state, save_state
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +61,7 @@ KAFKA = "kafka"
 JAVA_WORKERS = "java-workers"
 EXPANSION_SERVICE = "expansion-service"
 FLINK_JOB_SERVER = "flink-job-server"
+FLINK_CLUSTER = "flink-cluster"
 REDIS = "redis"
 MARKETDATA = "marketdata"
 
@@ -68,6 +70,7 @@ ALL_SERVICES: tuple[str, ...] = (
     KAFKA,
     JAVA_WORKERS,
     EXPANSION_SERVICE,
+    FLINK_CLUSTER,
     FLINK_JOB_SERVER,
     REDIS,
     MARKETDATA,
@@ -80,6 +83,7 @@ DEFAULT_PORTS: Mapping[str, Mapping[str, int]] = {
     JAVA_WORKERS: {"grpc": 5555},
     EXPANSION_SERVICE: {"grpc": 8097},
     FLINK_JOB_SERVER: {"job": 8099, "artifact": 8098},
+    FLINK_CLUSTER: {"rest": 8081, "rpc": 6123, "prom-jm": 9249, "prom-tm": 9250},
     REDIS: {"redis": 6379},
     MARKETDATA: {"http": 8700},
 }
@@ -90,6 +94,7 @@ START_TIMEOUT_S: Mapping[str, float] = {
     JAVA_WORKERS: 90,
     EXPANSION_SERVICE: 120,
     FLINK_JOB_SERVER: 180,
+    FLINK_CLUSTER: 240,
     REDIS: 30,
     MARKETDATA: 60,
 }
@@ -259,6 +264,11 @@ class Stack:
     @property
     def artifact_endpoint(self) -> str:
         return f"localhost:{self._port(FLINK_JOB_SERVER, 'artifact')}"
+
+    @property
+    def flink_rest_url(self) -> str:
+        """The Flink session cluster's REST API and web UI."""
+        return f"http://localhost:{self._port(FLINK_CLUSTER, 'rest')}"
 
     @property
     def redis_url(self) -> str:
@@ -476,6 +486,32 @@ def _plan_flink_job_server(paths: StackPaths, ports: Mapping[str, int], flink_ma
     )
 
 
+def _plan_flink_cluster(paths: StackPaths, ports: Mapping[str, int]) -> _Plan:
+    from runners import flink_cluster
+
+    procs = flink_cluster.cluster_processes(
+        _java(),
+        flink_cluster.distribution_dir(),
+        paths.data(FLINK_CLUSTER),
+        flink_cluster.ClusterPorts(
+            rest=ports["rest"],
+            rpc=ports["rpc"],
+            prometheus_jobmanager=ports["prom-jm"],
+            prometheus_taskmanager=ports["prom-tm"],
+        ),
+        log_for=lambda role: paths.log(f"{FLINK_CLUSTER}-{role}"),
+    )
+    rest = f"http://localhost:{ports['rest']}"
+    return _Plan(
+        processes=[
+            _Proc(p.role, p.argv, paths.log(f"{FLINK_CLUSTER}-{p.role}"), p.env) for p in procs
+        ],
+        ready=lambda: flink_cluster.taskmanagers_registered(rest, 1),
+        ready_what=f"a TaskManager registered at the JobManager ({rest}/overview)",
+        extra={"rest_url": rest},
+    )
+
+
 def _plan_redis(paths: StackPaths, ports: Mapping[str, int]) -> _Plan:
     server = shutil.which("redis-server")
     if server is None:
@@ -656,7 +692,13 @@ def _start_service(
     elif name == EXPANSION_SERVICE:
         plan = _plan_expansion_service(paths, ports, state)
     elif name == FLINK_JOB_SERVER:
-        plan = _plan_flink_job_server(paths, ports, options.flink_master)
+        master = options.flink_master
+        if master == "[local]" and FLINK_CLUSTER in state:
+            # A session cluster runs: submit there rather than to an embedded Flink.
+            master = f"localhost:{state[FLINK_CLUSTER].ports['rest']}"
+        plan = _plan_flink_job_server(paths, ports, master)
+    elif name == FLINK_CLUSTER:
+        plan = _plan_flink_cluster(paths, ports)
     elif name == REDIS:
         plan = _plan_redis(paths, ports)
     elif name == MARKETDATA:
