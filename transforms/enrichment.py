@@ -10,7 +10,8 @@ stage can key by property_id and still point back at the original offsets).
 Every event goes out: ``enrichment_status`` is ``ENRICHED`` with the market data of its
 ``(zip_code, property_type)``, or ``FALLBACK`` with null market fields and ``enrichment_error``
 saying why (unknown zip or type, malformed answer, timeouts/5xx/429/connection errors after
-retries, circuit open). ``STALE`` is in the schema but not produced yet (no stale-on-error).
+retries, circuit open), or, with stale-on-error on (``with_redis_cache(..., stale_ttl_s=)``),
+``STALE`` with the last market data fetched for that key and the failure in ``enrichment_error``.
 
 How it is built (Beam 2.73, all read from the installed source):
 - Beam's ``Enrichment`` with ``MarketDataHandler`` (an ``EnrichmentSourceHandler``): one
@@ -30,10 +31,11 @@ How it is built (Beam 2.73, all read from the installed source):
   a whole TTL) and counts hits.
 
 Counters (namespace ``COUNTER_NAMESPACE``, stable names): ``calls`` (HTTP attempts),
-``call_failures`` (attempts that failed, 404 included), ``retries``, ``cache_hits``, ``enriched``,
-``fallbacks``, ``circuit_rejected`` (requests answered by an open circuit without a call),
-``circuit_opened``, ``circuit_half_opened``, ``circuit_closed``. They are incremented on the DoFn's
-thread: Beam runs each call in a fresh executor thread, where metric updates would be lost.
+``call_failures`` (attempts that failed, 404 included), ``retries``, ``cache_hits``,
+``enriched``, ``stale``, ``fallbacks``, ``circuit_rejected`` (requests answered by an open circuit
+without a call), ``circuit_opened``, ``circuit_half_opened``, ``circuit_closed``. They are
+incremented on the DoFn's thread: Beam runs each call in a fresh executor thread, where metric
+updates would be lost.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from datetime import timedelta
 from typing import Any
 
 import apache_beam as beam
+import redis
 import requests
 from apache_beam.io.requestresponse import (
     Caller,
@@ -85,6 +88,9 @@ MARKET_FIELDS: tuple[str, ...] = (
 )
 # The field of the handler's response row that carries the failure reason (None on success).
 ERROR_FIELD = "error"
+# True when the row's market data is an old copy served because the service failed.
+STALE_FIELD = "stale"
+STALE_KEY_PREFIX = "stale:"
 
 # --------------------------------------------------------------------------------------------
 # Errors: RequestResponseIO's exception classes, so its repeater machinery understands them.
@@ -192,14 +198,19 @@ def parse_market_record(body: bytes) -> dict[str, Any]:
 
 
 def enriched_event(
-    payload: Mapping[str, Any], market: Mapping[str, Any] | None, error: str | None
+    payload: Mapping[str, Any],
+    market: Mapping[str, Any] | None,
+    error: str | None,
+    *,
+    stale: bool = False,
 ) -> dict[str, Any]:
-    """The EnrichedPropertyEvent of ``payload``: ENRICHED with ``market``, else FALLBACK."""
+    """The EnrichedPropertyEvent of ``payload``: ENRICHED with ``market``; STALE with an old
+    ``market`` and the ``error`` that prevented a fresh one; else FALLBACK with the ``error``."""
     event = dict(payload)
-    if error is None and market is not None:
+    if market is not None and (error is None or stale):
         event.update({f: market[f] for f in MARKET_FIELDS})
-        event["enrichment_status"] = ENRICHED
-        event["enrichment_error"] = None
+        event["enrichment_status"] = STALE if stale else ENRICHED
+        event["enrichment_error"] = error if stale else None
     else:
         event.update(dict.fromkeys(MARKET_FIELDS))
         event["enrichment_status"] = FALLBACK
@@ -308,9 +319,11 @@ def circuit_breaker(circuit_id: str, failure_threshold: int, cooldown_s: float) 
 # --------------------------------------------------------------------------------------------
 
 
-def _market_row(market: Mapping[str, Any] | None, error: str | None) -> beam.Row:
+def _market_row(
+    market: Mapping[str, Any] | None, error: str | None, stale: bool = False
+) -> beam.Row:
     values = dict(market) if market is not None else dict.fromkeys(MARKET_FIELDS)
-    return beam.Row(**values, **{ERROR_FIELD: error})
+    return beam.Row(**values, **{ERROR_FIELD: error, STALE_FIELD: stale})
 
 
 def fallback_row(reason: str) -> beam.Row:
@@ -321,27 +334,77 @@ def fallback_row(reason: str) -> beam.Row:
 class MarketDataHandler(EnrichmentSourceHandler[Decoded, tuple[Decoded, beam.Row]]):
     """Calls ``GET {base_url}/v1/market?zip=&type=`` for a ``Decoded`` PropertyEvent.
 
-    Returns ``(request, beam.Row(<market fields>, error=None))``; raises the module's
-    ``UserCodeExecutionException`` subclasses on failure (see module docstring).
+    Returns ``(request, beam.Row(<market fields>, error=None, stale=False))``; raises the
+    module's ``UserCodeExecutionException`` subclasses on failure (see module docstring).
+
+    With ``stale_store=(host, port, ttl_s)`` every fetched record is also kept in Redis under
+    ``stale:market:<zip>:<type>`` for ``ttl_s`` (longer than the cache TTL), and
+    ``fallback_response`` serves that copy, marked stale, when a call fails for any reason but
+    404. The stale store is best effort: a Redis error there only costs the stale copy.
     """
 
-    def __init__(self, base_url: str, call_timeout_s: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        call_timeout_s: float,
+        stale_store: tuple[str, int, int] | None = None,
+    ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
         if call_timeout_s <= 0:
             raise ValueError(f"call_timeout_s must be > 0, got {call_timeout_s}")
         self.base_url = base_url.rstrip("/")
         self.call_timeout_s = call_timeout_s
+        self.stale_store = stale_store
         self._session: requests.Session | None = None
+        self._redis: redis.Redis | None = None
 
     def __enter__(self) -> MarketDataHandler:
         self._session = requests.Session()
+        if self.stale_store is not None:
+            host, port, _ = self.stale_store
+            self._redis = redis.Redis(host, port, socket_timeout=2, socket_connect_timeout=2)
         return self
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         if self._session is not None:
             self._session.close()
             self._session = None
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+
+    def _remember(self, request: Decoded, market: Mapping[str, Any]) -> None:
+        if self._redis is None or self.stale_store is None:
+            return
+        key = STALE_KEY_PREFIX + cache_key(request.payload)
+        try:
+            self._redis.set(key, json.dumps(market), ex=self.stale_store[2])
+        except redis.RedisError as exc:
+            _LOGGER.warning("could not keep a stale copy of %s: %s", key, exc)
+
+    def _recall(self, request: Decoded) -> dict[str, Any] | None:
+        if self._redis is None:
+            return None
+        key = STALE_KEY_PREFIX + cache_key(request.payload)
+        try:
+            cached = self._redis.get(key)
+            return parse_market_record(cached) if cached else None
+        except (redis.RedisError, ValueError) as exc:
+            _LOGGER.warning("could not read the stale copy %s: %s", key, exc)
+            return None
+
+    def fallback_response(
+        self, request: Decoded, reason: str, exc: BaseException
+    ) -> tuple[Decoded, beam.Row]:
+        """What stands in for a failed call: the stale copy if allowed and kept, else none."""
+        if self._session is None:
+            self.__enter__()
+        if not isinstance(exc, MarketDataNotFound):
+            market = self._recall(request)
+            if market is not None:
+                return request, _market_row(market, reason, stale=True)
+        return request, fallback_row(reason)
 
     def __str__(self) -> str:
         # RequestResponseIO names its metrics namespace after str(caller): keep it stable.
@@ -349,7 +412,7 @@ class MarketDataHandler(EnrichmentSourceHandler[Decoded, tuple[Decoded, beam.Row
 
     def __getstate__(self) -> dict[str, Any]:
         # A session is per process; pickle the configuration only.
-        return {**self.__dict__, "_session": None}
+        return {**self.__dict__, "_session": None, "_redis": None}
 
     def get_cache_key(self, request: Decoded) -> str:
         return cache_key(request.payload)
@@ -375,6 +438,7 @@ class MarketDataHandler(EnrichmentSourceHandler[Decoded, tuple[Decoded, beam.Row
                 market = parse_market_record(response.content)
             except ValueError as exc:
                 raise MalformedMarketData(f"malformed answer: {exc}") from exc
+            self._remember(request, market)
             return request, _market_row(market, None)
         if status == 404:
             raise MarketDataNotFound(f"404: no market data for zip={zip_code} type={property_type}")
@@ -508,6 +572,8 @@ class ResilientRepeater(Repeater):
             reason = f"{type(exc).__name__}: {exc}"
             if attempts > 1:
                 reason += f" (after {attempts} attempts)"
+            if isinstance(caller, MarketDataHandler):
+                return caller.fallback_response(request, reason, exc)
             return request, fallback_row(reason)
 
 
@@ -583,25 +649,29 @@ class _MarketEnrichment(Enrichment):
 class _JoinMarketData:
     """The Enrichment join (use_custom_types): ``(Decoded, response row)`` → enriched ``Decoded``.
 
-    Counts ``enriched`` and ``fallbacks``. A callable object rather than a function so the
-    counters are created once per worker, not per element.
+    Counts ``enriched``, ``stale`` and ``fallbacks``. A callable object rather than a function so
+    the counters are created once per worker, not per element.
     """
 
     def __init__(self) -> None:
-        self._enriched: Any = None
-        self._fallbacks: Any = None
+        self._counters: dict[str, Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"_enriched": None, "_fallbacks": None}
+        return {"_counters": None}
 
     def __call__(self, request: Decoded, response: beam.Row) -> Decoded:
-        if self._enriched is None:
-            self._enriched = Metrics.counter(COUNTER_NAMESPACE, "enriched")
-            self._fallbacks = Metrics.counter(COUNTER_NAMESPACE, "fallbacks")
+        if self._counters is None:
+            self._counters = {
+                ENRICHED: Metrics.counter(COUNTER_NAMESPACE, "enriched"),
+                STALE: Metrics.counter(COUNTER_NAMESPACE, "stale"),
+                FALLBACK: Metrics.counter(COUNTER_NAMESPACE, "fallbacks"),
+            }
         error = getattr(response, ERROR_FIELD, "response without an error field")
-        market = None if error is not None else {f: getattr(response, f) for f in MARKET_FIELDS}
-        payload = enriched_event(request.payload, market, error)
-        (self._enriched if payload["enrichment_status"] == ENRICHED else self._fallbacks).inc()
+        stale = bool(getattr(response, STALE_FIELD, False))
+        has_market = error is None or stale
+        market = {f: getattr(response, f) for f in MARKET_FIELDS} if has_market else None
+        payload = enriched_event(request.payload, market, error, stale=stale)
+        self._counters[payload["enrichment_status"]].inc()
         return Decoded(payload=payload, schema_id=ENRICHED_SCHEMA_ID, source=request.source)
 
 
@@ -646,25 +716,45 @@ class EnrichWithMarketData(beam.PTransform[beam.PCollection[Decoded], beam.PColl
         )
         self._circuit_id = circuit_id or self._handler.base_url
         self._redis: tuple[str, int, int] | None = None
+        self._stale_ttl_s = 0
 
-    def with_redis_cache(self, host: str, port: int, ttl_s: int = 3600) -> EnrichWithMarketData:
-        """Cache market data in Redis at ``host:port`` for ``ttl_s`` seconds (fallbacks never)."""
+    def with_redis_cache(
+        self, host: str, port: int, ttl_s: int = 3600, *, stale_ttl_s: int = 0
+    ) -> EnrichWithMarketData:
+        """Cache market data in Redis at ``host:port`` for ``ttl_s`` seconds (fallbacks never).
+
+        ``stale_ttl_s`` > 0 turns on stale-on-error: a second copy of every fetched record is
+        kept that long, and an event whose call fails (not 404) goes out STALE with it (and the
+        failure in ``enrichment_error``) instead of FALLBACK. It must exceed ``ttl_s``: the copy
+        is only reached once the cache entry has expired.
+        """
         if not host:
             raise ValueError("host must name the Redis server, e.g. 127.0.0.1")
         if not 0 < port < 65536:
             raise ValueError(f"port must be in 1..65535, got {port}")
         if ttl_s < 1:
             raise ValueError(f"ttl_s must be >= 1 second, got {ttl_s}")
+        if stale_ttl_s and stale_ttl_s <= ttl_s:
+            raise ValueError(
+                f"stale_ttl_s must be 0 (off) or longer than ttl_s ({ttl_s}), got {stale_ttl_s}"
+            )
         self._redis = (host, port, ttl_s)
+        self._stale_ttl_s = stale_ttl_s
         return self
 
     def expand(self, events: beam.PCollection[Decoded]) -> beam.PCollection[Decoded]:
+        handler = self._handler
+        if self._redis is not None and self._stale_ttl_s:
+            host, port, _ = self._redis
+            handler = MarketDataHandler(
+                handler.base_url, handler.call_timeout_s, (host, port, self._stale_ttl_s)
+            )
         enrichment = _MarketEnrichment(
-            self._handler,
+            handler,
             join_fn=_JoinMarketData(),
             # Backstop only: the HTTP timeout fires first (and Beam's executor waits for the
             # call's thread anyway when this one fires).
-            timeout=self._handler.call_timeout_s + 1.0,
+            timeout=handler.call_timeout_s + 1.0,
             repeater=ResilientRepeater(self._circuit_id, self._policy),
             use_custom_types=True,
         )

@@ -36,6 +36,7 @@ from transforms.enrichment import (
     ENRICHED_SCHEMA_ID,
     FALLBACK,
     MARKET_FIELDS,
+    STALE,
     EnrichWithMarketData,
 )
 from transforms.types import Decoded, KafkaRecord
@@ -440,26 +441,92 @@ def test_expired_cache_entry_is_fetched_again(
     ],
     ids=["healthy", "errors-50pct", "errors-100pct", "rate-limited", "down", "malformed", "slow"],
 )
-@pytest.mark.parametrize("cache", [False, True], ids=["no-cache", "redis"])
+@pytest.mark.parametrize("cache", ["none", "redis", "redis-stale"])
 def test_every_event_comes_out_exactly_once_under_every_fault_mode(
     service: MarketDataServer,
     empty_redis: RedisServer,
     tmp_path: Path,
     faults: dict[str, Any],
-    cache: bool,
+    cache: str,
 ) -> None:
     if faults:
         service.set_faults(**faults)
     transform = fast(service.url, call_timeout_s=0.3, failure_threshold=10, cooldown_s=1.0)
-    if cache:
+    if cache == "redis":
         transform = transform.with_redis_cache(empty_redis.host, empty_redis.port, 300)
+    if cache == "redis-stale":
+        # Stale copies of half the keys from an earlier (healthy) run, cache entries expired.
+        service.set_faults(reset=True)
+        warmup = fast(service.url).with_redis_cache(
+            empty_redis.host, empty_redis.port, ttl_s=1, stale_ttl_s=300
+        )
+        run(spread_events(25), warmup, tmp_path)
+        time.sleep(2.1)
+        if faults:
+            service.set_faults(**faults)
+        transform = transform.with_redis_cache(
+            empty_redis.host, empty_redis.port, ttl_s=1, stale_ttl_s=300
+        )
     n = 120
     outputs, counters = run(spread_events(n), transform, tmp_path)
     assert_accounted(outputs, n)
     counts = statuses(outputs)
-    assert counts[ENRICHED] + counts[FALLBACK] == n
+    assert counts[ENRICHED] + counts[FALLBACK] + counts[STALE] == n
     assert counters.get("enriched", 0) == counts[ENRICHED]
     assert counters.get("fallbacks", 0) == counts[FALLBACK]
+    assert counters.get("stale", 0) == counts[STALE]
+    if cache != "redis-stale":
+        assert counts[STALE] == 0
     for payload, _, _ in outputs:
-        if payload["enrichment_status"] == FALLBACK:
+        if payload["enrichment_status"] != ENRICHED:
             assert payload["enrichment_error"]
+
+
+# ----------------------------------------------------------------------------- stale-on-error
+
+
+def test_expired_entry_is_served_stale_with_the_reason_while_the_service_is_down(
+    service: MarketDataServer, empty_redis: RedisServer, tmp_path: Path
+) -> None:
+    def stale_capable() -> EnrichWithMarketData:
+        return fast(service.url).with_redis_cache(
+            empty_redis.host, empty_redis.port, ttl_s=1, stale_ttl_s=300
+        )
+
+    fresh, _ = run(spread_events(20), stale_capable(), tmp_path)
+    assert statuses(fresh) == {ENRICHED: 20}
+    time.sleep(2.1)  # every cache entry expires; the stale copies (300 s) remain
+    service.set_faults(down=True)
+    outputs, counters = run(spread_events(20), stale_capable(), tmp_path)
+    assert_accounted(outputs, 20)
+    assert statuses(outputs) == {STALE: 20}
+    fresh_by_offset = {o: p for p, _, o in fresh}
+    for payload, _, offset in outputs:
+        assert "503" in payload["enrichment_error"]
+        assert {f: payload[f] for f in MARKET_FIELDS} == {
+            f: fresh_by_offset[offset][f] for f in MARKET_FIELDS
+        }
+    assert counters["stale"] == 20 and counters.get("fallbacks", 0) == 0
+
+
+def test_unknown_zip_is_never_served_stale(
+    service: MarketDataServer, empty_redis: RedisServer, tmp_path: Path
+) -> None:
+    transform = fast(service.url).with_redis_cache(
+        empty_redis.host, empty_redis.port, ttl_s=1, stale_ttl_s=300
+    )
+    outputs, _ = run([event(i, "99999") for i in range(3)], transform, tmp_path)
+    assert statuses(outputs) == {FALLBACK: 3}
+
+
+def test_stale_off_falls_back_once_the_entry_expired(
+    service: MarketDataServer, empty_redis: RedisServer, tmp_path: Path
+) -> None:
+    def plain() -> EnrichWithMarketData:
+        return fast(service.url).with_redis_cache(empty_redis.host, empty_redis.port, ttl_s=1)
+
+    run([event(0)], plain(), tmp_path)
+    time.sleep(2.1)
+    service.set_faults(down=True)
+    outputs, _ = run([event(0)], plain(), tmp_path)
+    assert statuses(outputs) == {FALLBACK: 1}

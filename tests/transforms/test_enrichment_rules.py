@@ -20,6 +20,7 @@ from transforms.enrichment import (
     HALF_OPEN,
     MARKET_FIELDS,
     OPEN,
+    STALE,
     CircuitBreaker,
     EnrichWithMarketData,
     cache_key,
@@ -104,6 +105,15 @@ def test_fallback_event_has_null_market_fields_a_reason_and_matches_the_schema()
     assert event["enrichment_status"] == FALLBACK
     assert event["enrichment_error"] == "MarketDataNotFound: 404"
     assert all(event[f] is None for f in MARKET_FIELDS)
+    assert avro_round_trip(event) == event
+
+
+def test_stale_event_has_the_old_market_data_the_reason_and_matches_the_schema() -> None:
+    market = parse_market_record(json.dumps(market_record(42, "10001", "CONDO")).encode())
+    event = enriched_event(PAYLOAD, market, "MarketDataUnavailable: 503", stale=True)
+    assert event["enrichment_status"] == STALE
+    assert event["enrichment_error"] == "MarketDataUnavailable: 503"
+    assert event["median_price"] == market["median_price"]
     assert avro_round_trip(event) == event
 
 
@@ -210,3 +220,5 @@ def test_bad_cache_arguments_are_rejected_saying_what_to_fix() -> None:
         transform.with_redis_cache("127.0.0.1", 6379, ttl_s=0)
     with pytest.raises(ValueError, match="port must be in"):
         transform.with_redis_cache("127.0.0.1", 0)
+    with pytest.raises(ValueError, match=r"stale_ttl_s must be 0 \(off\) or longer than ttl_s"):
+        transform.with_redis_cache("127.0.0.1", 6379, ttl_s=60, stale_ttl_s=30)
