@@ -1,0 +1,275 @@
+"""The passthrough pipeline end to end: real broker, real Java Kafka IO, Prism and Flink.
+
+Each test produces records with confluent-kafka into a fresh topic, runs
+``pipelines.passthrough`` (bounded, or streaming then cancelled), reads the output topic back
+with a real consumer and asserts the exact multiset of (key, value): nothing lost, nothing
+duplicated, null keys and tombstones kept.
+
+Bounded runs stop either by ``--max_records`` (the input is spread evenly over the partitions:
+Beam splits the count per partition and would wait forever on a short one) or by
+``--stop_read_time_ms`` (records produced after the stop time must not come through).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from apache_beam.runners.runner import PipelineResult, PipelineState
+from confluent_kafka import Consumer, Producer
+
+from pipelines import passthrough
+from tests.conftest import FlinkJobServer
+from transforms.io.kafka import EXPANSION_SERVICE_KEY
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+PARTITIONS = 4
+N = 1000
+BOUNDED_TIMEOUT_S = {"prism": 300, "flink": 480}
+ARRIVAL_TIMEOUT_S = 300
+LINGER_S = 5.0  # after the expected count arrived: long enough to see a duplicate come in
+
+KeyValue = tuple[bytes | None, bytes | None]
+
+
+def sample_records(n: int, tag: str) -> list[KeyValue]:
+    """``n`` distinct records, one with a null key and one tombstone among them."""
+    records: list[KeyValue] = [(f"key-{tag}-{i}".encode(), f"value-{i}".encode()) for i in range(n)]
+    records[0] = (None, b"value-with-null-key")
+    records[1] = (b"key-of-a-tombstone", None)
+    return records
+
+
+def produce(bootstrap: str, topic: str, records: Sequence[KeyValue]) -> None:
+    """Writes ``records`` round-robin over the partitions (balanced) and waits for the acks."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i, (key, value) in enumerate(records):
+        producer.produce(topic, key=key, value=value, partition=i % PARTITIONS)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    left = producer.flush(60)
+    assert left == 0, f"{left} records not acknowledged by the broker within 60 s"
+
+
+def consume_exactly(
+    bootstrap: str, topic: str, count: int, timeout_s: float, linger_s: float = LINGER_S
+) -> list[KeyValue]:
+    """Every (key, value) on ``topic`` once ``count`` arrived and ``linger_s`` passed with no more
+    (or the deadline hit: then the test fails with how many came)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"check-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    got: list[KeyValue] = []
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + timeout_s
+        settle_until: float | None = None
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None:
+                assert message.error() is None, f"consumer error: {message.error()}"
+                got.append((message.key(), message.value()))
+            if len(got) >= count:
+                settle_until = settle_until or time.monotonic() + linger_s
+                if time.monotonic() >= settle_until:
+                    return got
+        raise AssertionError(f"{len(got)} of {count} records on {topic} after {timeout_s} s")
+    finally:
+        consumer.close()
+
+
+def runner_argv(
+    runner: str, kafka_bootstrap: str, expansion_service: str, flink: FlinkJobServer | None
+) -> list[str]:
+    argv = [
+        f"--bootstrap_servers={kafka_bootstrap}",
+        "--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: expansion_service}),
+    ]
+    if runner == "prism":
+        return ["--runner=PrismRunner", *argv]
+    assert flink is not None
+    return ["--runner=FlinkRunner", f"--job_endpoint={flink.job_endpoint}", *argv]
+
+
+def wait_done(result: PipelineResult, timeout_s: float) -> None:
+    """Waits for a bounded run to finish DONE; cancels it and fails the test on timeout."""
+    state = result.wait_until_finish(duration=int(timeout_s * 1000))
+    if state != PipelineState.DONE:
+        result.cancel()
+        raise AssertionError(f"the bounded run did not finish within {timeout_s} s (state {state})")
+
+
+def final_state(result: PipelineResult, timeout_s: float) -> str:
+    """The job's state once terminal (polled: ``wait_until_finish`` raises on CANCELLED)."""
+    deadline = time.monotonic() + timeout_s
+    state = result.state
+    while not PipelineState.is_terminal(state) and time.monotonic() < deadline:
+        time.sleep(1)
+        state = result.state
+    return state
+
+
+class FlinkRest:
+    """Flink's REST API of the embedded cluster running a job (Beam's ``cancel()`` reports
+    CANCELLED but leaves a Flink job running, DESIGN.md): found in the job server's log, which
+    prints each job's MiniCluster REST endpoint."""
+
+    PATTERN = re.compile(r"Rest endpoint listening at (\S+?):(\d+)")
+
+    def __init__(self, log_path: Path, log_offset: int) -> None:
+        self._log_path = log_path
+        self._log_offset = log_offset
+
+    @staticmethod
+    def log_size(log_path: Path | None) -> int:
+        return log_path.stat().st_size if log_path and log_path.exists() else 0
+
+    def base_url(self, timeout_s: float = 120) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._log_path.open("rb") as log:
+                log.seek(self._log_offset)
+                found = self.PATTERN.findall(log.read().decode("utf-8", "replace"))
+            if found:
+                host, port = found[-1]
+                return f"http://{host}:{port}"
+            time.sleep(1)
+        raise AssertionError(f"no Flink REST endpoint in {self._log_path} within {timeout_s} s")
+
+    def _call(self, method: str, path: str) -> dict:
+        request = urllib.request.Request(self.base_url() + path, method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else {}
+
+    def jobs(self) -> list[dict]:
+        return self._call("GET", "/jobs/overview")["jobs"]
+
+    def cancel_all(self, timeout_s: float = 60) -> None:
+        """Cancels every running job and waits until none runs."""
+        for job in self.jobs():
+            if job["state"] not in ("CANCELED", "FINISHED", "FAILED"):
+                self._call("PATCH", f"/jobs/{job['jid']}?mode=cancel")
+        deadline = time.monotonic() + timeout_s
+        states: set[str] = set()
+        while time.monotonic() < deadline:
+            try:
+                states = {job["state"] for job in self.jobs()}
+            except urllib.error.URLError:
+                # The embedded cluster shuts down (REST gone) once its only job is terminal.
+                return
+            if states <= {"CANCELED", "FINISHED", "FAILED"}:
+                return
+            time.sleep(1)
+        raise AssertionError(f"Flink jobs still {states} {timeout_s} s after cancelling")
+
+
+RUNNERS = [
+    pytest.param("prism", id="prism"),
+    pytest.param("flink", id="flink", marks=pytest.mark.flink),
+]
+
+
+@pytest.fixture
+def flink(request: pytest.FixtureRequest, runner: str) -> FlinkJobServer | None:
+    return request.getfixturevalue("flink_job_server") if runner == "flink" else None
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_bounded_passthrough_by_record_count_copies_every_record_exactly_once(
+    runner, kafka_bootstrap, expansion_service, flink, make_topic
+):
+    source, sink = make_topic(PARTITIONS, "in"), make_topic(PARTITIONS, "out")
+    records = sample_records(N, runner)
+    produce(kafka_bootstrap, source, records)  # N / PARTITIONS per partition: balanced
+
+    result = passthrough.start(
+        [
+            *runner_argv(runner, kafka_bootstrap, expansion_service, flink),
+            f"--input_topic={source}",
+            f"--output_topic={sink}",
+            f"--max_records={N}",
+        ]
+    )
+    wait_done(result, BOUNDED_TIMEOUT_S[runner])
+
+    assert Counter(consume_exactly(kafka_bootstrap, sink, N, timeout_s=60)) == Counter(records)
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_bounded_passthrough_by_stop_time_copies_records_before_it_and_none_after(
+    runner, kafka_bootstrap, expansion_service, flink, make_topic
+):
+    source, sink = make_topic(PARTITIONS, "in"), make_topic(PARTITIONS, "out")
+    before = sample_records(N, runner)
+    produce(kafka_bootstrap, source, before)
+    time.sleep(0.01)
+    stop_ms = int(time.time() * 1000)
+    time.sleep(0.01)
+    # One record after the stop time in every partition: KafkaIO needs one to find the stop offset.
+    after = [(b"after-stop", f"late-{p}".encode()) for p in range(PARTITIONS)]
+    produce(kafka_bootstrap, source, after)
+
+    result = passthrough.start(
+        [
+            *runner_argv(runner, kafka_bootstrap, expansion_service, flink),
+            f"--input_topic={source}",
+            f"--output_topic={sink}",
+            f"--stop_read_time_ms={stop_ms}",
+        ]
+    )
+    wait_done(result, BOUNDED_TIMEOUT_S[runner])
+
+    assert Counter(consume_exactly(kafka_bootstrap, sink, N, timeout_s=60)) == Counter(before)
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_streaming_passthrough_delivers_backlog_and_live_records_then_cancels(
+    runner, kafka_bootstrap, expansion_service, flink, make_topic
+):
+    source, sink = make_topic(PARTITIONS, "in"), make_topic(PARTITIONS, "out")
+    records = sample_records(N, runner)
+    backlog, live = records[: N // 2], records[N // 2 :]
+    produce(kafka_bootstrap, source, backlog)
+    log_path = flink.log_path if flink else None
+    log_offset = FlinkRest.log_size(log_path)
+
+    result = passthrough.start(
+        [
+            *runner_argv(runner, kafka_bootstrap, expansion_service, flink),
+            f"--input_topic={source}",
+            f"--output_topic={sink}",
+        ]
+    )
+    try:
+        # The backlog arrives first (read from the earliest offset), then records produced live.
+        consume_exactly(kafka_bootstrap, sink, len(backlog), ARRIVAL_TIMEOUT_S, linger_s=0)
+        produce(kafka_bootstrap, source, live)
+        got = consume_exactly(kafka_bootstrap, sink, N, ARRIVAL_TIMEOUT_S)
+    finally:
+        if runner == "flink" and log_path is not None:
+            FlinkRest(log_path, log_offset).cancel_all()
+        result.cancel()
+
+    assert Counter(got) == Counter(records)
+    state = final_state(result, timeout_s=60)
+    if runner == "flink":
+        # Cancelled through Flink's REST API, the job server reports the job as FAILED
+        # (JobCancellationException); what matters is that it stopped.
+        assert PipelineState.is_terminal(state), state
+    else:
+        assert state == PipelineState.CANCELLED
