@@ -1,0 +1,111 @@
+"""Kafka and passthrough options: parsed once into frozen configs, errors naming the flag."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.options import (
+    KafkaConfig,
+    OptionError,
+    PassthroughConfig,
+    is_bounded_run,
+    parse_kafka_properties,
+)
+
+BASE = ["--bootstrap_servers=127.0.0.1:9092"]
+
+
+def kafka_config(*argv: str) -> KafkaConfig:
+    return KafkaConfig.from_options(PipelineOptions([*BASE, *argv]))
+
+
+def test_kafka_properties_pass_through_to_consumer_and_producer_unchanged():
+    config = kafka_config(
+        "--consumer_group=property-pipeline",
+        "--kafka_property=security.protocol=SASL_SSL",
+        "--kafka_property",
+        "sasl.mechanism=SCRAM-SHA-512",
+        "--kafka_property=sasl.jaas.config=ScramLoginModule required username=u password=a=b;",
+    )
+    security = {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.jaas.config": "ScramLoginModule required username=u password=a=b;",
+    }
+    assert config.consumer_config() == {
+        **security,
+        "auto.offset.reset": "earliest",
+        "group.id": "property-pipeline",
+    }
+    assert config.producer_config() == security
+
+
+def test_config_is_frozen():
+    config = kafka_config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.bootstrap_servers = "elsewhere:1"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.properties["x"] = "y"  # type: ignore[index]
+
+
+def test_expansion_service_comes_from_beam_services():
+    services = json.dumps({"sdks:java:io:expansion-service:shadowJar": "localhost:8097"})
+    assert kafka_config(f"--beam_services={services}").expansion_service == "localhost:8097"
+
+
+@pytest.mark.parametrize(
+    ("argv", "bounded"),
+    [
+        ([], False),
+        (["--max_records=10"], True),
+        (["--max_read_time_s=30"], True),
+        (["--stop_read_time_ms=1700000000000"], True),
+        (["--start_read_time_ms=1700000000000"], False),
+    ],
+)
+def test_a_run_is_bounded_exactly_when_it_has_a_stop_condition(argv, bounded):
+    assert kafka_config(*argv).bounded is bounded
+    assert is_bounded_run(PipelineOptions(argv)) is bounded
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--max_records=0"], "--max_records"),
+        (["--max_read_time_s=-1"], "--max_read_time_s"),
+        (["--stop_read_time_ms=-5"], "--stop_read_time_ms"),
+        (["--start_read_time_ms=20", "--stop_read_time_ms=10"], "--stop_read_time_ms"),
+        (["--kafka_property=novalue"], "--kafka_property"),
+        (["--kafka_property=group.id=g"], "--consumer_group"),
+        (["--kafka_property=bootstrap.servers=x:1"], "--bootstrap_servers"),
+    ],
+)
+def test_bad_options_raise_an_error_naming_the_flag(argv, flag):
+    with pytest.raises(OptionError, match=flag):
+        kafka_config(*argv)
+
+
+def test_missing_bootstrap_servers_says_how_to_get_one():
+    with pytest.raises(OptionError, match=r"--bootstrap_servers is required.*runners.local up"):
+        KafkaConfig.from_options(PipelineOptions([]))
+
+
+def test_later_kafka_property_wins():
+    assert parse_kafka_properties(["acks=1", "acks=all"]) == {"acks": "all"}
+
+
+def test_passthrough_needs_two_distinct_topics():
+    with pytest.raises(OptionError, match="--output_topic is required"):
+        PassthroughConfig.from_options(PipelineOptions([*BASE, "--input_topic=a"]))
+    with pytest.raises(OptionError, match="read its own output"):
+        PassthroughConfig.from_options(
+            PipelineOptions([*BASE, "--input_topic=a", "--output_topic=a"])
+        )
+    config = PassthroughConfig.from_options(
+        PipelineOptions([*BASE, "--input_topic=a", "--output_topic=b"])
+    )
+    assert (config.input_topic, config.output_topic) == ("a", "b")

@@ -1,0 +1,124 @@
+"""Runner presets: what each runner gets from the running stack, and what the user gave wins."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+import pytest
+
+from runners.presets import PRISM_BINARY, PresetError, StackAddresses, runner_args
+
+STACK = StackAddresses(
+    bootstrap_servers="127.0.0.1:9092",
+    expansion_service="localhost:8097",
+    job_endpoint="localhost:8099",
+)
+BEAM_SERVICES = "--beam_services=" + json.dumps(
+    {"sdks:java:io:expansion-service:shadowJar": "localhost:8097"}
+)
+
+
+def test_prism_gets_binary_loopback_and_the_running_expansion_service():
+    args = runner_args(["--runner=PrismRunner", "--input_topic", "a"], STACK)
+    assert args == [
+        "--runner=PrismRunner",
+        "--input_topic",
+        "a",
+        "--bootstrap_servers=127.0.0.1:9092",
+        "--environment_type=LOOPBACK",
+        BEAM_SERVICES,
+        f"--prism_location={PRISM_BINARY}",
+    ]
+
+
+def test_direct_runner_with_kafka_moves_to_prism_and_says_so_once(caplog):
+    with caplog.at_level(logging.INFO, logger="runners.presets"):
+        args = runner_args(["--runner", "DirectRunner", "--streaming"], STACK)
+    assert "--runner=PrismRunner" in args
+    assert "DirectRunner" not in " ".join(args)
+    assert [r.getMessage() for r in caplog.records] == [
+        "DirectRunner cannot run Kafka IO (Java cross-language transforms): running on PrismRunner"
+    ]
+
+
+def test_no_runner_means_beams_default_direct_runner_and_so_prism_for_kafka():
+    assert "--runner=PrismRunner" in runner_args([], STACK)
+
+
+def test_direct_runner_without_kafka_stays_direct_and_needs_no_stack():
+    def no_stack() -> StackAddresses:
+        raise AssertionError("the stack must not be consulted")
+
+    assert runner_args(["--runner=DirectRunner"], no_stack, uses_kafka=False) == [
+        "--runner=DirectRunner"
+    ]
+
+
+def test_flink_streaming_gets_job_endpoint_loopback_services_and_checkpointing():
+    args = runner_args(["--runner=FlinkRunner", "--streaming"], STACK)
+    assert args == [
+        "--runner=FlinkRunner",
+        "--streaming",
+        "--bootstrap_servers=127.0.0.1:9092",
+        "--environment_type=LOOPBACK",
+        BEAM_SERVICES,
+        "--job_endpoint=localhost:8099",
+        "--checkpointing_interval=5000",
+    ]
+
+
+def test_flink_batch_gets_no_checkpointing():
+    args = runner_args(["--runner=FlinkRunner"], STACK)
+    assert not any(a.startswith("--checkpointing_interval") for a in args)
+
+
+def test_flags_the_user_gave_win_over_the_stack():
+    given = [
+        "--runner=FlinkRunner",
+        "--streaming",
+        "--bootstrap_servers=kafka.prod:9093",
+        "--environment_type=DOCKER",
+        '--beam_services={"x": "y:1"}',
+        "--job_endpoint=flink.prod:8099",
+        "--checkpointing_interval=60000",
+    ]
+    assert runner_args(given, StackAddresses()) == given
+
+
+def test_flink_without_a_running_job_server_names_the_command_that_starts_it():
+    stack = StackAddresses(bootstrap_servers="127.0.0.1:9092", expansion_service="localhost:8097")
+    with pytest.raises(PresetError, match=re.escape("python -m runners.local up flink-job-server")):
+        runner_args(["--runner=FlinkRunner"], stack)
+
+
+def test_kafka_pipeline_without_an_expansion_service_names_the_command_that_starts_it():
+    with pytest.raises(PresetError, match=re.escape("python -m runners.local up")):
+        runner_args(["--runner=FlinkRunner"], StackAddresses(job_endpoint="localhost:8099"))
+
+
+def test_dataflow_is_passed_through_with_only_the_broker_address():
+    args = runner_args(["--runner=DataflowRunner", "--project=p"], STACK)
+    assert args == ["--runner=DataflowRunner", "--project=p", "--bootstrap_servers=127.0.0.1:9092"]
+
+
+def test_the_stack_is_loaded_only_when_an_address_is_needed():
+    calls = []
+
+    def stack() -> StackAddresses:
+        calls.append(1)
+        return STACK
+
+    runner_args(
+        [
+            "--runner=FlinkRunner",
+            "--bootstrap_servers=b:1",
+            "--beam_services={}",
+            "--job_endpoint=j:1",
+        ],
+        stack,
+    )
+    assert calls == []
+    runner_args(["--runner=FlinkRunner"], stack)
+    assert calls == [1]
