@@ -5,11 +5,17 @@ the gate's ``on_time`` output. Output: Alert dicts (``schemas/alert.avsc``).
 
 Semantics:
 
-- Windows: tumbling event-time windows of ``window_s`` (default 600 s) per user_id.
-- Early alert: a stateful DoFn keyed by user_id counts views per (user, window) in state (Beam
-  scopes user state to the key *and* the window) and emits the Alert on the view that takes the
-  count past ``threshold`` — the 51st view with the defaults — without waiting for the watermark
-  or the window end. ``view_count`` is the count at the crossing (threshold + 1).
+- Windows: tumbling event-time windows of ``window_s`` (default 600 s, epoch-aligned) per user_id,
+  computed from the payload's event time by a plain function.
+- Early alert: a stateful DoFn keyed by (user_id, window start), in the global window, counts the
+  views in state and emits the Alert on the view that takes the count past ``threshold`` — the
+  51st view with the defaults — without waiting for the watermark or the window end.
+  ``view_count`` is the count at the crossing (threshold + 1).
+- Why the window is in the key and not a Beam window: Prism 2.73 garbage-collects the user state
+  of a stateful stage as soon as the watermark passes the window's end, ignoring the allowed
+  lateness (its stateful stages get no windowing strategy: ``execute.go`` gives one only to
+  aggregations), so per-Beam-window state lost the count and a late view started it again at 0
+  (a duplicate alert, verified). Global-window state lives until our own timer clears it.
 - Exactly one alert per (user, window) within a running pipeline: the count in state only grows,
   and only the view taking it from ``threshold`` to ``threshold + 1`` alerts, so later views, late
   views (a late pane) and records delivered twice do not alert again. ``alert_id`` is
@@ -17,10 +23,13 @@ Semantics:
   state is gone) produces the same id and a consumer of the user_id-keyed alerts topic can drop
   it.
 - Allowed lateness (default 70 min, the gate's window + lateness, as in ``windowing.py``): views up
-  to that late still count in their window. The state is cleared by an event-time timer at
-  ``window.max_timestamp() + allowed_lateness`` (``max_timestamp``, not ``end``: a timer at the
+  to that late still count in their window. The state is cleared by an event-time timer at the
+  window's last millisecond + allowed lateness (the last millisecond, not the end: a timer at the
   window end lost output on Prism, DESIGN.md). A view arriving after that (the gate in front makes
-  this impossible with the defaults) would start a fresh count for an expired window.
+  this impossible with the defaults) would start a fresh count for an expired window. The timer
+  holds this stage's output watermark up to that time; nothing downstream of the alerts is
+  windowed. Where event time does not advance (Flink streaming here, DESIGN.md) the timer never
+  fires: alerts are still emitted at once, but the state of past windows is never cleared.
 - Counter ``alerts`` (transforms/metrics.py).
 
 Compared with the Kafka Streams seed (a windowed count, then a filter on count > N, which emits on
@@ -35,10 +44,9 @@ import apache_beam as beam
 from apache_beam.coders import VarIntCoder
 from apache_beam.transforms import userstate, window
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.utils.timestamp import Duration
 
 from transforms import metrics
-from transforms.event_time import to_epoch_ms
+from transforms.event_time import event_time_ms, to_timestamp
 from transforms.types import Decoded
 
 DEFAULT_THRESHOLD = 50
@@ -79,44 +87,49 @@ def alert(
 # ---- Beam pieces ------------------------------------------------------------------------------
 
 
-def _user_of(decoded: Decoded) -> tuple[str, int]:
-    return decoded.payload["user_id"], 1
+def window_start_ms(event_time: int, window_ms: int) -> int:
+    """Start of the epoch-aligned tumbling window of ``window_ms`` holding ``event_time``."""
+    return event_time - event_time % window_ms
+
+
+def _keyed_by_user_window(decoded: Decoded, window_ms: int) -> tuple[str, tuple[str, int]]:
+    user_id = decoded.payload["user_id"]
+    start = window_start_ms(event_time_ms(decoded.payload), window_ms)
+    return f"{user_id}:{start}", (user_id, start)
 
 
 class _AlertOnce(beam.DoFn):
-    """Counts a user's views per window; alerts once, on the view that crosses the threshold."""
+    """Counts the views of one (user, window) key; alerts once, on the view crossing the
+    threshold; clears the count when the window's allowed lateness has passed."""
 
     COUNT = userstate.ReadModifyWriteStateSpec("count", VarIntCoder())
     EXPIRY = userstate.TimerSpec("expiry", TimeDomain.WATERMARK)
 
-    def __init__(self, threshold: int, allowed_lateness_s: int) -> None:
+    def __init__(self, threshold: int, window_ms: int, allowed_lateness_ms: int) -> None:
         self._threshold = threshold
-        self._allowed_lateness = Duration(seconds=allowed_lateness_s)
+        self._window_ms = window_ms
+        self._allowed_lateness_ms = allowed_lateness_ms
         self._alerts = metrics.counter(metrics.ALERTS)
 
     def process(
         self,
-        user_and_one: tuple[str, int],
-        win: window.BoundedWindow = beam.DoFn.WindowParam,
+        keyed: tuple[str, tuple[str, int]],
         count_state=beam.DoFn.StateParam(COUNT),  # noqa: B008 (Beam idiom)
         expiry=beam.DoFn.TimerParam(EXPIRY),  # noqa: B008
     ):
-        user_id, _ = user_and_one
+        _, (user_id, start) = keyed
+        end = start + self._window_ms
         before = count_state.read() or 0
         after = before + 1
         count_state.write(after)
-        expiry.set(win.max_timestamp() + self._allowed_lateness)
+        # The window's last millisecond + allowed lateness (not its end: see the module doc).
+        expiry.set(to_timestamp(end - 1 + self._allowed_lateness_ms))
         if crosses_threshold(before, after, self._threshold):
             self._alerts.inc()
-            yield alert(
-                user_id, to_epoch_ms(win.start), to_epoch_ms(win.end), after, self._threshold
-            )
+            yield alert(user_id, start, end, after, self._threshold)
 
     @userstate.on_timer(EXPIRY)
-    def expire(
-        self,
-        count_state=beam.DoFn.StateParam(COUNT),  # noqa: B008
-    ):
+    def expire(self, count_state=beam.DoFn.StateParam(COUNT)):  # noqa: B008
         count_state.clear()
 
 
@@ -138,17 +151,18 @@ class DetectExcessiveViewing(beam.PTransform[beam.PCollection[Decoded], beam.PCo
         if allowed_lateness_s < 0:
             raise ValueError(f"allowed_lateness_s must be >= 0 seconds, got {allowed_lateness_s}")
         self._threshold = threshold
-        self._window_s = window_s
-        self._allowed_lateness_s = allowed_lateness_s
+        self._window_ms = window_s * 1000
+        self._allowed_lateness_ms = allowed_lateness_s * 1000
 
     def expand(self, views: beam.PCollection[Decoded]) -> beam.PCollection:
         return (
             views
             # A str key: a deterministic coder for the state key.
-            | "KeyByUser" >> beam.Map(_user_of).with_output_types(tuple[str, int])
-            | "ViewWindows"
-            >> beam.WindowInto(
-                window.FixedWindows(self._window_s), allowed_lateness=self._allowed_lateness_s
+            | "KeyByUserWindow"
+            >> beam.Map(_keyed_by_user_window, self._window_ms).with_output_types(
+                tuple[str, tuple[str, int]]
             )
-            | "AlertOnce" >> beam.ParDo(_AlertOnce(self._threshold, self._allowed_lateness_s))
+            | "GlobalWindow" >> beam.WindowInto(window.GlobalWindows())
+            | "AlertOnce"
+            >> beam.ParDo(_AlertOnce(self._threshold, self._window_ms, self._allowed_lateness_ms))
         )

@@ -18,6 +18,13 @@ Semantics shared by the three variants:
   least as wide as anything the gate can let through. A record beyond it would be dropped by Beam
   silently; with the gate in front and the default lateness that cannot happen for tumbling
   windows of up to 1 h.
+- One more pane when a window expires, on runners that honour the closing behavior: the Python SDK
+  sets every windowing strategy's closing behavior to EMIT_ALWAYS (``Windowing.to_runner_api``),
+  and Prism fires a final pane (``is_last``, timing LATE) at expiry, repeating the last count, or
+  carrying late elements that arrived together with the expiry (a watermark jump, as in a
+  replay). It is emitted as it is: dropping it would lose those late elements, and a repeat is
+  harmless to a consumer that keeps the last pane per (property_id, window). The DirectRunner does
+  not fire it.
 - ``pane`` is EARLY/ON_TIME/LATE from Beam's PaneInfo; a runner that reports UNKNOWN timing (a
   batch run fires each window once, at the end) is reported as ON_TIME.
 
@@ -74,7 +81,9 @@ def _property_of(decoded: Decoded) -> tuple[str, int]:
     return decoded.payload["property_id"], 1
 
 
-class _FormatViewCount(beam.DoFn):
+class _FormatPanes(beam.DoFn):
+    """Formats each pane as a PropertyViewCount."""
+
     def __init__(self) -> None:
         self._fired = metrics.counter(WINDOWS_FIRED_COUNTER)
 
@@ -133,7 +142,7 @@ class _CountViewsInWindows(beam.PTransform[beam.PCollection[Decoded], beam.PColl
                 allowed_lateness=self._allowed_lateness_s,
             )
             | "CountPerProperty" >> beam.CombinePerKey(sum)
-            | "FormatViewCount" >> beam.ParDo(_FormatViewCount())
+            | "FormatPanes" >> beam.ParDo(_FormatPanes())
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
@@ -85,3 +87,11 @@ def property_event(
 def stamped(decoded: Decoded) -> TimestampedValue:
     """The record as the Kafka read delivers it: timestamped with its record timestamp."""
     return TimestampedValue(decoded, ts(decoded.source.timestamp_ms))
+
+
+def streaming_test_pipeline() -> TestPipeline:
+    """A streaming TestPipeline (for TestStream) that keeps the --test-pipeline-options given on
+    the command line, so the same tests run on Prism as on the DirectRunner."""
+    return TestPipeline(
+        options=PipelineOptions(TestPipeline().get_full_options_as_args(streaming=True))
+    )

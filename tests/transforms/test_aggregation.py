@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import apache_beam as beam
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests.transforms.event_records import at, property_event, ts
+from tests.transforms.event_records import at, property_event, streaming_test_pipeline, ts
 from transforms.aggregation import (
     CountByZip,
     FilterEventType,
@@ -18,12 +17,6 @@ from transforms.aggregation import (
     is_high_value,
     zip_count,
 )
-
-
-def streaming_options() -> PipelineOptions:
-    options = PipelineOptions()
-    options.view_as(StandardOptions).streaming = True
-    return options
 
 
 def elements(*events):
@@ -45,7 +38,7 @@ def test_count_by_zip_emits_an_update_per_event_and_a_late_event_corrects_the_co
         .add_elements(elements(property_event(at(40), offset=3)))
         .advance_watermark_to_infinity()
     )
-    with TestPipeline(options=streaming_options()) as p:
+    with streaming_test_pipeline() as p:
         counts = p | "Events" >> stream | CountByZip()
         assert_that(
             counts,

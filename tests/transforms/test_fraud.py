@@ -5,21 +5,14 @@ from __future__ import annotations
 import apache_beam as beam
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests.transforms.event_records import at, ts, view
+from tests.transforms.event_records import at, streaming_test_pipeline, ts, view
 from transforms.event_time import to_epoch_ms
 from transforms.fraud import DetectExcessiveViewing, alert, crosses_threshold
 from transforms.metrics import ALERTS, NAMESPACE
-
-
-def streaming_options() -> PipelineOptions:
-    options = PipelineOptions()
-    options.view_as(StandardOptions).streaming = True
-    return options
 
 
 def views(user_id: str, minutes: list[float], first_offset: int = 0):
@@ -62,7 +55,7 @@ def test_alert_fires_on_the_51st_view_not_at_window_end_and_never_again():
         .add_elements(views("u1", [*first_50, 6]))
         .advance_watermark_to_infinity()
     )
-    p = TestPipeline(options=streaming_options())
+    p = streaming_test_pipeline()
     alerts = p | "Views" >> stream | DetectExcessiveViewing()
     assert_that(
         alerts,
@@ -88,7 +81,7 @@ def test_each_window_and_each_user_alerts_separately_and_fifty_views_do_not_aler
         .add_elements(views("u3", spread(30, 5, 10) + spread(30, 10, 15)))  # 60, split: no alert
         .advance_watermark_to_infinity()
     )
-    with TestPipeline(options=streaming_options()) as p:
+    with streaming_test_pipeline() as p:
         alerts = p | "Views" >> stream | DetectExcessiveViewing()
         assert_that(
             alerts,

@@ -7,12 +7,19 @@ import random
 import apache_beam as beam
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests.transforms.event_records import HOUR_MS, MINUTE_MS, at, stamped, ts, view
+from tests.transforms.event_records import (
+    HOUR_MS,
+    MINUTE_MS,
+    at,
+    stamped,
+    streaming_test_pipeline,
+    ts,
+    view,
+)
 from transforms.lateness import (
     LATE_COUNTER,
     ON_TIME_COUNTER,
@@ -22,12 +29,6 @@ from transforms.lateness import (
 )
 from transforms.metrics import NAMESPACE
 from transforms.types import Decoded
-
-
-def streaming_options() -> PipelineOptions:
-    options = PipelineOptions()
-    options.view_as(StandardOptions).streaming = True
-    return options
 
 
 def offsets(decoded: Decoded) -> tuple[int, int]:
@@ -190,7 +191,7 @@ def test_same_records_are_late_live_replayed_and_reordered_and_a_racing_partitio
     expected_late = reference_late(log, HOUR_MS, 10 * MINUTE_MS)
     # Partition 1 being 5 h ahead must not make partition 0's records late.
     assert expected_late == NARRATED_LATE
-    with TestPipeline(options=streaming_options()) as p:
+    with streaming_test_pipeline() as p:
         gated = p | "Log" >> stream | GateLateRecords()
         assert_that(
             gated.on_time | "OnTimeOffsets" >> beam.Map(offsets),

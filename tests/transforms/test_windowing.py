@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import apache_beam as beam
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to, equal_to_per_window
 from apache_beam.transforms.window import IntervalWindow
 
-from tests.transforms.event_records import at, ts, view
+from tests.transforms.event_records import at, streaming_test_pipeline, ts, view
 from transforms.event_time import AssignEventTime
 from transforms.windowing import (
     CountViewsPerProperty,
@@ -18,12 +17,6 @@ from transforms.windowing import (
     SessionizeViews,
     view_count,
 )
-
-
-def streaming_options() -> PipelineOptions:
-    options = PipelineOptions()
-    options.view_as(StandardOptions).streaming = True
-    return options
 
 
 def elements(*views):
@@ -51,7 +44,7 @@ def test_hourly_counts_fire_on_time_then_a_late_pane_accumulates_and_too_late_is
         .add_elements(elements(view(at(50))))
         .advance_watermark_to_infinity()
     )
-    with TestPipeline(options=streaming_options()) as p:
+    with streaming_test_pipeline() as p:
         counts = p | "Views" >> stream | CountViewsPerProperty()
         assert_that(
             counts,
@@ -80,7 +73,7 @@ def test_early_firing_emits_an_early_pane_before_the_window_closes():
         .advance_watermark_to(ts(at(60)))
         .advance_watermark_to_infinity()
     )
-    with TestPipeline(options=streaming_options()) as p:
+    with streaming_test_pipeline() as p:
         counts = p | "Views" >> stream | CountViewsPerProperty(early_firing_s=60)
         assert_that(
             counts,
@@ -125,7 +118,7 @@ def test_a_view_that_fills_the_gap_merges_two_sessions():
         .add_elements(elements(view(at(33))))
         .advance_watermark_to_infinity()
     )
-    with TestPipeline(options=streaming_options()) as p:
+    with streaming_test_pipeline() as p:
         counts = p | "Views" >> stream | SessionizeViews(gap_s=600)
         assert_that(
             counts,
