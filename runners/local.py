@@ -749,6 +749,15 @@ def _fmt_ports(ports: Mapping[str, int]) -> str:
     return ", ".join(f"{role} {port}" for role, port in ports.items())
 
 
+def _stale_reason(name: str, rec: ServiceRecord, state: Mapping[str, ServiceRecord]) -> str:
+    """Why a running service must be restarted to match the others ('' when it need not)."""
+    if name == EXPANSION_SERVICE and JAVA_WORKERS in state:
+        wanted = f"EXTERNAL localhost:{state[JAVA_WORKERS].ports['grpc']}"
+        if rec.extra.get("environment") != wanted:
+            return f"it points at {rec.extra.get('environment')}, the worker pool is {wanted}"
+    return ""
+
+
 def up(
     names: Iterable[str] | None = None,
     *,
@@ -771,6 +780,12 @@ def up(
         state = load_state(paths.state_file)
         for name in wanted:
             rec = state.get(name)
+            if rec is not None and _all_alive(rec) and _stale_reason(name, rec, state):
+                say(f"{name}: restarting ({_stale_reason(name, rec, state)})")
+                _stop_record(rec, paths)
+                del state[name]
+                save_state(paths.state_file, state)
+                rec = None
             if rec is not None and _all_alive(rec):
                 if name == KAFKA and int(rec.extra.get("brokers", 1)) != options.brokers:
                     raise StackError(

@@ -137,3 +137,18 @@ def test_a_topic_spec_checks_its_arguments():
         kafka.TopicSpec("a", cleanup_policy="forever")
     with pytest.raises(ValueError, match="topic name"):
         kafka.TopicSpec("bad name")
+
+
+def test_an_expansion_service_pointing_at_an_old_worker_pool_is_restarted():
+    from runners._state import ProcessRecord, ServiceRecord
+    from runners.local import _stale_reason
+
+    def rec(name, ports, extra=None):
+        return ServiceRecord(name, (ProcessRecord(1, 1.0, "/l"),), ports, "t", extra or {})
+
+    workers = rec("java-workers", {"grpc": 5556})
+    current = rec("expansion-service", {"grpc": 8097}, {"environment": "EXTERNAL localhost:5556"})
+    old = rec("expansion-service", {"grpc": 8097}, {"environment": "EXTERNAL localhost:5555"})
+    state = {"java-workers": workers}
+    assert _stale_reason("expansion-service", current, state) == ""
+    assert "localhost:5555" in _stale_reason("expansion-service", old, state)
