@@ -4,16 +4,20 @@ Endpoints:
 - ``GET /v1/market?zip=<5 digits>&type=<PropertyType>`` → 200 with the ``(zip, type)`` record of
   the seeded dataset (see ``dataset.py``); 400 when a parameter is missing; 404 (JSON body with
   ``error``) when the zip or the type is unknown.
+- ``POST /v1/market/batch`` with ``{"keys": [{"zip": ..., "type": ...}, ...]}`` (1 to
+  ``MAX_BATCH`` keys) → 200 ``{"results": [...]}``, one per key in order: ``{"zip", "type",
+  "status": 200, "data": <record>}`` or ``{"zip", "type", "status": 404, "error": ...}``; 400 for
+  a bad body. Faults apply once per batch request (one latency, one token, one error draw).
 - ``GET /healthz`` → 200 ``{"status": "ok", ...}`` while the process serves (also when the
   injected ``down`` fault is on: the process is alive, the API is not).
 - ``GET /admin/faults`` / ``POST /admin/faults`` → read / change the injected faults of the
   running server (a JSON object with any of the ``Faults`` fields; omitted fields keep their value;
   ``{"reset": true}`` restores the defaults first). Unknown fields or bad values → 422.
-- ``GET /admin/stats`` → how many ``/v1/market`` requests arrived, by status (``market_requests``,
-  ``by_status``); ``POST /admin/stats/reset`` zeroes them. Tests use it to prove that a permanent
-  error is not retried.
+- ``GET /admin/stats`` → how many API requests (``/v1/market`` and batches) arrived, by status
+  (``market_requests``, ``by_status``); ``POST /admin/stats/reset`` zeroes them. Tests use it to
+  prove that a permanent error is not retried.
 
-Faults apply to ``/v1/market`` only, in this order: ``latency_ms`` (added before answering),
+Faults apply to the API endpoints only, in this order: ``latency_ms`` (added before answering),
 ``down`` (503), ``rate_limit_rps`` (token bucket; over the rate → 429 with an integer
 ``Retry-After`` header), ``error_rate`` (that fraction of requests → 500), then the lookup, then
 ``malformed_rate`` (that fraction of 200 answers carry a truncated JSON body). The random draws
@@ -37,6 +41,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from runners.marketdata.dataset import MarketDataset
+
+MAX_BATCH = 100
 
 
 @dataclass
@@ -111,17 +117,9 @@ class MarketDataService:
         faults = self.faults
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
-        if faults.down:
-            return self._answer(503, {"error": "service down (injected)"})
-        if self.bucket is not None:
-            wait_s = self.bucket.take()
-            if wait_s is not None:
-                retry_after = faults.retry_after_s if math.isinf(wait_s) else math.ceil(wait_s)
-                return self._answer(
-                    429, {"error": "rate limited"}, headers={"Retry-After": str(retry_after)}
-                )
-        if faults.error_rate and self.rng.random() < faults.error_rate:
-            return self._answer(500, {"error": "internal error (injected)"})
+        faulted = self._faulted()
+        if faulted is not None:
+            return faulted
         zip_code = request.query_params.get("zip")
         property_type = request.query_params.get("type")
         if not zip_code or not property_type:
@@ -136,6 +134,59 @@ class MarketDataService:
             # A body cut short, as a broken proxy or a crashed vendor process would send.
             return Response('{"median_price": ', media_type="application/json")
         return self._answer(200, record)
+
+    def _faulted(self) -> Response | None:
+        """The fault answer for this request, if a fault fires (latency excluded)."""
+        faults = self.faults
+        if faults.down:
+            return self._answer(503, {"error": "service down (injected)"})
+        if self.bucket is not None:
+            wait_s = self.bucket.take()
+            if wait_s is not None:
+                retry_after = faults.retry_after_s if math.isinf(wait_s) else math.ceil(wait_s)
+                return self._answer(
+                    429, {"error": "rate limited"}, headers={"Retry-After": str(retry_after)}
+                )
+        if faults.error_rate and self.rng.random() < faults.error_rate:
+            return self._answer(500, {"error": "internal error (injected)"})
+        return None
+
+    async def market_batch(self, request: Request) -> Response:
+        if self.faults.latency_ms:
+            await asyncio.sleep(self.faults.latency_ms / 1000)
+        faulted = self._faulted()
+        if faulted is not None:
+            return faulted
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        keys = body.get("keys") if isinstance(body, dict) else None
+        if (
+            not isinstance(keys, list)
+            or not 1 <= len(keys) <= MAX_BATCH
+            or not all(isinstance(k, dict) and {"zip", "type"} <= set(k) for k in keys)
+        ):
+            return self._answer(
+                400, {"error": f'body must be {{"keys": [{{"zip", "type"}}, ...]}}, 1..{MAX_BATCH}'}
+            )
+        results: list[dict[str, Any]] = []
+        for key in keys:
+            zip_code, property_type = str(key["zip"]), str(key["type"])
+            record = self.dataset.lookup(zip_code, property_type)
+            if record is None:
+                error = f"no market data for zip={zip_code} type={property_type}"
+                results.append(
+                    {"zip": zip_code, "type": property_type, "status": 404, "error": error}
+                )
+            else:
+                results.append(
+                    {"zip": zip_code, "type": property_type, "status": 200, "data": record}
+                )
+        if self.faults.malformed_rate and self.rng.random() < self.faults.malformed_rate:
+            self.stats[200] += 1
+            return Response('{"results": [', media_type="application/json")
+        return self._answer(200, {"results": results})
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse(
@@ -191,6 +242,7 @@ def create_app(service: MarketDataService) -> Starlette:
     return Starlette(
         routes=[
             Route("/v1/market", service.market, methods=["GET"]),
+            Route("/v1/market/batch", service.market_batch, methods=["POST"]),
             Route("/healthz", service.healthz, methods=["GET"]),
             Route("/admin/faults", service.get_faults, methods=["GET"]),
             Route("/admin/faults", service.post_faults, methods=["POST"]),

@@ -164,3 +164,41 @@ def test_invalid_cli_flag_value_exits_with_a_message() -> None:
         market_data_server("--error-rate", "3"),
     ):
         pass
+
+
+def post_batch(server: MarketDataServer, keys: list[dict]) -> requests.Response:
+    return requests.post(f"{server.url}/v1/market/batch", json={"keys": keys}, timeout=5)
+
+
+def test_batch_answers_each_key_in_order_with_its_record_or_a_404(
+    server: MarketDataServer,
+) -> None:
+    keys = [{"zip": "10001", "type": "CONDO"}, {"zip": "99999", "type": "LAND"}]
+    response = post_batch(server, keys)
+    assert response.status_code == 200
+    first, second = response.json()["results"]
+    assert first == {
+        "zip": "10001",
+        "type": "CONDO",
+        "status": 200,
+        "data": market_record(42, "10001", "CONDO"),
+    }
+    assert second["status"] == 404 and "no market data" in second["error"]
+    assert server.stats() == {"market_requests": 1, "by_status": {"200": 1}}
+
+
+@pytest.mark.parametrize("body", [{}, {"keys": []}, {"keys": [{"zip": "10001"}]}])
+def test_batch_with_a_bad_body_is_400(server: MarketDataServer, body: dict) -> None:
+    response = requests.post(f"{server.url}/v1/market/batch", json=body, timeout=5)
+    assert response.status_code == 400
+
+
+def test_batch_faults_apply_once_per_request(server: MarketDataServer) -> None:
+    server.set_faults(down=True)
+    assert post_batch(server, [{"zip": "10001", "type": "CONDO"}] * 5).status_code == 503
+    server.set_faults(down=False, rate_limit_rps=0)
+    assert post_batch(server, [{"zip": "10001", "type": "CONDO"}]).status_code == 429
+    server.set_faults(rate_limit_rps=None, malformed_rate=1.0)
+    with pytest.raises(ValueError):
+        post_batch(server, [{"zip": "10001", "type": "CONDO"}]).json()
+    assert server.stats()["market_requests"] == 3
