@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import struct
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple, Protocol
 
@@ -41,6 +42,7 @@ from transforms.types import Decoded, KafkaRecord
 STAGE = "decode"
 MAGIC_BYTE = 0
 HEADER_SIZE = 5  # magic byte + 4-byte schema id
+_HEADER = struct.Struct(">BI")  # one C call parses both (a measurable share of a decode)
 
 # What fastavro raises on a body that is not a valid encoding of the writer schema (observed by
 # fuzzing: EOFError for truncation, UnicodeDecodeError (a ValueError) for bad strings, IndexError
@@ -247,15 +249,17 @@ class AvroDecoder:
     def decode(self, value: bytes | None) -> tuple[int, dict[str, Any]]:
         """``(writer schema id, record dict)`` of one wire-format value; ``DecodeError`` (a
         subclass naming the malformation) if it cannot be decoded as the reader schema."""
-        if value is None:
-            raise MissingValueError("the record has no value (null)")
-        if len(value) < HEADER_SIZE:
+        try:
+            magic, schema_id = _HEADER.unpack_from(value)
+        except (struct.error, TypeError):
+            # Off the hot path: say why there is no header.
+            if value is None:
+                raise MissingValueError("the record has no value (null)") from None
             raise TruncatedHeaderError(
                 f"value of {len(value)} bytes is shorter than the {HEADER_SIZE}-byte header"
-            )
-        if value[0] != MAGIC_BYTE:
-            raise BadMagicByteError(f"first byte is 0x{value[0]:02x}, not the magic byte 0x00")
-        schema_id = int.from_bytes(value[1:HEADER_SIZE], "big")
+            ) from None
+        if magic != MAGIC_BYTE:
+            raise BadMagicByteError(f"first byte is 0x{magic:02x}, not the magic byte 0x00")
         reader = self._readers.get(schema_id)
         if reader is None:
             reader = self._resolve(schema_id)
