@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import random
 from collections.abc import Iterator
@@ -13,10 +14,10 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from confluent_kafka.schema_registry import Schema
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
     MockSchemaRegistryClient,
 )
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -185,6 +186,22 @@ def test_a_writer_with_a_changed_field_type_is_a_dead_letter_not_a_misparse() ->
     value = encode_record({**property_event(), "price": "750000"}, bad, catalog=catalog)
     with pytest.raises(IncompatibleSchemaError):
         AvroDecoder(v1, CatalogSchemas(catalog)).decode(value)
+
+
+def test_a_new_enum_symbol_from_a_later_writer_is_a_dead_letter_only_where_it_is_used() -> None:
+    v1 = CATALOG.latest("PropertyEvent")
+    definition = copy.deepcopy(dict(v1.definition))
+    for f in definition["fields"]:
+        if f["name"] == "event_type":
+            f["type"]["symbols"].append("LISTING_SOLD")
+    v2 = SchemaEntry.of(120, v1.subject, 2, definition)
+    catalog = CATALOG.with_entry(v2)
+    decoder = AvroDecoder(v1, CatalogSchemas(catalog))
+    sold = encode_record(property_event(event_type="LISTING_SOLD"), v2, catalog=catalog)
+    with pytest.raises(IncompatibleSchemaError, match="LISTING_SOLD not found"):
+        decoder.decode(sold)
+    known = encode_record(property_event(), v2, catalog=catalog)
+    assert decoder.decode(known) == (120, property_event())
 
 
 def test_decode_errors_repr_is_the_bare_message() -> None:
