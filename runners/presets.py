@@ -34,6 +34,8 @@ PRISM_BINARY = REPO_ROOT / ".local" / "bin" / "prism"
 FLINK_STREAMING_CHECKPOINT_MS = 5000
 
 _PORTABLE_JOB_RUNNERS = ("FlinkRunner", "PortableRunner")
+# Stack services a pipeline may ask for by name: flag -> StackAddresses field.
+_SERVICE_URL_FIELDS = {"marketdata_url": "marketdata_url", "redis_url": "redis_url"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class StackAddresses:
     bootstrap_servers: str | None = None
     expansion_service: str | None = None
     job_endpoint: str | None = None
+    marketdata_url: str | None = None
+    redis_url: str | None = None
 
 
 class PresetError(RuntimeError):
@@ -81,6 +85,8 @@ def load_stack_addresses() -> StackAddresses:
         bootstrap_servers=address(local.KAFKA, "bootstrap_servers"),
         expansion_service=address(local.EXPANSION_SERVICE, "expansion_service"),
         job_endpoint=address(local.FLINK_JOB_SERVER, "job_endpoint"),
+        marketdata_url=address(local.MARKETDATA, "marketdata_url"),
+        redis_url=address(local.REDIS, "redis_url"),
     )
 
 
@@ -104,13 +110,16 @@ def runner_args(
     argv: Sequence[str],
     stack: StackAddresses | Callable[[], StackAddresses] = load_stack_addresses,
     uses_kafka: bool = True,
+    services: Sequence[str] = (),
 ) -> list[str]:
     """``argv`` completed with what ``--runner`` needs to run on the local stack.
 
     ``stack`` gives the running services' addresses (a callable is called only when an address is
     actually needed). ``uses_kafka`` says whether the pipeline has Kafka IO (Java transforms):
-    only then does a DirectRunner pipeline move to Prism. Raises ``PresetError`` naming the
-    command that starts a missing service.
+    only then does a DirectRunner pipeline move to Prism. ``services`` names further services of
+    the stack the pipeline talks to (``marketdata``, ``redis``): their ``--<name>_url`` is filled
+    in when the user gave none and the service runs. Raises ``PresetError`` naming the command
+    that starts a missing service.
     """
     argv = list(argv)
     runner = flag_value(argv, "runner") or "DirectRunner"
@@ -136,6 +145,17 @@ def runner_args(
         servers = addresses().bootstrap_servers
         if servers:
             added.append(f"--bootstrap_servers={servers}")
+
+    for service in services:
+        flag = f"{service}_url"
+        if flag not in _SERVICE_URL_FIELDS:
+            raise ValueError(
+                f"unknown stack service {service!r}; known: {sorted(_SERVICE_URL_FIELDS)}"
+            )
+        if not has_flag(argv, flag):
+            url = getattr(addresses(), _SERVICE_URL_FIELDS[flag])
+            if url:
+                added.append(f"--{flag}={url}")
 
     if short in ("PrismRunner", *_PORTABLE_JOB_RUNNERS):
         if not has_flag(argv, "environment_type"):
