@@ -11,8 +11,9 @@ turns, so that other load on a shared machine skews the ratio as little as possi
   ``timestamp-millis`` to ``datetime`` and back): what a naive implementation would pay.
 - ``codec``: ``AvroDecoder.decode`` → ``AvroEncoder.encode``, the functions ``DecodeAvro`` and
   ``EncodeAvro`` run per element (header checks, id look-up, trailing-bytes check, strict write).
-- ``pipeline`` (optional): ``Create | DecodeAvro | EncodeAvro`` on the DirectRunner, start-up
-  included; this measures Beam's per-element overhead more than the codec.
+- ``pipeline`` (optional): ``Create | DecodeAvro | EncodeAvro`` on the DirectRunner or Prism
+  (``--pipeline-runner``), wall time with start-up; this measures Beam's per-element overhead
+  more than the codec.
 
 The target is ``codec / raw >= 0.90``. Results also go to ``bench/results/codec.json``.
 """
@@ -107,7 +108,7 @@ def best_rates(
     return {name: len(values) / seconds for name, seconds in best.items()}
 
 
-def pipeline_rate(values: list[bytes]) -> float:
+def pipeline_rate(values: list[bytes], runner_args: list[str]) -> float:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -119,7 +120,7 @@ def pipeline_rate(values: list[bytes]) -> float:
 
     records = [KafkaRecord(None, v, "bench", 0, i, T0) for i, v in enumerate(values)]
     start = time.perf_counter()
-    with beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"])) as p:
+    with beam.Pipeline(options=PipelineOptions(runner_args)) as p:
         decoded = (
             p
             | "Records" >> beam.Create(records, reshuffle=False)
@@ -140,7 +141,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--pipeline-records", type=int, default=20_000, help="0 skips the DirectRunner run"
     )
+    parser.add_argument(
+        "--pipeline-runner",
+        default="DirectRunner",
+        choices=["DirectRunner", "PrismRunner"],
+        help="runner of the pipeline path (PrismRunner needs --prism-location)",
+    )
+    parser.add_argument("--prism-location", help="the prism binary, e.g. .local/bin/prism")
     args = parser.parse_args(argv)
+    runner_args = [f"--runner={args.pipeline_runner}"]
+    if args.pipeline_runner == "PrismRunner":
+        if not args.prism_location:
+            parser.error("--pipeline-runner=PrismRunner needs --prism-location")
+        runner_args += [f"--prism_location={args.prism_location}", "--environment_type=LOOPBACK"]
 
     values = [encode_record(e, "PropertyEvent") for e in make_events(args.records)]
     with_logical_types = fastavro.parse_schema(
@@ -153,12 +166,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     rates = best_rates(loops, values, args.repeats)
     if args.pipeline_records:
-        rates["pipeline"] = pipeline_rate(values[: args.pipeline_records])
+        rates["pipeline"] = pipeline_rate(values[: args.pipeline_records], runner_args)
     report = {
         "records": args.records,
         "repeats": args.repeats,
         "records_per_cpu_s": {k: round(v) for k, v in rates.items() if k != "pipeline"},
         "pipeline_records_per_wall_s": round(rates["pipeline"]) if "pipeline" in rates else None,
+        "pipeline_runner": args.pipeline_runner if args.pipeline_records else None,
         "codec_vs_raw": round(rates["codec"] / rates["raw"], 3),
         "codec_vs_raw_logical": round(rates["codec"] / rates["raw_logical"], 3),
     }
