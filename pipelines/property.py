@@ -37,7 +37,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult
 
 from pipelines.options import PropertyConfig, PropertyRunConfig, is_bounded_run
-from runners.presets import runner_args
+from runners.presets import check_runner_supports, runner_args
 from transforms.aggregation import CountByZip, HighValueListings, ListingUpdates
 from transforms.codec import DecodeAvro, EncodeAvro, FieldKey
 from transforms.dead_letter import DeadLetter
@@ -228,9 +228,10 @@ def pipeline_options(argv: Sequence[str]) -> tuple[PipelineOptions, PropertyRunC
     argv = list(argv)
     if not is_bounded_run(PipelineOptions(argv)) and "--streaming" not in argv:
         argv.append("--streaming")
-    options = PipelineOptions(runner_args(argv, services=("marketdata", "redis")))
+    argv = runner_args(argv, services=("marketdata", "redis"))
+    check_runner_supports(argv)
+    options = PipelineOptions(argv)
     run_config = PropertyRunConfig.from_options(options)
-    check_runner_supports(options)  # noqa: F821 (lands with issue 8)
     return options, run_config
 
 

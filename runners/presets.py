@@ -25,13 +25,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from runners.flink_event_time import (
+    check_flink_streaming_event_time,
+    flink_streaming_event_time_args,
+)
+from runners.versions import versions
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
 _LOG = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PRISM_BINARY = REPO_ROOT / ".local" / "bin" / "prism"
-FLINK_STREAMING_CHECKPOINT_MS = 5000
 
 _PORTABLE_JOB_RUNNERS = ("FlinkRunner", "PortableRunner")
 # Stack services a pipeline may ask for by name: flag -> StackAddresses field.
@@ -185,7 +189,41 @@ def runner_args(
                     "`python -m runners.local up flink-job-server`"
                 )
             added.append(f"--job_endpoint={endpoint}")
-        if has_flag(argv, "streaming") and not has_flag(argv, "checkpointing_interval"):
-            added.append(f"--checkpointing_interval={FLINK_STREAMING_CHECKPOINT_MS}")
+        if has_flag(argv, "streaming"):
+            # What a streaming Kafka read on the Flink runner needs for its output to flow and
+            # for event-time windows to be correct (runners/flink_event_time.py, issue 8).
+            for arg in flink_streaming_event_time_args():
+                name = arg.removeprefix("--").split("=", 1)[0]
+                if not has_flag(argv, name):
+                    added.append(arg)
 
     return argv + added
+
+
+def check_runner_supports(argv: Sequence[str], uses_event_time: bool = True) -> None:
+    """Refuse, before anything is submitted, a run the chosen runner would get wrong.
+
+    A streaming run with event-time windows on Beam's Flink runner needs checkpointing and
+    ``--finish_bundle_before_checkpointing`` (``runner_args`` adds both); without them it would
+    emit nothing or drop records as late without a word. Raises ``ValueError`` naming the cause,
+    the fix and the alternatives.
+    """
+    runner = (flag_value(argv, "runner") or "DirectRunner").rsplit(".", 1)[-1]
+    if runner not in _PORTABLE_JOB_RUNNERS:
+        return
+    interval = flag_value(argv, "checkpointing_interval")
+    try:
+        interval_ms = int(interval) if interval is not None else None
+    except ValueError:
+        raise ValueError(
+            f"--checkpointing_interval must be milliseconds (an integer), got {interval!r}"
+        ) from None
+    finish = flag_value(argv, "finish_bundle_before_checkpointing")
+    check_flink_streaming_event_time(
+        versions().beam_flink,
+        streaming=has_flag(argv, "streaming"),
+        uses_event_time=uses_event_time,
+        checkpointing_interval_ms=interval_ms,
+        finish_bundle_before_checkpointing=has_flag(argv, "finish_bundle_before_checkpointing")
+        and (finish is None or finish.lower() not in ("false", "0")),
+    )

@@ -8,7 +8,13 @@ import re
 
 import pytest
 
-from runners.presets import PRISM_BINARY, PresetError, StackAddresses, runner_args
+from runners.presets import (
+    PRISM_BINARY,
+    PresetError,
+    StackAddresses,
+    check_runner_supports,
+    runner_args,
+)
 
 STACK = StackAddresses(
     bootstrap_servers="127.0.0.1:9092",
@@ -65,7 +71,8 @@ def test_flink_streaming_gets_job_endpoint_loopback_services_and_checkpointing()
         "--environment_type=LOOPBACK",
         BEAM_SERVICES,
         "--job_endpoint=localhost:8099",
-        "--checkpointing_interval=5000",
+        "--checkpointing_interval=1000",
+        "--finish_bundle_before_checkpointing",
     ]
 
 
@@ -83,6 +90,7 @@ def test_flags_the_user_gave_win_over_the_stack():
         '--beam_services={"x": "y:1"}',
         "--job_endpoint=flink.prod:8099",
         "--checkpointing_interval=60000",
+        "--finish_bundle_before_checkpointing",
     ]
     assert runner_args(given, StackAddresses()) == given
 
@@ -122,3 +130,18 @@ def test_the_stack_is_loaded_only_when_an_address_is_needed():
     assert calls == []
     runner_args(["--runner=FlinkRunner"], stack)
     assert calls == [1]
+
+
+def test_flink_streaming_without_finish_bundle_before_checkpointing_is_refused():
+    argv = ["--runner=FlinkRunner", "--streaming", "--checkpointing_interval=1000"]
+    with pytest.raises(ValueError, match="--finish_bundle_before_checkpointing"):
+        check_runner_supports(argv)
+
+
+def test_flink_streaming_preset_passes_its_own_check():
+    check_runner_supports(runner_args(["--runner=FlinkRunner", "--streaming"], STACK))
+
+
+def test_flink_batch_and_prism_streaming_need_no_flink_flags():
+    check_runner_supports(["--runner=FlinkRunner"])
+    check_runner_supports(["--runner=PrismRunner", "--streaming"])

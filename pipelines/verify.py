@@ -1,0 +1,184 @@
+"""Read the property pipeline's output topics back and compare them with the simulator's oracle.
+
+Used by the end-to-end tests, the demo (``make run``) and the benchmarks, so that every one of them
+checks the same thing: a fast wrong answer is not a result.
+
+Outputs are compared by their final values: the last (largest) running count per zip, the last
+(accumulating) pane per property and hour, the set of alert ids (and no duplicates), the number of
+dead letters and late records, the high-value event ids, and the enriched events (one per
+LISTING_UPDATED event, whatever its enrichment status).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.options import PropertyTopics
+from pipelines.simulate import Oracle
+from transforms.codec import DecodeError, decode_record
+
+# Output name -> (PropertyTopics field, reader schema).
+OUTPUTS: dict[str, tuple[str, str]] = {
+    "enriched": ("enriched", "EnrichedPropertyEvent"),
+    "high_value": ("high_value", "PropertyEvent"),
+    "counts_by_zip": ("zip_counts", "ZipCount"),
+    "views_hourly": ("views_hourly", "PropertyViewCount"),
+    "alerts": ("alerts", "Alert"),
+    "dead_letters": ("dlq", "DeadLetter"),
+    "late": ("late", "LateRecord"),
+}
+
+
+@dataclass
+class Summary:
+    """The final values of the outputs, in the oracle's terms."""
+
+    counts_by_zip: dict[str, int] = field(default_factory=dict)
+    hourly_views: dict[str, int] = field(default_factory=dict)
+    alert_ids: list[str] = field(default_factory=list)
+    duplicate_alerts: int = 0
+    high_value_event_ids: list[str] = field(default_factory=list)
+    enriched_event_ids: list[str] = field(default_factory=list)
+    enrichment_status: dict[str, int] = field(default_factory=dict)
+    dead_letters: int = 0
+    dead_letters_by_stage: dict[str, int] = field(default_factory=dict)
+    late: int = 0
+    records: dict[str, int] = field(default_factory=dict)
+
+
+def summarize(outputs: Mapping[str, Iterable[Mapping[str, Any]]]) -> Summary:
+    """Final values of the outputs (payload dicts, or DeadLetter records, by output name)."""
+    s = Summary()
+    for name in OUTPUTS:
+        s.records[name] = 0
+    for z in outputs.get("counts_by_zip", ()):
+        s.records["counts_by_zip"] += 1
+        s.counts_by_zip[z["zip_code"]] = max(s.counts_by_zip.get(z["zip_code"], 0), z["count"])
+    for v in outputs.get("views_hourly", ()):
+        s.records["views_hourly"] += 1
+        key = f"{v['property_id']}|{v['window_start']}"
+        s.hourly_views[key] = max(s.hourly_views.get(key, 0), v["view_count"])
+    alerts = Counter(a["alert_id"] for a in outputs.get("alerts", ()))
+    s.records["alerts"] = sum(alerts.values())
+    s.alert_ids = sorted(alerts)
+    s.duplicate_alerts = sum(n - 1 for n in alerts.values())
+    for e in outputs.get("high_value", ()):
+        s.records["high_value"] += 1
+        s.high_value_event_ids.append(e["event_id"])
+    status: Counter[str] = Counter()
+    for e in outputs.get("enriched", ()):
+        s.records["enriched"] += 1
+        s.enriched_event_ids.append(e["event_id"])
+        status[e["enrichment_status"]] += 1
+    s.enrichment_status = dict(status)
+    stages: Counter[str] = Counter()
+    for d in outputs.get("dead_letters", ()):
+        stages[d["stage"] if isinstance(d, Mapping) else d.stage] += 1
+    s.dead_letters = sum(stages.values())
+    s.records["dead_letters"] = s.dead_letters
+    s.dead_letters_by_stage = dict(stages)
+    s.late = sum(1 for _ in outputs.get("late", ()))
+    s.records["late"] = s.late
+    return s
+
+
+def differences(summary: Summary, oracle: Oracle) -> list[str]:
+    """What differs from the oracle, one line per output; empty when everything matches."""
+    diffs: list[str] = []
+
+    def mapping(name: str, got: Mapping[str, int], want: Mapping[str, int]) -> None:
+        wrong = {
+            k: (want.get(k), got.get(k)) for k in set(want) | set(got) if want.get(k) != got.get(k)
+        }
+        if wrong:
+            sample = dict(sorted(wrong.items())[:5])
+            diffs.append(f"{name}: {len(wrong)} keys differ (expected, got): {sample}")
+
+    def same(name: str, got: Any, want: Any) -> None:
+        if got != want:
+            diffs.append(f"{name}: expected {want}, got {got}")
+
+    mapping("counts_by_zip", summary.counts_by_zip, oracle.counts_by_zip)
+    mapping("hourly_views", summary.hourly_views, oracle.hourly_views)
+    same("alert ids", summary.alert_ids, sorted(oracle.alert_ids))
+    same("duplicate alerts", summary.duplicate_alerts, 0)
+    same(
+        "high-value events",
+        sorted(summary.high_value_event_ids),
+        sorted(oracle.high_value_event_ids),
+    )
+    same(
+        "enriched events",
+        sorted(summary.enriched_event_ids),
+        sorted(oracle.listing_updated_event_ids),
+    )
+    same("dead letters", summary.dead_letters, oracle.dead_letters)
+    same("late records", summary.late, oracle.late)
+    return diffs
+
+
+def read_outputs(
+    bootstrap_servers: str,
+    topics: PropertyTopics,
+    *,
+    timeout_s: float = 60.0,
+    consumer_config: Mapping[str, str] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every record now in each output topic, decoded (from offset 0 to the high watermark).
+
+    Raises ``TimeoutError`` when a topic cannot be read to its end within ``timeout_s``, and
+    ``DecodeError`` when an output record does not decode: our own outputs must.
+    """
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": f"verify-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            **(consumer_config or {}),
+        }
+    )
+    deadline = time.monotonic() + timeout_s
+    result: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for name, (topic_field, schema) in OUTPUTS.items():
+            topic = getattr(topics, topic_field)
+            metadata = consumer.list_topics(topic, timeout=max(1.0, deadline - time.monotonic()))
+            partitions = (
+                sorted(metadata.topics[topic].partitions) if topic in metadata.topics else []
+            )
+            ends = {}
+            for p in partitions:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=max(1.0, deadline - time.monotonic())
+                )
+                if high > low:
+                    ends[p] = high
+            consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+            records: list[dict[str, Any]] = []
+            position = dict.fromkeys(ends, 0)
+            while any(position[p] < ends[p] for p in ends):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"reading {topic}: {position} of {ends} after {timeout_s}s")
+                for msg in consumer.consume(500, timeout=0.5):
+                    if msg.error():
+                        raise RuntimeError(f"reading {topic}: {msg.error()}")
+                    position[msg.partition()] = msg.offset() + 1
+                    if msg.offset() < ends[msg.partition()]:
+                        try:
+                            records.append(decode_record(msg.value(), schema)[1])
+                        except DecodeError as exc:
+                            raise DecodeError(
+                                f"{topic}@{msg.partition()}:{msg.offset()}: {exc}"
+                            ) from exc
+            consumer.unassign()
+            result[name] = records
+    finally:
+        consumer.close()
+    return result
