@@ -22,8 +22,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult
 
-from pipelines.options import PassthroughConfig, is_bounded_run
-from runners.presets import runner_args
+from pipelines.options import OptionError, PassthroughConfig, is_bounded_run
+from runners.presets import PresetError, runner_args
 from transforms.io.kafka import ReadKafkaRecords, WriteKafkaRecords
 from transforms.types import KafkaRecord
 
@@ -95,6 +95,17 @@ def run(argv: Sequence[str] | None = None) -> str:
     return result.wait_until_finish()
 
 
-if __name__ == "__main__":
+def main() -> int:
+    """The command line: a wrong option or a missing service is one line on stderr, exit 2."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    print(f"passthrough finished: {run()}")
+    try:
+        state = run()
+    except (OptionError, PresetError) as exc:
+        print(f"passthrough: {exc}", file=sys.stderr)
+        return 2
+    print(f"passthrough finished: {state}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
