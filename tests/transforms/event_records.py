@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
+from transforms.lateness import late_by_ms
 from transforms.types import Decoded, KafkaRecord
 
 # 2026-11-27T00:00:00Z, an hour boundary: windows in the tests start here.
@@ -94,4 +98,84 @@ def streaming_test_pipeline() -> TestPipeline:
     the command line, so the same tests run on Prism as on the DirectRunner."""
     return TestPipeline(
         options=PipelineOptions(TestPipeline().get_full_options_as_args(streaming=True))
+    )
+
+
+def _offsets(decoded: Decoded) -> tuple[int, int]:
+    return (decoded.source.partition, decoded.source.offset)
+
+
+def reference_late(log: list[Decoded], window_ms: int, lateness_ms: int) -> dict:
+    """The contract's rule computed directly: per partition, in offset order."""
+    stream_time: dict[int, int] = {}
+    late = {}
+    for record in sorted(log, key=_offsets):
+        partition = record.source.partition
+        late_by = late_by_ms(
+            stream_time.get(partition), record.payload["event_time"], window_ms, lateness_ms
+        )
+        if late_by is not None:
+            late[_offsets(record)] = late_by
+        event_time = record.payload["event_time"]
+        stream_time[partition] = max(stream_time.get(partition, event_time), event_time)
+    return late
+
+
+def random_log(seed: int, partitions: int = 3, per_partition: int = 200) -> list[Decoded]:
+    """Views whose event times wander (mostly forward, sometimes hours back), interleaved."""
+    rng = random.Random(seed)
+    logs = []
+    for partition in range(partitions):
+        now = at(0)
+        records = []
+        for offset in range(per_partition):
+            now += rng.randint(0, 4 * MINUTE_MS)
+            back = rng.choice([0, 0, 0, 0, 5, 30, 65, 80, 180]) * MINUTE_MS
+            records.append(
+                view(
+                    now - back,
+                    partition=partition,
+                    offset=offset,
+                    property_id=f"p{rng.randint(0, 4)}",
+                    user_id=f"u{rng.randint(0, 2)}",
+                )
+            )
+        logs.append(records)
+    interleaved = []
+    while any(logs):
+        source = rng.choice([log for log in logs if log])
+        interleaved.append(source.pop(0))
+    return interleaved
+
+
+def live_stream(log: list[Decoded]) -> TestStream:
+    """A live consumer: one record per bundle, partitions interleaved, and the watermark of
+    Kafka's CreateTime policy: the slowest partition's largest record timestamp so far."""
+    stream = TestStream()
+    partitions = {r.source.partition for r in log}
+    newest: dict[int, int] = {}
+    watermark = None
+    for record in log:
+        stream = stream.add_elements([stamped(record)])
+        partition = record.source.partition
+        newest[partition] = max(newest.get(partition, 0), record.source.timestamp_ms)
+        if set(newest) == partitions:
+            candidate = min(newest.values())
+            if watermark is None or candidate > watermark:
+                watermark = candidate
+                stream = stream.advance_watermark_to(ts(watermark))
+    return stream.advance_watermark_to_infinity()
+
+
+def replay_stream(log: list[Decoded], *, reorder_by_timestamp: bool) -> TestStream:
+    """A replayed backlog: everything in one bundle and the watermark jumping to the end.
+
+    With ``reorder_by_timestamp`` the bundle is ordered by timestamp, as Prism hands a stateful
+    stage its pending elements."""
+    records = sorted(log, key=lambda r: r.source.timestamp_ms) if reorder_by_timestamp else log
+    return (
+        TestStream()
+        .add_elements([stamped(r) for r in records])
+        .advance_watermark_to(ts(max(r.source.timestamp_ms for r in log) + 10 * HOUR_MS))
+        .advance_watermark_to_infinity()
     )

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import random
-
 import apache_beam as beam
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
-from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.transforms.event_records import (
     HOUR_MS,
     MINUTE_MS,
     at,
+    live_stream,
+    random_log,
+    reference_late,
+    replay_stream,
     stamped,
     streaming_test_pipeline,
-    ts,
     view,
 )
 from transforms.lateness import (
@@ -50,22 +50,6 @@ NARRATED_LOG = [
     view(at(70), offset=6),  # on time: its own window ends at 02:00
 ]
 NARRATED_LATE = {(0, 5): 1 * MINUTE_MS}
-
-
-def reference_late(log: list[Decoded], window_ms: int, lateness_ms: int) -> dict:
-    """The contract's rule computed directly: per partition, in offset order."""
-    stream_time: dict[int, int] = {}
-    late = {}
-    for record in sorted(log, key=offsets):
-        partition = record.source.partition
-        late_by = late_by_ms(
-            stream_time.get(partition), record.payload["event_time"], window_ms, lateness_ms
-        )
-        if late_by is not None:
-            late[offsets(record)] = late_by
-        event_time = record.payload["event_time"]
-        stream_time[partition] = max(stream_time.get(partition, event_time), event_time)
-    return late
 
 
 def test_window_end_is_the_end_of_the_epoch_aligned_hour():
@@ -130,39 +114,6 @@ def test_late_record_points_back_at_the_original_bytes_and_window():
         )
 
 
-def _live(log: list[Decoded]) -> TestStream:
-    """A live consumer: one record per bundle, partitions interleaved, and the watermark of
-    Kafka's CreateTime policy: the slowest partition's largest record timestamp so far."""
-    stream = TestStream()
-    partitions = {r.source.partition for r in log}
-    newest: dict[int, int] = {}
-    watermark = None
-    for record in log:
-        stream = stream.add_elements([stamped(record)])
-        partition = record.source.partition
-        newest[partition] = max(newest.get(partition, 0), record.source.timestamp_ms)
-        if set(newest) == partitions:
-            candidate = min(newest.values())
-            if watermark is None or candidate > watermark:
-                watermark = candidate
-                stream = stream.advance_watermark_to(ts(watermark))
-    return stream.advance_watermark_to_infinity()
-
-
-def _replay(log: list[Decoded], *, reorder_by_timestamp: bool) -> TestStream:
-    """A replayed backlog: everything in one bundle and the watermark jumping to the end.
-
-    With ``reorder_by_timestamp`` the bundle is ordered by timestamp, as Prism hands a stateful
-    stage its pending elements."""
-    records = sorted(log, key=lambda r: r.source.timestamp_ms) if reorder_by_timestamp else log
-    return (
-        TestStream()
-        .add_elements([stamped(r) for r in records])
-        .advance_watermark_to(ts(max(r.source.timestamp_ms for r in log) + 10 * HOUR_MS))
-        .advance_watermark_to_infinity()
-    )
-
-
 def two_partition_log() -> list[Decoded]:
     """Partition 1 races 5 hours ahead; partition 0 carries the narrated log."""
     racing = [view(at(300 + i), partition=1, offset=i) for i in range(3)]
@@ -184,9 +135,9 @@ def test_same_records_are_late_live_replayed_and_reordered_and_a_racing_partitio
 ):
     log = two_partition_log()
     stream = {
-        "live": lambda: _live(log),
-        "replay": lambda: _replay(log, reorder_by_timestamp=False),
-        "replay_reordered_by_timestamp": lambda: _replay(log, reorder_by_timestamp=True),
+        "live": lambda: live_stream(log),
+        "replay": lambda: replay_stream(log, reorder_by_timestamp=False),
+        "replay_reordered_by_timestamp": lambda: replay_stream(log, reorder_by_timestamp=True),
     }[consumption]()
     expected_late = reference_late(log, HOUR_MS, 10 * MINUTE_MS)
     # Partition 1 being 5 h ahead must not make partition 0's records late.
@@ -203,25 +154,6 @@ def test_same_records_are_late_live_replayed_and_reordered_and_a_racing_partitio
             equal_to(list(expected_late.items())),
             label="Late",
         )
-
-
-def random_log(seed: int, partitions: int = 3, per_partition: int = 200) -> list[Decoded]:
-    """Views whose event times wander (mostly forward, sometimes hours back), interleaved."""
-    rng = random.Random(seed)
-    logs = []
-    for partition in range(partitions):
-        now = at(0)
-        records = []
-        for offset in range(per_partition):
-            now += rng.randint(0, 4 * MINUTE_MS)
-            back = rng.choice([0, 0, 0, 0, 5, 30, 65, 80, 180]) * MINUTE_MS
-            records.append(view(now - back, partition=partition, offset=offset))
-        logs.append(records)
-    interleaved = []
-    while any(logs):
-        source = rng.choice([log for log in logs if log])
-        interleaved.append(source.pop(0))
-    return interleaved
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
