@@ -12,9 +12,9 @@ the result; they never see ports or processes. What each runner gets (flags the 
   downstream only when checkpointing is on (DESIGN.md).
 - ``DirectRunner`` (also Beam's default when no runner is named): it cannot execute Java
   cross-language transforms, so a Kafka pipeline runs on Prism instead, said in one log line.
-- ``DataflowRunner`` and others: passed through unchanged.
+- ``DataflowRunner`` and others: passed through unchanged (they run elsewhere).
 
-Every runner also gets ``--bootstrap_servers`` of the local broker when the user gave none.
+The local runners also get ``--bootstrap_servers`` of the local broker when the user gave none.
 """
 
 from __future__ import annotations
@@ -143,6 +143,10 @@ def runner_args(
         )
         argv = [*_without_runner(argv), "--runner=PrismRunner"]
         short = "PrismRunner"
+
+    if short not in ("PrismRunner", *_PORTABLE_JOB_RUNNERS):
+        # Dataflow and the rest run elsewhere: this machine's loopback addresses mean nothing.
+        return argv
 
     added: list[str] = []
     if uses_kafka and not has_flag(argv, "bootstrap_servers"):

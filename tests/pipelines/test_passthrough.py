@@ -9,6 +9,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
 from pipelines import passthrough
+from runners.flink_event_time import flink_streaming_event_time_args
 from transforms.types import KafkaRecord
 
 STACK_ARGS = [
@@ -54,9 +55,11 @@ def test_unbounded_run_is_streaming_and_gets_flink_checkpointing():
         ["--runner=FlinkRunner", "--job_endpoint=localhost:8099", *STACK_ARGS]
     )
     assert options.view_as(StandardOptions).streaming
-    # Not a Python-declared option: Beam passes it on to the Flink job server as given.
+    # Not all Python-declared options: Beam passes them on to the Flink job server as given.
     all_options = options.get_all_options(retain_unknown_options=True)
-    assert str(all_options["checkpointing_interval"]) == "5000"
+    for arg in flink_streaming_event_time_args():
+        name, _, value = arg.removeprefix("--").partition("=")
+        assert str(all_options[name]).lower() == (value or "true").lower(), name
     assert config.kafka.expansion_service == "localhost:8097"
 
 

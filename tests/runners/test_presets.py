@@ -106,9 +106,9 @@ def test_kafka_pipeline_without_an_expansion_service_names_the_command_that_star
         runner_args(["--runner=FlinkRunner"], StackAddresses(job_endpoint="localhost:8099"))
 
 
-def test_dataflow_is_passed_through_with_only_the_broker_address():
-    args = runner_args(["--runner=DataflowRunner", "--project=p"], STACK)
-    assert args == ["--runner=DataflowRunner", "--project=p", "--bootstrap_servers=127.0.0.1:9092"]
+def test_dataflow_is_passed_through_unchanged():
+    argv = ["--runner=DataflowRunner", "--project=p"]
+    assert runner_args(argv, STACK) == argv
 
 
 def test_the_stack_is_loaded_only_when_an_address_is_needed():
