@@ -7,9 +7,9 @@ the result; they never see ports or processes. What each runner gets (flags the 
   ``--environment_type=LOOPBACK`` (Python steps run in this process) and ``--beam_services``
   pointing Beam's Kafka IO at the running Java expansion service.
 - ``FlinkRunner`` / ``PortableRunner``: ``--job_endpoint`` of Beam's Flink job server,
-  ``--environment_type=LOOPBACK``, ``--beam_services``, and with ``--streaming``
-  ``--checkpointing_interval=5000``: an unbounded Kafka read on Flink delivers records
-  downstream only when checkpointing is on (DESIGN.md).
+  ``--environment_type=LOOPBACK``, ``--beam_services``, and with ``--streaming`` the flags of
+  ``runners.flink_event_time.flink_streaming_event_time_args`` (checkpointing: an unbounded
+  Kafka read on Flink delivers records downstream only when checkpointing is on, DESIGN.md).
 - ``DirectRunner`` (also Beam's default when no runner is named): it cannot execute Java
   cross-language transforms, so a Kafka pipeline runs on Prism instead, said in one log line.
 - ``DataflowRunner`` and others: passed through unchanged (they run elsewhere).
