@@ -32,8 +32,9 @@ Semantics:
   fires: alerts are still emitted at once, but the state of past windows is never cleared.
 - Counter ``alerts`` (transforms/metrics.py).
 
-Compared with the Kafka Streams seed (a windowed count, then a filter on count > N, which emits on
-every update past N): the alert fires once per window, at the crossing, and never repeats.
+Compared with the Kafka Streams seed (a 10-minute windowed count, then ``filter(count > 50)`` on
+its changelog, which emits an alert for every update past 50: the 51st, 52nd, ... view): the alert
+fires once per window, at the crossing, and never repeats.
 """
 
 from __future__ import annotations

@@ -13,11 +13,14 @@ Semantics shared by the three variants:
 - ACCUMULATING panes: every pane carries the window's full count so far, so a consumer keeps the
   last pane per (property_id, window) — the Kafka topic is keyed by property_id.
 - Allowed lateness defaults to 70 min = the gate's 1 h window + its 10 min lateness: Beam must
-  never drop a record the gate passed (the gate judges lateness by the partition's log; Beam by
-  the watermark, which can be ahead of a partition's stream time), so Beam's lateness is set at
-  least as wide as anything the gate can let through. A record beyond it would be dropped by Beam
-  silently; with the gate in front and the default lateness that cannot happen for tumbling
-  windows of up to 1 h.
+  not drop what the gate passed. The gate judges lateness by the record's own partition; Beam by
+  the watermark, which (CreateTime) trails the slowest partition, so for a record the gate passed
+  it is normally well inside 70 min. Not guaranteed: when one read bundle spans more event time
+  than that margin, the watermark can move past before the record is aggregated. Seen so far:
+  the DirectRunner aggregates a bundle before moving the watermark (nothing dropped, tested live
+  and replayed in ``tests/transforms/test_time_composition.py``); Prism, given a record beyond the
+  lateness, does not drop it but starts the expired window over: a LATE pane counting from 1
+  (verified with TestStream). Raise ``allowed_lateness_s`` for large replays.
 - One more pane when a window expires, on runners that honour the closing behavior: the Python SDK
   sets every windowing strategy's closing behavior to EMIT_ALWAYS (``Windowing.to_runner_api``),
   and Prism fires a final pane (``is_last``, timing LATE) at expiry, repeating the last count, or
@@ -28,9 +31,14 @@ Semantics shared by the three variants:
 - ``pane`` is EARLY/ON_TIME/LATE from Beam's PaneInfo; a runner that reports UNKNOWN timing (a
   batch run fires each window once, at the end) is reported as ON_TIME.
 
-Compared with the Kafka Streams seed: Beam's allowed lateness plays the role of the grace period,
-and triggers replace ``suppress``: instead of one final result per window, panes are emitted
-early/on time/late and each supersedes the previous one (accumulating).
+Compared with the Kafka Streams seed (``windowedBy(TimeWindows.of(1 h)).count()``, no
+``suppress``): the seed emits an updated count on every record (a KTable changelog) and keeps a
+window open for its grace period (24 h minus the window size by default for the deprecated
+``TimeWindows.of``); here Beam's allowed lateness (70 min) plays the grace period's role, and the
+trigger replaces both the per-record updates and ``suppress``: one ON_TIME pane when the watermark
+passes the window end, optional EARLY panes, one LATE pane per late element, each accumulating
+(superseding the previous one). Records later than the gate's lateness never reach the window:
+they are on the late topic instead of being silently dropped.
 """
 
 from __future__ import annotations
