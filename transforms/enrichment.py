@@ -88,6 +88,8 @@ MARKET_FIELDS: tuple[str, ...] = (
 )
 # The field of the handler's response row that carries the failure reason (None on success).
 ERROR_FIELD = "error"
+# The service's batch endpoint takes at most this many keys.
+MAX_BATCH_SIZE = 100
 # True when the row's market data is an old copy served because the service failed.
 STALE_FIELD = "stale"
 STALE_KEY_PREFIX = "stale:"
@@ -161,8 +163,13 @@ def parse_market_record(body: bytes) -> dict[str, Any]:
         data = json.loads(body)
     except ValueError as exc:
         raise ValueError(f"body is not JSON ({exc}): {body[:80]!r}") from exc
+    return validate_market_record(data)
+
+
+def validate_market_record(data: Any) -> dict[str, Any]:
+    """The market fields of a decoded JSON record; ValueError saying what is wrong otherwise."""
     if not isinstance(data, dict):
-        raise ValueError(f"body is not a JSON object: {body[:80]!r}")
+        raise ValueError(f"record is not a JSON object: {str(data)[:80]!r}")
     missing = [f for f in MARKET_FIELDS if f not in data]
     if missing:
         raise ValueError(f"fields missing: {missing}")
@@ -195,6 +202,26 @@ def parse_market_record(body: bytes) -> dict[str, Any]:
         for c in record["comparable_properties"]
     ]
     return record
+
+
+def parse_batch_results(body: bytes, keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The per-key results of a batch answer, checked against the ``keys`` asked, in order.
+
+    Each result is ``{"status": 200, "data": {...}}`` or ``{"status": <other>, "error": ...}``;
+    ValueError when the body as a whole is unusable (not JSON, wrong length, keys out of order).
+    """
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise ValueError(f"batch body is not JSON ({exc}): {body[:80]!r}") from exc
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, list) or len(results) != len(keys):
+        raise ValueError(f"batch body must hold {len(keys)} results: {body[:80]!r}")
+    for key, result in zip(keys, results, strict=True):
+        answered = (result.get("zip"), result.get("type")) if isinstance(result, dict) else None
+        if answered != key:
+            raise ValueError(f"batch result {str(result)[:80]!r} does not answer {key}")
+    return results
 
 
 def enriched_event(
@@ -326,6 +353,10 @@ def _market_row(
     return beam.Row(**values, **{ERROR_FIELD: error, STALE_FIELD: stale})
 
 
+def _row_market(row: beam.Row) -> dict[str, Any]:
+    return {f: getattr(row, f) for f in MARKET_FIELDS}
+
+
 def fallback_row(reason: str) -> beam.Row:
     """The handler-shaped response that stands for "no market data", with the reason."""
     return _market_row(None, reason)
@@ -348,7 +379,10 @@ class MarketDataHandler(EnrichmentSourceHandler[Decoded, tuple[Decoded, beam.Row
         base_url: str,
         call_timeout_s: float,
         stale_store: tuple[str, int, int] | None = None,
+        batch_size: int = 1,
     ) -> None:
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, got {batch_size}")
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
         if call_timeout_s <= 0:
@@ -356,6 +390,7 @@ class MarketDataHandler(EnrichmentSourceHandler[Decoded, tuple[Decoded, beam.Row
         self.base_url = base_url.rstrip("/")
         self.call_timeout_s = call_timeout_s
         self.stale_store = stale_store
+        self.batch_size = batch_size
         self._session: requests.Session | None = None
         self._redis: redis.Redis | None = None
 
@@ -417,36 +452,95 @@ class MarketDataHandler(EnrichmentSourceHandler[Decoded, tuple[Decoded, beam.Row
     def get_cache_key(self, request: Decoded) -> str:
         return cache_key(request.payload)
 
-    def __call__(self, request: Decoded, *args: Any, **kwargs: Any) -> tuple[Decoded, beam.Row]:
+    def batch_elements_kwargs(self) -> Mapping[str, Any]:
+        # RequestResponseIO batches the (cache-missing) requests with BatchElements when this is
+        # not empty, and hands __call__ a list.
+        if self.batch_size == 1:
+            return {}
+        return {"min_batch_size": 1, "max_batch_size": self.batch_size}
+
+    def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         if self._session is None:
             self.__enter__()
-        assert self._session is not None
-        zip_code, property_type = market_key(request.payload)
-        try:
-            response = self._session.get(
-                f"{self.base_url}/v1/market",
-                params={"zip": zip_code, "type": property_type},
-                timeout=self.call_timeout_s,
-            )
-        except requests.Timeout as exc:
-            raise MarketDataTimeout(f"no answer within {self.call_timeout_s} s") from exc
-        except requests.RequestException as exc:
-            raise MarketDataUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if isinstance(request, list):
+            return self._call_batch(request)
+        return self._call_one(request)
+
+    def _raise_for_status(self, response: requests.Response, what: str) -> None:
         status = response.status_code
         if status == 200:
-            try:
-                market = parse_market_record(response.content)
-            except ValueError as exc:
-                raise MalformedMarketData(f"malformed answer: {exc}") from exc
-            self._remember(request, market)
-            return request, _market_row(market, None)
+            return
         if status == 404:
-            raise MarketDataNotFound(f"404: no market data for zip={zip_code} type={property_type}")
+            raise MarketDataNotFound(f"404: no market data for {what}")
         if status == 429:
             raise MarketDataRateLimited("429: rate limited", _retry_after_s(response))
         if status >= 500:
             raise MarketDataUnavailable(f"{status}: {response.text[:120]}")
         raise MarketDataError(f"unexpected status {status}: {response.text[:120]}")
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        assert self._session is not None
+        try:
+            return self._session.request(
+                method, f"{self.base_url}{path}", timeout=self.call_timeout_s, **kwargs
+            )
+        except requests.Timeout as exc:
+            raise MarketDataTimeout(f"no answer within {self.call_timeout_s} s") from exc
+        except requests.RequestException as exc:
+            raise MarketDataUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def _call_batch(self, requests_: list[Decoded]) -> list[tuple[Decoded, beam.Row]]:
+        """One POST for the distinct keys of ``requests_``; a 404 or a malformed record of one
+        key falls back for that key only (a failure of the whole call raises as a single call
+        would)."""
+        keys = list(dict.fromkeys(market_key(r.payload) for r in requests_))
+        response = self._send(
+            "POST", "/v1/market/batch", json={"keys": [{"zip": z, "type": t} for z, t in keys]}
+        )
+        self._raise_for_status(response, f"batch of {len(keys)} keys")
+        try:
+            results = parse_batch_results(response.content, keys)
+        except ValueError as exc:
+            raise MalformedMarketData(f"malformed batch answer: {exc}") from exc
+        rows: dict[tuple[str, str], beam.Row] = {}
+        failures: dict[tuple[str, str], MarketDataError] = {}
+        for (zip_code, property_type), result in zip(keys, results, strict=True):
+            if result.get("status") == 404:
+                failures[(zip_code, property_type)] = MarketDataNotFound(
+                    f"404: no market data for zip={zip_code} type={property_type}"
+                )
+                continue
+            try:
+                if result.get("status") != 200:
+                    raise ValueError(f"item status {result.get('status')!r}")
+                market = validate_market_record(result.get("data"))
+            except ValueError as exc:
+                failures[(zip_code, property_type)] = MalformedMarketData(
+                    f"malformed answer: {exc}"
+                )
+                continue
+            rows[(zip_code, property_type)] = _market_row(market, None)
+        out = []
+        for request in requests_:
+            key = market_key(request.payload)
+            if key in rows:
+                self._remember(request, _row_market(rows[key]))
+                out.append((request, rows[key]))
+            else:
+                exc = failures[key]
+                out.append(self.fallback_response(request, f"{type(exc).__name__}: {exc}", exc))
+        return out
+
+    def _call_one(self, request: Decoded) -> tuple[Decoded, beam.Row]:
+        zip_code, property_type = market_key(request.payload)
+        response = self._send("GET", "/v1/market", params={"zip": zip_code, "type": property_type})
+        self._raise_for_status(response, f"zip={zip_code} type={property_type}")
+        try:
+            market = parse_market_record(response.content)
+        except ValueError as exc:
+            raise MalformedMarketData(f"malformed answer: {exc}") from exc
+        self._remember(request, market)
+        return request, _market_row(market, None)
 
 
 def _retry_after_s(response: requests.Response) -> float | None:
@@ -572,9 +666,11 @@ class ResilientRepeater(Repeater):
             reason = f"{type(exc).__name__}: {exc}"
             if attempts > 1:
                 reason += f" (after {attempts} attempts)"
-            if isinstance(caller, MarketDataHandler):
-                return caller.fallback_response(request, reason, exc)
-            return request, fallback_row(reason)
+            if not isinstance(caller, MarketDataHandler):
+                return request, fallback_row(reason)
+            if isinstance(request, list):  # a batch (see MarketDataHandler.batch_elements_kwargs)
+                return [caller.fallback_response(r, reason, exc) for r in request]
+            return caller.fallback_response(request, reason, exc)
 
 
 class _CountCacheHits(beam.DoFn):
@@ -691,6 +787,10 @@ class EnrichWithMarketData(beam.PTransform[beam.PCollection[Decoded], beam.PColl
         in a worker process and stays open that long, then lets one trial call through.
       circuit_id: which process-wide breaker to use (default: ``base_url``); transforms with the
         same id share one.
+      batch_size: 1 calls ``GET /v1/market`` per event; more lets Beam's BatchElements group up
+        to that many cache-missing events of a bundle into one ``POST /v1/market/batch`` (each
+        distinct key asked once); a 404 or bad record of one key falls back for that key only,
+        a failed call for the whole batch. ``calls`` then counts batch calls.
     """
 
     def __init__(
@@ -704,9 +804,10 @@ class EnrichWithMarketData(beam.PTransform[beam.PCollection[Decoded], beam.PColl
         failure_threshold: int = 5,
         cooldown_s: float = 30.0,
         circuit_id: str | None = None,
+        batch_size: int = 1,
     ) -> None:
         super().__init__()
-        self._handler = MarketDataHandler(base_url, call_timeout_s)
+        self._handler = MarketDataHandler(base_url, call_timeout_s, batch_size=batch_size)
         self._policy = ResiliencePolicy(
             max_retries=max_retries,
             initial_backoff_s=initial_backoff_s,
@@ -747,7 +848,10 @@ class EnrichWithMarketData(beam.PTransform[beam.PCollection[Decoded], beam.PColl
         if self._redis is not None and self._stale_ttl_s:
             host, port, _ = self._redis
             handler = MarketDataHandler(
-                handler.base_url, handler.call_timeout_s, (host, port, self._stale_ttl_s)
+                handler.base_url,
+                handler.call_timeout_s,
+                (host, port, self._stale_ttl_s),
+                batch_size=handler.batch_size,
             )
         enrichment = _MarketEnrichment(
             handler,

@@ -117,7 +117,7 @@ class MarketDataService:
         faults = self.faults
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
-        faulted = self._faulted()
+        faulted = self._faulted(faults)
         if faulted is not None:
             return faulted
         zip_code = request.query_params.get("zip")
@@ -135,9 +135,9 @@ class MarketDataService:
             return Response('{"median_price": ', media_type="application/json")
         return self._answer(200, record)
 
-    def _faulted(self) -> Response | None:
-        """The fault answer for this request, if a fault fires (latency excluded)."""
-        faults = self.faults
+    def _faulted(self, faults: Faults) -> Response | None:
+        """The fault answer for this request, if a fault fires (latency excluded). ``faults`` are
+        those read when the request arrived, so a change during its latency does not apply."""
         if faults.down:
             return self._answer(503, {"error": "service down (injected)"})
         if self.bucket is not None:
@@ -152,9 +152,10 @@ class MarketDataService:
         return None
 
     async def market_batch(self, request: Request) -> Response:
-        if self.faults.latency_ms:
-            await asyncio.sleep(self.faults.latency_ms / 1000)
-        faulted = self._faulted()
+        faults = self.faults
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        faulted = self._faulted(faults)
         if faulted is not None:
             return faulted
         try:
@@ -183,7 +184,7 @@ class MarketDataService:
                 results.append(
                     {"zip": zip_code, "type": property_type, "status": 200, "data": record}
                 )
-        if self.faults.malformed_rate and self.rng.random() < self.faults.malformed_rate:
+        if faults.malformed_rate and self.rng.random() < faults.malformed_rate:
             self.stats[200] += 1
             return Response('{"results": [', media_type="application/json")
         return self._answer(200, {"results": results})

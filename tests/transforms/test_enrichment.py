@@ -530,3 +530,94 @@ def test_stale_off_falls_back_once_the_entry_expired(
     service.set_faults(down=True)
     outputs, _ = run([event(0)], plain(), tmp_path)
     assert statuses(outputs) == {FALLBACK: 1}
+
+
+# ----------------------------------------------------------------------------- batching
+
+
+def test_batches_enrich_every_event_with_far_fewer_calls(
+    service: MarketDataServer, tmp_path: Path
+) -> None:
+    events = spread_events(200)  # 50 keys
+    outputs, counters = run(events, fast(service.url, batch_size=50), tmp_path)
+    assert_accounted(outputs, 200)
+    assert statuses(outputs) == {ENRICHED: 200}
+    for payload, _, offset in outputs:
+        original = events[offset].payload
+        expected = market_record(42, original["zip_code"], original["property_type"])
+        assert {f: payload[f] for f in MARKET_FIELDS} == {f: expected[f] for f in MARKET_FIELDS}
+    batch_calls = service.stats()["market_requests"]
+    assert batch_calls == counters["calls"]
+    # BatchElements grows its batches adaptively from 1: a handful of calls, not 200.
+    assert batch_calls < 40, batch_calls
+
+
+def test_unknown_zip_in_a_batch_falls_back_for_that_event_only_without_retries(
+    service: MarketDataServer, tmp_path: Path
+) -> None:
+    events = [event(i, "99999" if i % 2 else "10001") for i in range(20)]
+    outputs, counters = run(events, fast(service.url, batch_size=20), tmp_path)
+    assert_accounted(outputs, 20)
+    assert statuses(outputs) == {ENRICHED: 10, FALLBACK: 10}
+    for payload, _, offset in outputs:
+        if offset % 2:
+            assert payload["enrichment_status"] == FALLBACK
+            assert "MarketDataNotFound: 404" in payload["enrichment_error"]
+    assert counters.get("retries", 0) == 0
+
+
+@pytest.mark.parametrize(
+    ("faults", "reason"),
+    [
+        ({"down": True}, "503"),
+        ({"malformed_rate": 1.0}, "MalformedMarketData"),
+        ({"latency_ms": 1500}, "MarketDataTimeout"),
+    ],
+    ids=["down", "malformed", "slow"],
+)
+def test_a_failed_batch_call_falls_back_for_every_event_of_the_batch(
+    service: MarketDataServer, tmp_path: Path, faults: dict[str, Any], reason: str
+) -> None:
+    service.set_faults(**faults)
+    transform = fast(service.url, batch_size=10, call_timeout_s=0.3)
+    outputs, _ = run(spread_events(30), transform, tmp_path)
+    assert_accounted(outputs, 30)
+    assert statuses(outputs) == {FALLBACK: 30}
+    assert all(reason in p["enrichment_error"] for p, _, _ in outputs)
+
+
+def test_batches_with_cache_and_stale_copies_serve_stale_when_the_service_is_down(
+    service: MarketDataServer, empty_redis: RedisServer, tmp_path: Path
+) -> None:
+    def batched() -> EnrichWithMarketData:
+        return fast(service.url, batch_size=25).with_redis_cache(
+            empty_redis.host, empty_redis.port, ttl_s=1, stale_ttl_s=300
+        )
+
+    fresh, _ = run(spread_events(100), batched(), tmp_path)
+    assert statuses(fresh) == {ENRICHED: 100}
+    time.sleep(2.1)
+    service.set_faults(down=True)
+    outputs, counters = run(spread_events(100), batched(), tmp_path)
+    assert_accounted(outputs, 100)
+    assert statuses(outputs) == {STALE: 100}
+    assert counters["stale"] == 100
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [{}, {"error_rate": 0.5}, {"rate_limit_rps": 10}, {"down": True}, {"malformed_rate": 0.5}],
+    ids=["healthy", "errors-50pct", "rate-limited", "down", "malformed"],
+)
+def test_batched_every_event_comes_out_exactly_once_under_every_fault_mode(
+    service: MarketDataServer, tmp_path: Path, faults: dict[str, Any]
+) -> None:
+    if faults:
+        service.set_faults(**faults)
+    transform = fast(service.url, batch_size=20, failure_threshold=10, cooldown_s=1.0)
+    outputs, counters = run(spread_events(120), transform, tmp_path)
+    assert_accounted(outputs, 120)
+    counts = statuses(outputs)
+    assert counts[ENRICHED] + counts[FALLBACK] == 120
+    assert counters.get("enriched", 0) == counts[ENRICHED]
+    assert counters.get("fallbacks", 0) == counts[FALLBACK]

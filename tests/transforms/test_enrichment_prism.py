@@ -72,6 +72,10 @@ def run_on_prism(transform: EnrichWithMarketData, n: int, expected: list[str]) -
             "--runner=PrismRunner",
             f"--prism_location={PRISM_BINARY}",
             "--environment_type=LOOPBACK",
+            # Beam 2.73's DirectRunner first tries Prism (downloading it from GitHub, which fails
+            # here) and leaves that failed job server in PrismRunner's process-wide singleton;
+            # without this, a Prism pipeline after a DirectRunner one in the same process fails.
+            "--experiments=disable_prism_server_singleton",
         ]
     )
     pipeline = beam.Pipeline(options=options)

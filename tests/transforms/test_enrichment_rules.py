@@ -26,6 +26,7 @@ from transforms.enrichment import (
     cache_key,
     enriched_event,
     is_transient,
+    parse_batch_results,
     parse_market_record,
 )
 
@@ -222,3 +223,25 @@ def test_bad_cache_arguments_are_rejected_saying_what_to_fix() -> None:
         transform.with_redis_cache("127.0.0.1", 0)
     with pytest.raises(ValueError, match=r"stale_ttl_s must be 0 \(off\) or longer than ttl_s"):
         transform.with_redis_cache("127.0.0.1", 6379, ttl_s=60, stale_ttl_s=30)
+
+
+def test_batch_results_are_checked_against_the_keys_asked() -> None:
+    keys = [("10001", "CONDO"), ("99999", "LAND")]
+    body = {
+        "results": [
+            {"zip": "10001", "type": "CONDO", "status": 200, "data": {}},
+            {"zip": "99999", "type": "LAND", "status": 404, "error": "none"},
+        ]
+    }
+    assert parse_batch_results(json.dumps(body).encode(), keys) == body["results"]
+    with pytest.raises(ValueError, match="must hold 2 results"):
+        parse_batch_results(json.dumps({"results": body["results"][:1]}).encode(), keys)
+    with pytest.raises(ValueError, match="does not answer"):
+        parse_batch_results(json.dumps({"results": body["results"][::-1]}).encode(), keys)
+    with pytest.raises(ValueError, match="not JSON"):
+        parse_batch_results(b'{"results": [', keys)
+
+
+def test_batch_size_outside_the_service_limit_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"batch_size must be in 1\.\.100"):
+        EnrichWithMarketData("http://127.0.0.1:8700", batch_size=101)
