@@ -92,7 +92,13 @@ def start(argv: Sequence[str]) -> PipelineResult:
 def run(argv: Sequence[str] | None = None) -> str:
     """Runs until the read stops (bounded) or the job is cancelled; returns the final state."""
     result = start(sys.argv[1:] if argv is None else argv)
-    return result.wait_until_finish()
+    try:
+        return result.wait_until_finish()
+    except KeyboardInterrupt:
+        # Ctrl-C stops a streaming run. On Prism this cancels the job; Beam's Flink job server
+        # reports CANCELLED but leaves the Flink job running (cancel it with Flink's REST API).
+        result.cancel()
+        raise
 
 
 def main() -> int:
