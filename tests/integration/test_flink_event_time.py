@@ -16,9 +16,10 @@ window's firing delay (output append time - window end) as the ``window_firing_d
 The Flink flags come from ``runners.flink_event_time.flink_streaming_event_time_args()``, the
 ``FlinkRunner --streaming`` preset; the test also checks that ``check_flink_streaming_event_time``
 accepts them for the project's Flink runner version. The job is cancelled through Flink's REST API
-(Beam's ``cancel()`` leaves a Flink job running, DESIGN.md); the REST address of the embedded
-cluster is read from the job server's log (``FLINK_JOB_SERVER_LOG`` names the log when the job
-server comes from ``FLINK_JOB_ENDPOINT``).
+(Beam's ``cancel()`` leaves a Flink job running, DESIGN.md). Where that API is: the embedded
+cluster's address is read from the job server's log (``FLINK_JOB_SERVER_LOG`` names the log when
+the job server comes from ``FLINK_JOB_ENDPOINT``); for a job server that submits to a session
+cluster, ``FLINK_REST_URL`` gives the cluster's REST url.
 """
 
 from __future__ import annotations
@@ -99,17 +100,26 @@ class CountPerEventTimeWindow(
         )
 
 
-class EmbeddedFlinkRest:
-    """REST API of the embedded Flink cluster of the job submitted after ``log_offset``."""
+class FlinkJobRest:
+    """Flink's REST API for the one job this test submits (started after ``submitted_ms``).
 
-    def __init__(self, log_path: Path, log_offset: int) -> None:
+    The REST address is ``FLINK_REST_URL`` when set (a session cluster the job server submits
+    to), else the embedded cluster's, read from the job server's log written after
+    ``log_offset``. Only this job is ever cancelled: a session cluster may run others.
+    """
+
+    def __init__(self, log_path: Path | None, log_offset: int, submitted_ms: int) -> None:
         self._log_path = log_path
         self._log_offset = log_offset
-        self._base: str | None = None
+        self._submitted_ms = submitted_ms
+        self._base: str | None = os.environ.get("FLINK_REST_URL") or None
+        self.jid: str | None = None
 
     def base_url(self, timeout_s: float) -> str:
         deadline = time.monotonic() + timeout_s
         while self._base is None:
+            if self._log_path is None:
+                raise AssertionError("set FLINK_REST_URL or FLINK_JOB_SERVER_LOG to reach Flink")
             with self._log_path.open("rb") as log:
                 log.seek(self._log_offset)
                 found = REST_PATTERN.findall(log.read().decode("utf-8", "replace"))
@@ -120,7 +130,7 @@ class EmbeddedFlinkRest:
                 raise AssertionError(f"no Flink REST endpoint in {self._log_path} in {timeout_s}s")
             else:
                 time.sleep(1)
-        return self._base
+        return self._base.rstrip("/")
 
     def call(self, method: str, path: str) -> dict:
         request = urllib.request.Request(self.base_url(JOB_START_TIMEOUT_S) + path, method=method)
@@ -129,41 +139,43 @@ class EmbeddedFlinkRest:
         return json.loads(body) if body else {}
 
     def wait_running(self, timeout_s: float) -> str:
-        """The id of the job once it and all its tasks run (FINISHED tasks count as started)."""
+        """The job's id once it and all its tasks run (FINISHED tasks count as started)."""
         deadline = time.monotonic() + timeout_s
         seen: object = None
         while time.monotonic() < deadline:
             with contextlib.suppress(urllib.error.URLError, OSError):
-                jobs = [j for j in self.call("GET", "/jobs/overview")["jobs"]]
-                live = [j for j in jobs if j["state"] not in TERMINAL]
-                if live:
-                    jid = live[-1]["jid"]
-                    vertices = self.call("GET", f"/jobs/{jid}")["vertices"]
+                jobs = self.call("GET", "/jobs/overview")["jobs"]
+                ours = [j for j in jobs if j["start-time"] >= self._submitted_ms - 1000]
+                seen = [(j["jid"], j["state"]) for j in ours]
+                if ours:
+                    self.jid = max(ours, key=lambda j: j["start-time"])["jid"]
+                    vertices = self.call("GET", f"/jobs/{self.jid}")["vertices"]
                     seen = {v["name"][:50]: v["status"] for v in vertices}
                     if all(v["status"] in ("RUNNING", "FINISHED") for v in vertices):
-                        return jid
-                else:
-                    seen = [(j["jid"], j["state"]) for j in jobs]
+                        return self.jid
             time.sleep(1)
         raise AssertionError(f"the Flink job did not start all its tasks in {timeout_s}s: {seen}")
 
-    def cancel_all(self, timeout_s: float = 60) -> None:
-        """Cancels every job that still runs and waits (bounded) until none does."""
+    def cancel(self, timeout_s: float = 60) -> None:
+        """Cancels the job (when found) and waits, bounded, until Flink reports it terminal."""
+        if self.jid is None:
+            with contextlib.suppress(AssertionError):
+                self.wait_running(10)
+        if self.jid is None:
+            return
         with contextlib.suppress(urllib.error.URLError, OSError):
-            for job in self.call("GET", "/jobs/overview")["jobs"]:
-                if job["state"] not in TERMINAL:
-                    self.call("PATCH", f"/jobs/{job['jid']}?mode=cancel")
+            self.call("PATCH", f"/jobs/{self.jid}?mode=cancel")
         deadline = time.monotonic() + timeout_s
-        states: set[str] = set()
+        state = "?"
         while time.monotonic() < deadline:
             try:
-                states = {j["state"] for j in self.call("GET", "/jobs/overview")["jobs"]}
+                state = self.call("GET", f"/jobs/{self.jid}")["state"]
             except (urllib.error.URLError, OSError):
                 return  # the embedded cluster shuts down (REST gone) once its job is terminal
-            if states <= TERMINAL:
+            if state in TERMINAL:
                 return
             time.sleep(1)
-        raise AssertionError(f"Flink jobs still {states} {timeout_s}s after cancelling")
+        raise AssertionError(f"Flink job {self.jid} still {state} {timeout_s}s after cancelling")
 
 
 @pytest.fixture
@@ -178,17 +190,20 @@ def output_topic(kafka_bootstrap: str) -> Iterator[str]:
         admin.delete_topics([name], operation_timeout=30)[name].result(timeout=30)
 
 
-def job_server_log(flink: FlinkJobServer) -> Path:
-    path = flink.log_path or (
-        Path(os.environ["FLINK_JOB_SERVER_LOG"]) if os.environ.get("FLINK_JOB_SERVER_LOG") else None
-    )
-    if path is None or not path.exists():
+def job_server_log(flink: FlinkJobServer) -> Path | None:
+    """The job server's log (it names each embedded cluster's REST port), when known."""
+    if flink.log_path is not None:
+        return flink.log_path
+    env = os.environ.get("FLINK_JOB_SERVER_LOG")
+    if env:
+        return Path(env)
+    if not os.environ.get("FLINK_REST_URL"):
         pytest.fail(
-            "the Flink job server's log is needed to find the embedded cluster's REST API "
-            "(to cancel the job): set FLINK_JOB_SERVER_LOG along with FLINK_JOB_ENDPOINT",
+            "Flink's REST API is needed to cancel the job: with FLINK_JOB_ENDPOINT set, also set "
+            "FLINK_JOB_SERVER_LOG (embedded Flink) or FLINK_REST_URL (session cluster)",
             pytrace=False,
         )
-    return path
+    return None
 
 
 def produce_live(bootstrap: str, topic: str) -> dict[int, int]:
@@ -263,7 +278,7 @@ def test_event_time_windows_fire_with_exact_counts_on_flink_streaming(
     )
     source = make_topic(PARTITIONS, "in")
     log_path = job_server_log(flink_job_server)
-    rest = EmbeddedFlinkRest(log_path, log_path.stat().st_size)
+    log_offset = log_path.stat().st_size if log_path and log_path.exists() else 0
     options = PipelineOptions(
         [
             "--runner=FlinkRunner",
@@ -288,13 +303,14 @@ def test_event_time_windows_fire_with_exact_counts_on_flink_streaming(
         | "WriteCounts"
         >> WriteKafkaRecords(kafka_bootstrap, output_topic, expansion_service=expansion_service)
     )
+    rest = FlinkJobRest(log_path, log_offset, submitted_ms=int(time.time() * 1000))
     result = pipeline.run()
     try:
         rest.wait_running(JOB_START_TIMEOUT_S)
         expected = produce_live(kafka_bootstrap, source)
         fired = consume_window_counts(kafka_bootstrap, output_topic, expected, FIRE_TIMEOUT_S)
     finally:
-        rest.cancel_all()
+        rest.cancel()
         with contextlib.suppress(Exception):
             result.cancel()
 
