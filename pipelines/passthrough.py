@@ -14,6 +14,7 @@ for you): it runs until cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -97,7 +98,9 @@ def run(argv: Sequence[str] | None = None) -> str:
     except KeyboardInterrupt:
         # Ctrl-C stops a streaming run. On Prism this cancels the job; Beam's Flink job server
         # reports CANCELLED but leaves the Flink job running (cancel it with Flink's REST API).
-        result.cancel()
+        # ValueError: Beam already closed the job service channel (the job server is gone).
+        with contextlib.suppress(ValueError):
+            result.cancel()
         raise
 
 
