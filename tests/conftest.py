@@ -3,7 +3,7 @@
 Where Kafka comes from, first match wins:
 
 1. ``KAFKA_BOOTSTRAP_SERVERS`` set: that cluster, as is.
-2. A Docker engine answers: testcontainers' Kafka (``testcontainers.kafka.KafkaContainer``).
+2. A Docker engine answers: testcontainers' Kafka (``testcontainers.community.kafka``).
 3. Otherwise: the project's own broker from ``runners.local`` (``PROPERTY_STACK_HOME`` picks a
    stack home other than ``.local``). Services this session starts are stopped at its end;
    services that were already running are reused and left running.
@@ -118,7 +118,7 @@ def kafka_service(session_stack: _SessionStack) -> Iterator[KafkaService]:
         yield KafkaService(servers, origin=f"${KAFKA_ENV}")
         return
     if _docker_answers():
-        from testcontainers.kafka import KafkaContainer
+        from testcontainers.community.kafka import KafkaContainer
 
         with KafkaContainer() as container:
             yield KafkaService(container.get_bootstrap_server(), origin="testcontainers")
