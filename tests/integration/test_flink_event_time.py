@@ -209,7 +209,9 @@ def job_server_log(flink: FlinkJobServer) -> Path | None:
 def produce_live(bootstrap: str, topic: str) -> dict[int, int]:
     """Produces for ``PRODUCE_S`` s at ``RATE_PER_S``/s, round-robin over the partitions, each
     record's CreateTime = its send time; returns the count per window start (ms)."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    # linger 0: a record whose CreateTime is "now" must reach the broker before its partition
+    # idles, or the reader may already have moved the watermark past it (see the docs).
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
     expected: dict[int, int] = {}
     end = time.monotonic() + PRODUCE_S
     i = 0
