@@ -18,24 +18,38 @@ Mechanism. Two labelled steps:
 
 1. ``BatchPerPartition``: a plain DoFn that buffers the records of each bundle per
    (topic, partition, window) and emits, at the end of the bundle, one batch per partition
-   sorted by offset (stamped with the batch's smallest element timestamp, so nothing is emitted
-   ahead of its own data).
-2. ``DecideLateness``: a stateful DoFn keyed by "topic/partition" that walks each batch in offset
-   order and keeps the stream time in a ``ReadModifyWriteState`` (plus the last offset seen).
+   sorted by offset, stamped with its first offset (as microseconds after the epoch: a timestamp
+   that grows with the offset, so that Prism, which hands a key's pending elements over sorted by
+   timestamp, delivers pending batches in offset order). The batches' timestamps are far behind
+   any watermark;
+   that is harmless in the global window (nothing expires), and Prism holds the stage's output
+   watermark back while batches are pending, which is what a hold should do.
+2. ``DecideLateness``: a stateful DoFn keyed by "topic/partition" that decides records in offset
+   order, keeps the stream time in a ``ReadModifyWriteState`` and the next expected offset, and
+   re-emits each record with its own timestamp. A batch that arrives ahead of a missing offset
+   is held (``BagState``) until the missing records arrive, so the decision does not depend on
+   the order in which batches arrive.
 
 Limits per runner (what the order of arrival at ``DecideLateness`` can be):
 
-- Offset order inside a bundle is restored by the sort, whatever the runner did. This matters on
+- Inside a bundle, offset order is restored by the sort, whatever the runner did. This matters on
   Prism: it hands a stateful stage each key's pending elements **sorted by element timestamp**
-  (engine/elementmanager.go, ``elementHeap.Less``), which on its own would put a late record
-  before the newer records that precede it in the log and make nothing late.
-- Across batches, order is arrival order. Kafka's read emits a partition in offset order; the
-  Direct runner and Flink keep that order per key (Flink: FIFO channels between a source subtask
-  and the keyed operator). Prism may reorder two batches of one partition that are pending at the
-  same time (by their timestamps); Dataflow gives no order guarantee. A batch that arrives with an
-  offset at or below the last one processed is still decided (against the stream time so far:
-  its records can only be judged *more* late, never less) and counted in ``gate_out_of_order``,
-  so a reordering runner is visible in the metrics rather than silent.
+  (engine/elementmanager.go, ``elementHeap.Less``), which with event-time timestamps would put a
+  late record before the newer records that precede it in the log and make nothing late.
+- Across bundles, Prism runs bundles of a stage in parallel and they complete in any order
+  (verified: a live TestStream on Prism without the hold-back misjudged 12 of 240 records).
+  The hold-back makes this exact as long as offsets are contiguous, which they are in a topic
+  written without transactions and not compacted. Where the log has real gaps (transaction
+  markers, compaction) the gate gives up waiting once more than ``max_held`` records (default
+  10 000) wait, and releases them in offset order (counter ``gate_offset_gaps``); held records
+  are also flushed when the input ends (an event-time timer at the end of the global window).
+  The Direct runner and Flink keep arrival order per key (Flink: FIFO channels), which is offset
+  order since Kafka's read emits a partition in offset order; Dataflow gives no guarantee, the
+  hold-back covers it too.
+- The first batch seen for a partition fixes where the expected offsets start; records below it
+  arriving later (possible only if the very first bundles race) and records redelivered by a
+  retry are decided at once against the stream time so far — they can only be judged *more*
+  late, never less — and counted in ``gate_out_of_order``.
 - State is per partition and never expires (one long per partition); the gate runs in the global
   window (the Kafka read's) — put it before any ``WindowInto``.
 """
@@ -43,12 +57,14 @@ Limits per runner (what the order of arrival at ``DecideLateness`` can be):
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 import apache_beam as beam
-from apache_beam.coders import VarIntCoder
+from apache_beam.coders import PickleCoder, VarIntCoder
 from apache_beam.transforms import userstate
-from apache_beam.transforms.window import TimestampedValue
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.window import GlobalWindow, TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
@@ -61,6 +77,10 @@ from transforms.types import Decoded
 ON_TIME_COUNTER = "on_time"
 LATE_COUNTER = metrics.LATE
 OUT_OF_ORDER_COUNTER = "gate_out_of_order"
+OFFSET_GAPS_COUNTER = "gate_offset_gaps"
+DEFAULT_MAX_HELD = 10_000
+
+T = TypeVar("T")
 
 LATE_STAGE = "late_gate"
 DEFAULT_WINDOW_SIZE_S = 3600
@@ -111,6 +131,48 @@ def late_record(decoded: Decoded, window_end: int, late_by: int) -> dict[str, An
     }
 
 
+class Release(NamedTuple):
+    """What ``release_in_offset_order`` lets through now, and what it keeps waiting."""
+
+    released: list  # in offset order
+    held: list  # waiting for a missing offset
+    next_offset: int | None  # the offset expected next
+    behind: int  # released items below the expected offset (arrived after a higher one)
+    gap_skipped: bool  # gave up waiting for a missing offset (more than max_held waiting)
+
+
+def release_in_offset_order(
+    items: list[T], next_offset: int | None, max_held: int, offset_of: Callable[[T], int]
+) -> Release:
+    """Releases ``items`` in offset order as far as the offsets are contiguous from
+    ``next_offset`` (None: start at the smallest offset given); items behind ``next_offset``
+    (redelivered, or arriving after a higher offset was released) are released at once; the rest
+    are held until the missing offset arrives, or released anyway once more than ``max_held``
+    wait (a real gap in the log: transaction markers, compaction)."""
+    ordered = sorted(items, key=offset_of)
+    released: list[T] = []
+    behind = 0
+    index = 0
+    for index, item in enumerate(ordered):  # noqa: B007 (index used after the loop)
+        offset = offset_of(item)
+        if next_offset is None:
+            next_offset = offset
+        if offset < next_offset:
+            behind += 1
+        elif offset == next_offset:
+            next_offset += 1
+        else:
+            break
+        released.append(item)
+    else:
+        index = len(ordered)
+    held = ordered[index:]
+    if len(held) > max_held:
+        released.extend(held)
+        return Release(released, [], offset_of(held[-1]) + 1, behind, True)
+    return Release(released, held, next_offset, behind, False)
+
+
 def partition_key(decoded: Decoded) -> str:
     """The gate's state key: one stream time per Kafka (topic, partition)."""
     return f"{decoded.source.topic}/{decoded.source.partition}"
@@ -139,38 +201,74 @@ class _BatchPerPartition(beam.DoFn):
     def finish_bundle(self):
         for (key, window), items in self._buffers.items():
             items.sort(key=lambda item: item[0].source.offset)
-            earliest = min(micros for _, micros in items)
-            yield WindowedValue((key, tuple(items)), Timestamp(micros=earliest), [window])
+            # The batch's timestamp is its first offset (as microseconds after the epoch), not an
+            # event time: Prism hands a stateful stage each key's pending elements sorted by
+            # timestamp, so this keeps batches of one partition in offset order there. The
+            # records themselves get their own timestamps back in DecideLateness.
+            first_offset = items[0][0].source.offset
+            yield WindowedValue((key, tuple(items)), Timestamp(micros=first_offset), [window])
         self._buffers.clear()
 
 
 class _DecideLateness(beam.DoFn):
-    """Walks a partition's batch in offset order against the partition's stream time."""
+    """Decides a partition's records in offset order against the partition's stream time,
+    holding back records that arrive ahead of a missing offset (see the module docstring)."""
 
     STREAM_TIME = userstate.ReadModifyWriteStateSpec("stream_time_ms", VarIntCoder())
-    LAST_OFFSET = userstate.ReadModifyWriteStateSpec("last_offset", VarIntCoder())
+    NEXT_OFFSET = userstate.ReadModifyWriteStateSpec("next_offset", VarIntCoder())
+    HELD = userstate.BagStateSpec("held", PickleCoder())
+    END_OF_INPUT = userstate.TimerSpec("end_of_input", TimeDomain.WATERMARK)
 
-    def __init__(self, window_size_ms: int, allowed_lateness_ms: int) -> None:
+    def __init__(self, window_size_ms: int, allowed_lateness_ms: int, max_held: int) -> None:
         self._window_size_ms = window_size_ms
         self._allowed_lateness_ms = allowed_lateness_ms
+        self._max_held = max_held
         self._on_time = metrics.counter(ON_TIME_COUNTER)
         self._late = metrics.counter(LATE_COUNTER)
         self._out_of_order = metrics.counter(OUT_OF_ORDER_COUNTER)
+        self._gaps = metrics.counter(OFFSET_GAPS_COUNTER)
 
     def process(
         self,
         keyed_batch: tuple[str, tuple[tuple[Decoded, int], ...]],
         stream_time_state=beam.DoFn.StateParam(STREAM_TIME),  # noqa: B008 (Beam idiom)
-        last_offset_state=beam.DoFn.StateParam(LAST_OFFSET),  # noqa: B008
+        next_offset_state=beam.DoFn.StateParam(NEXT_OFFSET),  # noqa: B008
+        held_state=beam.DoFn.StateParam(HELD),  # noqa: B008
+        end_of_input=beam.DoFn.TimerParam(END_OF_INPUT),  # noqa: B008
     ):
         _, batch = keyed_batch
+        held = list(held_state.read())
+        release = release_in_offset_order(
+            held + list(batch), next_offset_state.read(), self._max_held, _offset_of
+        )
+        if release.gap_skipped:
+            self._gaps.inc()
+        self._out_of_order.inc(release.behind)
+        held_state.clear()
+        for item in release.held:
+            held_state.add(item)
+        if release.held:
+            # Flushes whatever is still held when the input ends (bounded runs, tests).
+            end_of_input.set(GlobalWindow().max_timestamp())
+        if release.next_offset is not None:
+            next_offset_state.write(release.next_offset)
+        yield from self._decide(release.released, stream_time_state)
+
+    @userstate.on_timer(END_OF_INPUT)
+    def flush(
+        self,
+        stream_time_state=beam.DoFn.StateParam(STREAM_TIME),  # noqa: B008
+        held_state=beam.DoFn.StateParam(HELD),  # noqa: B008
+    ):
+        held = sorted(held_state.read(), key=_offset_of)
+        held_state.clear()
+        if held:
+            self._gaps.inc()
+        yield from self._decide(held, stream_time_state)
+
+    def _decide(self, items: list[tuple[Decoded, int]], stream_time_state):
         stream_time = stream_time_state.read()
-        last_offset = last_offset_state.read()
-        # The batch is sorted already; sorting again keeps this DoFn correct on its own.
-        ordered = sorted(batch, key=lambda item: item[0].source.offset)
-        if last_offset is not None and ordered and ordered[0][0].source.offset <= last_offset:
-            self._out_of_order.inc()
-        for decoded, micros in ordered:
+        for decoded, micros in items:
             event_time = event_time_ms(decoded.payload)
             late_by = late_by_ms(
                 stream_time, event_time, self._window_size_ms, self._allowed_lateness_ms
@@ -188,11 +286,12 @@ class _DecideLateness(beam.DoFn):
                     ),
                 )
             stream_time = event_time if stream_time is None else max(stream_time, event_time)
-            offset = decoded.source.offset
-            last_offset = offset if last_offset is None else max(last_offset, offset)
         if stream_time is not None:
             stream_time_state.write(stream_time)
-            last_offset_state.write(last_offset)
+
+
+def _offset_of(item: tuple[Decoded, int]) -> int:
+    return item[0].source.offset
 
 
 class GateResult(NamedTuple):
@@ -213,8 +312,12 @@ class GateLateRecords(beam.PTransform[beam.PCollection[Decoded], GateResult]):
         self,
         window_size_s: int = DEFAULT_WINDOW_SIZE_S,
         allowed_lateness_s: int = DEFAULT_ALLOWED_LATENESS_S,
+        max_held: int = DEFAULT_MAX_HELD,
     ) -> None:
         super().__init__()
+        if max_held < 0:
+            raise ValueError(f"max_held must be a record count >= 0, got {max_held}")
+        self._max_held = max_held
         if window_size_s <= 0:
             raise ValueError(f"window_size_s must be > 0 seconds, got {window_size_s}")
         if allowed_lateness_s < 0:
@@ -230,7 +333,7 @@ class GateLateRecords(beam.PTransform[beam.PCollection[Decoded], GateResult]):
             >> beam.ParDo(_BatchPerPartition()).with_output_types(tuple[str, Any])
             | "DecideLateness"
             >> beam.ParDo(
-                _DecideLateness(self._window_size_ms, self._allowed_lateness_ms)
+                _DecideLateness(self._window_size_ms, self._allowed_lateness_ms, self._max_held)
             ).with_outputs(LATE_TAG, main=ON_TIME_TAG)
         )
         return GateResult(on_time=results[ON_TIME_TAG], late=results[LATE_TAG])

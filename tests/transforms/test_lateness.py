@@ -6,6 +6,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.transforms.event_records import (
@@ -25,6 +26,7 @@ from transforms.lateness import (
     ON_TIME_COUNTER,
     GateLateRecords,
     late_by_ms,
+    release_in_offset_order,
     tumbling_window_end_ms,
 )
 from transforms.metrics import NAMESPACE
@@ -188,3 +190,56 @@ def test_on_time_plus_late_equals_input_per_partition_and_matches_the_contract_r
     }
     assert counters[LATE_COUNTER] == len(expected_late)
     assert counters[ON_TIME_COUNTER] + counters[LATE_COUNTER] == len(log)
+
+
+def _identity(offset: int) -> int:
+    return offset
+
+
+def test_release_waits_for_a_missing_offset_and_lets_redelivered_offsets_through():
+    first = release_in_offset_order([0, 1, 3, 4], None, 10, _identity)
+    assert (first.released, first.held, first.next_offset) == ([0, 1], [3, 4], 2)
+    second = release_in_offset_order([*first.held, 2, 1], first.next_offset, 10, _identity)
+    assert (second.released, second.held, second.next_offset) == ([1, 2, 3, 4], [], 5)
+    assert second.behind == 1  # offset 1 again: released at once, not waited for
+
+
+def test_release_gives_up_on_a_gap_once_more_than_max_held_wait():
+    release = release_in_offset_order([5, 7, 8, 9], 5, 2, _identity)
+    assert (release.released, release.held, release.next_offset) == ([5, 7, 8, 9], [], 10)
+    assert release.gap_skipped
+
+
+def test_batches_arriving_out_of_offset_order_are_decided_in_offset_order():
+    # Parallel bundles upstream (Prism runs them) can deliver offsets 3-6 before 1-2.
+    log = NARRATED_LOG
+    stream = (
+        TestStream()
+        .add_elements([stamped(log[0])])
+        .add_elements([stamped(r) for r in log[3:]])
+        .add_elements([stamped(r) for r in log[1:3]])
+        .advance_watermark_to_infinity()
+    )
+    with streaming_test_pipeline() as p:
+        gated = p | "Log" >> stream | GateLateRecords()
+        assert_that(
+            gated.late | "LateBy" >> beam.Map(lambda r: (late_offsets(r), r["late_by_ms"])),
+            equal_to(list(NARRATED_LATE.items())),
+            label="Late",
+        )
+        assert_that(
+            gated.on_time | "OnTimeOffsets" >> beam.Map(offsets),
+            equal_to([(0, o) for o in (0, 1, 2, 3, 4, 6)]),
+            label="OnTime",
+        )
+
+
+def test_records_behind_a_gap_are_flushed_when_the_input_ends():
+    log = [r for r in NARRATED_LOG if r.source.offset != 2]  # offset 2 never comes
+    with TestPipeline() as p:
+        gated = p | "Log" >> beam.Create([stamped(r) for r in log]) | GateLateRecords()
+        both = (
+            gated.on_time | "OnTimeOffsets" >> beam.Map(offsets),
+            gated.late | "LateOffsets" >> beam.Map(late_offsets),
+        ) | "Both" >> beam.Flatten()
+        assert_that(both, equal_to([offsets(r) for r in log]), label="NothingLost")
