@@ -3,17 +3,19 @@
 Run: ``python -m bench.enrichment [--events 5000] [--keys 1000] [--json out.json]``.
 
 Starts its own market-data service and redis-server on loopback (free ports), runs
-``EnrichWithMarketData`` on Beam's DirectRunner (in-process FnApiRunner, one worker, like the unit
-tests) over N PropertyEvents spread over ``--keys`` distinct ``(zip, type)`` keys, and times
-``run() .. wait_until_finish()`` for each scenario. A ``baseline`` scenario runs the same pipeline
-without enrichment so the pipeline's own cost (start-up included) can be subtracted: the
-``enrich_only`` column is ``N / (elapsed - baseline_elapsed)``.
+``EnrichWithMarketData`` on Beam's FnApiRunner (in process, one worker: what the DirectRunner runs
+here) over N PropertyEvents spread over ``--keys`` distinct ``(zip, type)`` keys, and times
+``run() .. wait_until_finish()`` for each scenario (``--runner PrismRunner`` for Prism). A
+``baseline`` scenario runs the same pipeline without enrichment so the pipeline's own cost
+(start-up included) can be subtracted: ``enrich_only`` is ``N / (elapsed - baseline_elapsed)``.
 
 Scenarios, in order:
 - ``baseline``: Create → Map(identity) → count; no enrichment.
 - ``no_cache``: every event calls the service (connection reuse, no cache).
+- ``no_cache_batch``: the same with ``batch_size`` (BatchElements → ``POST /v1/market/batch``).
 - ``cold_cache``: empty Redis: one Redis read per event, a call per cache miss, writes.
 - ``warm_cache``: the same events again: every event a Redis hit, no call.
+- ``cold_cache_batch`` / ``warm_cache_batch``: the same two with batched calls.
 - ``service_down``: the service answers 503; after ``failure_threshold`` failures the circuit is
   open for the rest of the run and events fall back without a call.
 """
@@ -30,11 +32,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import apache_beam as beam
+import redis as redis_client
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from runners.marketdata.dataset import PROPERTY_TYPES, zip_codes
 from runners.marketdata.processes import market_data_server, redis_server
+from runners.presets import PRISM_BINARY
 from transforms.enrichment import COUNTER_NAMESPACE, EnrichWithMarketData
 from transforms.types import Decoded, KafkaRecord
 
@@ -76,8 +80,23 @@ def _identity(element: Decoded) -> Decoded:
     return element
 
 
-def run_once(n: int, keys: int, transform: beam.PTransform | None) -> tuple[float, dict]:
-    pipeline = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
+def runner_options(runner: str) -> PipelineOptions:
+    if runner == "PrismRunner":
+        return PipelineOptions(
+            [
+                "--runner=PrismRunner",
+                f"--prism_location={PRISM_BINARY}",
+                "--environment_type=LOOPBACK",
+            ]
+        )
+    # FnApiRunner directly: the DirectRunner would first try Prism (a download, failing offline).
+    return PipelineOptions(["--runner=FnApiRunner"])
+
+
+def run_once(
+    runner: str, n: int, keys: int, transform: beam.PTransform | None
+) -> tuple[float, dict]:
+    pipeline = beam.Pipeline(options=runner_options(runner))
     pcoll = (
         pipeline
         | "Seed" >> beam.Create([n], reshuffle=False)
@@ -105,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.enrichment", description=__doc__)
     parser.add_argument("--events", type=int, default=5000, help="events per scenario")
     parser.add_argument("--keys", type=int, default=1000, help="distinct (zip, type) keys")
+    parser.add_argument("--batch-size", type=int, default=50, help="of the *_batch scenarios")
+    parser.add_argument("--runner", default="FnApiRunner", choices=["FnApiRunner", "PrismRunner"])
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.events < 1 or not 1 <= args.keys <= 1000:
@@ -139,16 +160,26 @@ def main(argv: list[str] | None = None) -> int:
             options.update(overrides)
             return EnrichWithMarketData(service.url, **options)
 
-        def cached() -> EnrichWithMarketData:
-            return transform().with_redis_cache(redis.host, redis.port, 3600)
+        def cached(**overrides: Any) -> EnrichWithMarketData:
+            return transform(**overrides).with_redis_cache(redis.host, redis.port, 3600)
 
-        n, keys = args.events, args.keys
-        record("baseline", *run_once(n, keys, None))
-        record("no_cache", *run_once(n, keys, transform()))
-        record("cold_cache", *run_once(n, keys, cached()))
-        record("warm_cache", *run_once(n, keys, cached()))
+        def flush_cache() -> None:
+            client = redis_client.Redis(redis.host, redis.port)
+            client.flushall()
+            client.close()
+
+        n, keys, runner, batch = args.events, args.keys, args.runner, args.batch_size
+        record("baseline", *run_once(runner, n, keys, None))
+        record("no_cache", *run_once(runner, n, keys, transform()))
+        record("no_cache_batch", *run_once(runner, n, keys, transform(batch_size=batch)))
+        flush_cache()
+        record("cold_cache", *run_once(runner, n, keys, cached()))
+        record("warm_cache", *run_once(runner, n, keys, cached()))
+        flush_cache()
+        record("cold_cache_batch", *run_once(runner, n, keys, cached(batch_size=batch)))
+        record("warm_cache_batch", *run_once(runner, n, keys, cached(batch_size=batch)))
         service.set_faults(down=True)
-        record("service_down", *run_once(n, keys, transform()))
+        record("service_down", *run_once(runner, n, keys, transform()))
 
     if args.json:
         with open(args.json, "w") as out:

@@ -57,6 +57,7 @@ from apache_beam.io.requestresponse import (
     Caller,
     RedisCache,
     Repeater,
+    RequestResponseIO,
     UserCodeExecutionException,
     UserCodeQuotaException,
     UserCodeTimeoutException,
@@ -715,14 +716,52 @@ class _WriteMarketDataOnly(beam.PTransform):
         )
 
 
+CACHE_BATCH_SIZE = 100
+
+
+class _BatchingRedisCaller(Caller):
+    """Beam's Redis caller, handed batches of up to ``batch_size`` elements.
+
+    Beam's ``_RedisCaller`` already reads and writes lists, but its ``RequestResponseIO`` asks for
+    no batching, so each element pays a fresh executor thread (measured ~0.4-0.6 ms here, more
+    than the Redis round trip). Batching lets one thread serve a whole batch.
+    """
+
+    def __init__(self, inner: Caller, batch_size: int) -> None:
+        self._inner = inner
+        self._batch_size = batch_size
+
+    def __enter__(self) -> _BatchingRedisCaller:
+        self._inner.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        self._inner.__exit__(exc_type, exc_val, exc_tb)
+
+    def __str__(self) -> str:
+        return f"MarketDataRedisCache.{getattr(self._inner, 'mode', 'io')}"
+
+    def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._inner(request)
+
+    def batch_elements_kwargs(self) -> Mapping[str, Any]:
+        return {"min_batch_size": 1, "max_batch_size": self._batch_size}
+
+
+def _batched(redis_io: beam.PTransform, batch_size: int) -> beam.PTransform:
+    # Beam 2.73's _ReadFromRedis/_WriteToRedis keep their caller in ``redis_caller``.
+    return RequestResponseIO(_BatchingRedisCaller(redis_io.redis_caller, batch_size))
+
+
 class MarketDataRedisCache(RedisCache):
-    """Beam's ``RedisCache`` that counts hits and never stores a fallback response."""
+    """Beam's ``RedisCache`` that counts hits, never stores a fallback response, and reads and
+    writes in batches of ``CACHE_BATCH_SIZE`` (within a bundle)."""
 
     def get_read(self) -> beam.PTransform:
-        return _ReadCountingHits(super().get_read())
+        return _ReadCountingHits(_batched(super().get_read(), CACHE_BATCH_SIZE))
 
     def get_write(self) -> beam.PTransform:
-        return _WriteMarketDataOnly(super().get_write())
+        return _WriteMarketDataOnly(_batched(super().get_write(), CACHE_BATCH_SIZE))
 
 
 class _MarketEnrichment(Enrichment):
