@@ -45,14 +45,33 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from runners import _procs
 from runners import kafka as kafka_admin
-from runners._ports import LOOPBACK, choose_port, free_port
+from runners._ports import LOOPBACK, PortInUseError, choose_port, free_port
+from runners._procs import StartupError
 from runners._state import ProcessRecord, ServiceRecord, load_state, save_state
+
+__all__ = [
+    "ALL_SERVICES",
+    "DEFAULT_SERVICES",
+    "PortInUseError",
+    "ServiceNotRunning",
+    "Stack",
+    "StackError",
+    "StackPaths",
+    "StartupError",
+    "UpOptions",
+    "down",
+    "ensure_up",
+    "resolve_services",
+    "status_lines",
+    "up",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOME_ENV = "PROPERTY_STACK_HOME"
@@ -676,35 +695,62 @@ def _locked(paths: StackPaths, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[No
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _start_service(
+@dataclass(frozen=True)
+class _Launched:
+    """A service whose processes were spawned and that is not yet known to be ready."""
+
+    name: str
+    plan: _Plan
+    ports: Mapping[str, int]
+    spawned: tuple[tuple[_Proc, _procs.Spawned], ...]
+    started: float
+
+
+def _plan_for(
     name: str,
     paths: StackPaths,
+    ports: Mapping[str, int],
     options: UpOptions,
-    state: dict[str, ServiceRecord],
-    say: Callable[[str], None],
-) -> ServiceRecord:
-    taken = {port for rec in state.values() for port in rec.ports.values()}
-    ports = _choose_ports(name, options, taken)
+    state: Mapping[str, ServiceRecord],
+) -> _Plan:
     if name == KAFKA:
-        plan = _plan_kafka(paths, ports, options.brokers)
-    elif name == JAVA_WORKERS:
-        plan = _plan_java_workers(paths, ports)
-    elif name == EXPANSION_SERVICE:
-        plan = _plan_expansion_service(paths, ports, state)
-    elif name == FLINK_JOB_SERVER:
+        return _plan_kafka(paths, ports, options.brokers)
+    if name == JAVA_WORKERS:
+        return _plan_java_workers(paths, ports)
+    if name == EXPANSION_SERVICE:
+        return _plan_expansion_service(paths, ports, state)
+    if name == FLINK_JOB_SERVER:
         master = options.flink_master
         if master == "[local]" and FLINK_CLUSTER in state:
             # A session cluster runs: submit there rather than to an embedded Flink.
             master = f"localhost:{state[FLINK_CLUSTER].ports['rest']}"
-        plan = _plan_flink_job_server(paths, ports, master)
-    elif name == FLINK_CLUSTER:
-        plan = _plan_flink_cluster(paths, ports)
-    elif name == REDIS:
-        plan = _plan_redis(paths, ports)
-    elif name == MARKETDATA:
-        plan = _plan_marketdata(paths, ports)
-    else:  # pragma: no cover: resolve_services rejects unknown names
-        raise ValueError(name)
+        return _plan_flink_job_server(paths, ports, master)
+    if name == FLINK_CLUSTER:
+        return _plan_flink_cluster(paths, ports)
+    if name == REDIS:
+        return _plan_redis(paths, ports)
+    if name == MARKETDATA:
+        return _plan_marketdata(paths, ports)
+    raise ValueError(name)  # pragma: no cover: resolve_services rejects unknown names
+
+
+def _abort(name: str, paths: StackPaths, spawned: Iterable[tuple[_Proc, _procs.Spawned]]) -> None:
+    spawned = list(spawned)
+    _procs.stop_groups([(sp.pid, sp.create_time) for _, sp in spawned], timeout_s=5)
+    for proc, _ in spawned:
+        _pid_file(paths, name, proc.role).unlink(missing_ok=True)
+
+
+def _launch(
+    name: str,
+    paths: StackPaths,
+    options: UpOptions,
+    state: Mapping[str, ServiceRecord],
+    taken: set[int],
+) -> _Launched:
+    """Choose ports (not in ``taken``, which grows), prepare and spawn a service's processes."""
+    ports = _choose_ports(name, options, taken)
+    plan = _plan_for(name, paths, ports, options, state)
     started = time.monotonic()
     spawned: list[tuple[_Proc, _procs.Spawned]] = []
     try:
@@ -715,10 +761,22 @@ def _start_service(
         paths.run.mkdir(parents=True, exist_ok=True)
         for proc, sp in spawned:
             _pid_file(paths, name, proc.role).write_text(f"{sp.pid}\n")
+    except BaseException:
+        _abort(name, paths, spawned)
+        raise
+    return _Launched(name, plan, ports, tuple(spawned), started)
 
-        def alive() -> bool:
-            return all(_procs.is_alive(sp.pid, sp.create_time) for _, sp in spawned)
 
+def _await_ready(
+    launched: _Launched, paths: StackPaths, say: Callable[[str], None]
+) -> ServiceRecord:
+    """Wait (bounded) until a launched service is healthy; stop it if it dies or times out."""
+    name, plan = launched.name, launched.plan
+
+    def alive() -> bool:
+        return all(_procs.is_alive(sp.pid, sp.create_time) for _, sp in launched.spawned)
+
+    try:
         _procs.wait_until(
             plan.ready,
             what=f"{name}: {plan.ready_what}",
@@ -727,22 +785,71 @@ def _start_service(
             log_path=plan.processes[0].log,
         )
     except BaseException:
-        _procs.stop_groups([(sp.pid, sp.create_time) for _, sp in spawned], timeout_s=5)
-        for proc, _ in spawned:
-            _pid_file(paths, name, proc.role).unlink(missing_ok=True)
+        _abort(name, paths, launched.spawned)
         raise
-    took = time.monotonic() - started
-    say(f"{name}: ready in {took:.1f}s on {_fmt_ports(ports)} (log {plan.processes[0].log})")
+    took = time.monotonic() - launched.started
+    where = _fmt_ports(launched.ports)
+    say(f"{name}: ready in {took:.1f}s on {where} (log {plan.processes[0].log})")
     return ServiceRecord(
         name=name,
         processes=tuple(
             ProcessRecord(pid=sp.pid, create_time=sp.create_time, log=str(p.log), role=p.role)
-            for p, sp in spawned
+            for p, sp in launched.spawned
         ),
-        ports=ports,
+        ports=dict(launched.ports),
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         extra={**plan.extra, "start_seconds": round(took, 1)},
     )
+
+
+def _waits_for(name: str, pending: Iterable[str]) -> bool:
+    """True when ``name`` must start after a service still in ``pending``."""
+    pending = set(pending)
+    if set(DEPENDS_ON.get(name, ())) & pending:
+        return True
+    # The job server submits to the session cluster when one is being started.
+    return name == FLINK_JOB_SERVER and FLINK_CLUSTER in pending
+
+
+def _start_in_waves(
+    names: Sequence[str],
+    paths: StackPaths,
+    options: UpOptions,
+    state: dict[str, ServiceRecord],
+    say: Callable[[str], None],
+) -> None:
+    """Start ``names``: every service whose dependencies run is launched at once and awaited in
+    parallel (JVM start-ups overlap), wave after wave. Ready services are recorded even when
+    another fails; the first failure is raised after the wave."""
+    pending = list(names)
+    while pending:
+        wave = [n for n in pending if not _waits_for(n, pending)]
+        taken = {port for rec in state.values() for port in rec.ports.values()}
+        launched: list[_Launched] = []
+        failure: BaseException | None = None
+        for name in wave:
+            try:
+                launched.append(_launch(name, paths, options, state, taken))
+            except Exception as exc:  # reported after the others settle
+                failure = failure or exc
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, len(launched))) as pool:
+                futures = [(pool.submit(_await_ready, ln, paths, say), ln) for ln in launched]
+                for future, ln in futures:
+                    try:
+                        state[ln.name] = future.result()
+                    except Exception as exc:  # reported after the others settle
+                        failure = failure or exc
+        except BaseException:
+            for ln in launched:
+                if ln.name not in state:
+                    _abort(ln.name, paths, ln.spawned)
+            raise
+        finally:
+            save_state(paths.state_file, state)
+        if failure is not None:
+            raise failure
+        pending = [n for n in pending if n not in wave]
 
 
 def _fmt_ports(ports: Mapping[str, int]) -> str:
@@ -770,14 +877,16 @@ def up(
 
     Services already running are reused; a recorded service whose processes died is cleaned up
     and started again. Kafka topics from ``runners/topics.toml`` are ensured after Kafka is up.
-    A service that dies or misses its start timeout raises ``StartupError`` with its log tail;
-    the services started before it keep running (``down`` stops them).
+    Independent services start in parallel. A service that dies or misses its start timeout
+    raises ``StartupError`` with its log tail; the services that became ready keep running
+    (``down`` stops them).
     """
     options = options or UpOptions()
     paths = StackPaths.resolve(home)
     wanted = resolve_services(names, flink=flink)
     with _locked(paths):
         state = load_state(paths.state_file)
+        to_start: list[str] = []
         for name in wanted:
             rec = state.get(name)
             if rec is not None and _all_alive(rec) and _stale_reason(name, rec, state):
@@ -803,8 +912,8 @@ def up(
             if name == MARKETDATA and not marketdata_available():
                 say(f"{name}: skipped (runners/marketdata does not exist yet)")
                 continue
-            state[name] = _start_service(name, paths, options, state, say)
-            save_state(paths.state_file, state)
+            to_start.append(name)
+        _start_in_waves(to_start, paths, options, state, say)
         stack = Stack(paths, dict(state))
         if KAFKA in wanted and options.create_topics:
             actions = kafka_admin.ensure_topics(stack.bootstrap_servers, kafka_admin.load_topics())
