@@ -1,4 +1,4 @@
-"""The Kafka IO wrappers the passthrough stands on, against the real broker on Prism.
+"""The Kafka IO wrappers the passthrough stands on, against the real broker, on Prism and Flink.
 
 What the read keeps (coordinates, CreateTime as element timestamp, headers) and what the write
 with headers produces, checked with a real producer and consumer.
@@ -18,6 +18,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from confluent_kafka import Consumer, Producer
 
 from runners.presets import runner_args
+from tests.conftest import FlinkJobServer
 from transforms.io.kafka import EXPANSION_SERVICE_KEY, ReadKafkaRecords, WriteKafkaRecords
 from transforms.types import KafkaRecord
 
@@ -29,16 +30,27 @@ RUN_TIMEOUT_S = 300
 BASE_MS = int(time.time() * 1000) - 86_400_000
 
 
-def prism_options(kafka_bootstrap: str, expansion_service: str) -> PipelineOptions:
-    return PipelineOptions(
-        runner_args(
-            [
-                "--runner=PrismRunner",
-                f"--bootstrap_servers={kafka_bootstrap}",
-                "--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: expansion_service}),
-            ]
-        )
-    )
+RUNNERS = [
+    pytest.param("prism", id="prism"),
+    pytest.param("flink", id="flink", marks=pytest.mark.flink),
+]
+
+
+@pytest.fixture
+def options(
+    request: pytest.FixtureRequest, runner: str, kafka_bootstrap: str, expansion_service: str
+) -> PipelineOptions:
+    """Batch options for ``runner`` on the session's services."""
+    argv = [
+        f"--bootstrap_servers={kafka_bootstrap}",
+        "--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: expansion_service}),
+    ]
+    if runner == "prism":
+        argv.append("--runner=PrismRunner")
+    else:
+        flink: FlinkJobServer = request.getfixturevalue("flink_job_server")
+        argv += ["--runner=FlinkRunner", f"--job_endpoint={flink.job_endpoint}"]
+    return PipelineOptions(runner_args(argv))
 
 
 def run_to_done(pipeline: beam.Pipeline) -> None:
@@ -62,8 +74,9 @@ def coordinates_and_time(record: KafkaRecord, ts=beam.DoFn.TimestampParam) -> tu
     )
 
 
+@pytest.mark.parametrize("runner", RUNNERS)
 def test_read_keeps_coordinates_headers_and_create_time_as_element_timestamp(
-    kafka_bootstrap, expansion_service, make_topic
+    runner, options, kafka_bootstrap, expansion_service, make_topic
 ):
     topic = make_topic(PARTITIONS, "in")
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
@@ -79,7 +92,7 @@ def test_read_keeps_coordinates_headers_and_create_time_as_element_timestamp(
         expected.append((key, value, partition, offset, created_ms, headers, created_ms))
     assert producer.flush(30) == 0
 
-    pipeline = beam.Pipeline(options=prism_options(kafka_bootstrap, expansion_service))
+    pipeline = beam.Pipeline(options=options)
     records = pipeline | "Read" >> ReadKafkaRecords(
         kafka_bootstrap,
         [topic],
@@ -92,15 +105,16 @@ def test_read_keeps_coordinates_headers_and_create_time_as_element_timestamp(
     run_to_done(pipeline)
 
 
+@pytest.mark.parametrize("runner", RUNNERS)
 def test_write_with_headers_writes_key_value_and_headers(
-    kafka_bootstrap, expansion_service, make_topic
+    runner, options, kafka_bootstrap, expansion_service, make_topic
 ):
     topic = make_topic(1, "out")
     elements = [
         (b"k1", b"v1", [("trace", b"abc"), ("source", b"test")]),
         (None, b"v2", []),
     ]
-    pipeline = beam.Pipeline(options=prism_options(kafka_bootstrap, expansion_service))
+    pipeline = beam.Pipeline(options=options)
     _ = (
         pipeline
         | "Elements" >> beam.Create(elements)
