@@ -10,6 +10,7 @@ SERVICES ?=
 UP_ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+RUN_ARGS ?=
 
 .PHONY: help setup venv up down status logs topics run test test-unit lint format bench
 
@@ -46,8 +47,8 @@ logs: ## Tail a service's log (SERVICES=kafka)
 topics: ## (Re)create the topics of runners/topics.toml
 	$(PY) -m runners.local topics
 
-run: ## Run the main job on the local stack (RUNNER=PrismRunner|FlinkRunner)
-	$(PY) -m pipelines.passthrough --runner=$(RUNNER)
+run: ## Run the main job on the local stack (RUNNER=PrismRunner|FlinkRunner, RUN_ARGS=...)
+	$(PY) -m pipelines.passthrough --runner=$(RUNNER) $(RUN_ARGS)
 
 test: ## Run all tests (unit + integration on the real local stack)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
