@@ -15,7 +15,8 @@ retries, circuit open), or, with stale-on-error on (``with_redis_cache(..., stal
 
 How it is built (Beam 2.73, all read from the installed source):
 - Beam's ``Enrichment`` with ``MarketDataHandler`` (an ``EnrichmentSourceHandler``): one
-  ``requests.Session`` per DoFn instance (keep-alive connection reuse), a per-call timeout, HTTP
+  ``requests.Session`` per DoFn instance (keep-alive connection reuse), optional batching
+  (``batch_size``: Beam's BatchElements → ``POST /v1/market/batch``), a per-call timeout, HTTP
   status mapped to RequestResponseIO's exceptions (429 → ``UserCodeQuotaException``, timeout →
   ``UserCodeTimeoutException``, 5xx/connection error → ``UserCodeExecutionException`` subclasses,
   404 and malformed bodies → permanent ``MarketDataError``).
