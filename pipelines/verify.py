@@ -99,7 +99,15 @@ def differences(summary: Summary, oracle: Oracle) -> list[str]:
             diffs.append(f"{name}: {len(wrong)} keys differ (expected, got): {sample}")
 
     def same(name: str, got: Any, want: Any) -> None:
-        if got != want:
+        if got == want:
+            return
+        if isinstance(want, list):
+            missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
+            diffs.append(
+                f"{name}: expected {len(want)}, got {len(got)}; missing {len(missing)} "
+                f"{missing[:3]}, unexpected {len(extra)} {extra[:3]}"
+            )
+        else:
             diffs.append(f"{name}: expected {want}, got {got}")
 
     mapping("counts_by_zip", summary.counts_by_zip, oracle.counts_by_zip)

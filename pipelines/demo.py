@@ -1,0 +1,210 @@
+"""The demo behind ``make run``: local stack, simulator, the property pipeline live, outputs shown.
+
+    python -m pipelines.demo [--runner=PrismRunner|FlinkRunner] [--events N --views N ...]
+
+1. Brings the local stack up (Kafka, Beam's expansion service and Java workers, Redis, the
+   market-data service; the Flink job server too for ``--runner=FlinkRunner``) and resets the
+   pipeline's topics, so that what comes out can be compared with the simulator's oracle.
+2. Writes the simulated log (events, views, bots, out-of-order, too-late and poison records) to
+   ``property-events`` and ``property-views``.
+3. Starts ``pipelines.property`` in streaming mode (an unbounded read from the earliest offset) and
+   prints a live summary per output topic every few seconds, with a check mark where the output
+   already equals the oracle.
+4. Stops when every output matches (or at ``--timeout_s``), cancels the job, and writes an HTML
+   report to ``.local/demo/report.html``. Exit status 0 only when everything matched.
+
+The simulated span ends at the last full hour, so every hourly window is closed by the time the
+read has caught up: the Kafka read's CreateTime watermark moves to "now" on a partition with no
+backlog, and the windows fire.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import html
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from apache_beam.runners.runner import PipelineState
+
+from pipelines import property as property_pipeline
+from pipelines.options import PropertyTopics
+from pipelines.simulate import (
+    EVENTS_TOPIC,
+    HOUR_MS,
+    VIEWS_TOPIC,
+    SimulationSpec,
+    generate,
+    produce,
+)
+from pipelines.verify import Summary, differences, read_outputs, summarize
+
+LOG = logging.getLogger(__name__)
+REPORT = Path(".local/demo/report.html")
+
+
+TERMINAL = (PipelineState.DONE, PipelineState.FAILED, PipelineState.CANCELLED)
+
+
+def _mark_end(stack, specs) -> int:
+    """The stop time of a backfill: now, with one record at that time in every input partition
+    (KafkaIO's stop-time read needs a record at or after the stop time to find its stop offset;
+    the marker itself is not read)."""
+    from confluent_kafka import Producer
+
+    stop_ms = int(time.time() * 1000)
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    for spec in specs:
+        if spec.name in (EVENTS_TOPIC, VIEWS_TOPIC):
+            for p in range(spec.partitions):
+                producer.produce(
+                    spec.name, key=b"end", value=b"end", partition=p, timestamp=stop_ms
+                )
+    if producer.flush(30):
+        raise RuntimeError("could not write the end-of-backfill markers")
+    return stop_ms
+
+
+def summary_lines(summary: Summary, diffs: Sequence[str], elapsed_s: float) -> list[str]:
+    """The live summary: one line per output topic, a check mark where it matches the oracle."""
+    bad = " ".join(diffs)
+
+    def mark(*words: str) -> str:
+        return "…" if any(w in bad for w in words) else "✓"
+
+    status = ", ".join(f"{k} {v}" for k, v in sorted(summary.enrichment_status.items()))
+    stages = ", ".join(f"{k} {v}" for k, v in sorted(summary.dead_letters_by_stage.items()))
+    r = summary.records
+    return [
+        f"--- {elapsed_s:6.1f} s ---------------------------------------------------------",
+        f" {mark('enriched')} enriched-property-events  {r.get('enriched', 0):7d} records"
+        f"  ({status})",
+        f" {mark('high-value')} high-value-properties     {r.get('high_value', 0):7d} records",
+        f" {mark('counts_by_zip')} properties-by-zip         {r.get('counts_by_zip', 0):7d} updates"
+        f"  ({len(summary.counts_by_zip)} zips)",
+        f" {mark('hourly_views')} property-views-hourly     {r.get('views_hourly', 0):7d} panes"
+        f"    ({len(summary.hourly_views)} property-hours)",
+        f" {mark('alert')} alerts                    {r.get('alerts', 0):7d} alerts   "
+        f"({', '.join(summary.alert_ids) or 'none yet'})",
+        f" {mark('dead letters')} property-events-dlq       {r.get('dead_letters', 0):7d} records"
+        f"  ({stages})",
+        f" {mark('late')} property-events-late      {r.get('late', 0):7d} records",
+    ]
+
+
+def write_report(
+    path: Path,
+    spec: SimulationSpec,
+    runner: str,
+    lines: Sequence[str],
+    diffs: Sequence[str],
+    timings: dict[str, float],
+) -> None:
+    """A small HTML page with the final summary, the differences and the timings."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    verdict = "all outputs equal the oracle" if not diffs else f"{len(diffs)} outputs differ"
+    path.write_text(
+        "<!doctype html><meta charset=utf-8><title>property pipeline demo</title>"
+        "<style>body{font-family:sans-serif;margin:2em}pre{background:#f4f4f4;padding:1em}"
+        ".ok{color:#070}.bad{color:#a00}</style>"
+        f"<h1>Property pipeline demo on {html.escape(runner)}</h1>"
+        f"<p class={'ok' if not diffs else 'bad'}><b>{html.escape(verdict)}</b></p>"
+        f"<h2>Outputs</h2><pre>{html.escape(chr(10).join(lines))}</pre>"
+        + (f"<h2>Differences</h2><pre>{html.escape(chr(10).join(diffs))}</pre>" if diffs else "")
+        + f"<h2>Timings (s)</h2><pre>{html.escape(json.dumps(timings, indent=1))}</pre>"
+        "<h2>Simulation</h2>"
+        f"<pre>{html.escape(json.dumps(dataclasses.asdict(spec), indent=1))}</pre>",
+        encoding="utf-8",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.demo", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--runner", default="PrismRunner", choices=["PrismRunner", "FlinkRunner"])
+    parser.add_argument("--timeout_s", type=float, default=600.0, help="give up after this long")
+    parser.add_argument("--interval_s", type=float, default=5.0, help="summary refresh period")
+    parser.add_argument("--keep_topics", action="store_true", help="do not reset the topics")
+    parser.add_argument(
+        "--streaming",
+        action="store_true",
+        help="read unbounded (a live job, cancelled at the end) instead of replaying the log as a "
+        "bounded backfill up to the moment the simulator finished",
+    )
+    for f in dataclasses.fields(SimulationSpec):
+        if f.name not in ("end_ms",):
+            parser.add_argument(f"--{f.name}", type=type(f.default), default=f.default)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+
+    from runners import kafka, local
+
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    services = [
+        *local.DEFAULT_SERVICES,
+        *([local.FLINK_JOB_SERVER] if args.runner == "FlinkRunner" else []),
+    ]
+    stack = local.ensure_up(services, say=print)
+    timings["stack_up"] = round(time.monotonic() - t0, 1)
+    specs = kafka.load_topics()
+    if not args.keep_topics:
+        kafka.ensure_topics(stack.bootstrap_servers, specs, recreate=True)
+
+    now_ms = int(time.time() * 1000)
+    spec = SimulationSpec(
+        **{
+            f.name: getattr(args, f.name)
+            for f in dataclasses.fields(SimulationSpec)
+            if f.name != "end_ms"
+        },
+        end_ms=now_ms // HOUR_MS * HOUR_MS,
+    )
+    t = time.monotonic()
+    sim = generate(spec, now_ms=now_ms)
+    produce(sim.records, stack.bootstrap_servers)
+    timings["simulate_and_produce"] = round(time.monotonic() - t, 1)
+    print(
+        f"produced {len(sim.records)} records; the oracle expects "
+        f"{len(sim.oracle.alert_ids)} alerts, "
+        f"{sim.oracle.dead_letters} dead letters, {sim.oracle.late} late records"
+    )
+
+    topics = PropertyTopics()
+    mode = ["--streaming"] if args.streaming else [f"--stop_read_time_ms={_mark_end(stack, specs)}"]
+    result = property_pipeline.start([f"--runner={args.runner}", *mode])
+    started = time.monotonic()
+    lines: list[str] = []
+    diffs: list[str] = ["nothing read yet"]
+    try:
+        while time.monotonic() - started < args.timeout_s:
+            time.sleep(args.interval_s)
+            summary = summarize(read_outputs(stack.bootstrap_servers, topics, timeout_s=60))
+            diffs = differences(summary, sim.oracle)
+            lines = summary_lines(summary, diffs, time.monotonic() - started)
+            print("\n".join(lines), flush=True)
+            if not diffs:
+                timings["pipeline_to_all_outputs_match"] = round(time.monotonic() - started, 1)
+                break
+            if result.state in TERMINAL and (time.monotonic() - started) > args.interval_s:
+                break  # a backfill that finished: the outputs above are final
+    finally:
+        if result.state not in TERMINAL:
+            result.cancel()
+    print(
+        "every output equals the oracle" if not diffs else "differences:\n  " + "\n  ".join(diffs)
+    )
+    write_report(REPORT, spec, args.runner, lines, diffs, timings)
+    print(f"report: {REPORT.resolve()}")
+    return 0 if not diffs else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
