@@ -8,6 +8,7 @@ original key.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from transforms.types import KafkaRecord
@@ -60,6 +61,22 @@ class DeadLetter(NamedTuple):
         exc_type, exc_repr, _traceback = error
         error_type = getattr(exc_type, "error_type", None) or exc_type.__name__
         return cls.of(stage, error_type, exc_repr, record)
+
+    @classmethod
+    def from_avro(cls, record: Mapping[str, Any]) -> DeadLetter:
+        """The dead letter of a decoded dead-letter-topic record (the inverse of ``to_avro``)."""
+        return cls(
+            stage=record["stage"],
+            error_type=record["error_type"],
+            error_message=record["error_message"],
+            key=record["key"],
+            value=record["value"],
+            topic=record["topic"],
+            partition=record["partition"],
+            offset=record["offset"],
+            record_timestamp_ms=record["record_timestamp"],
+            pipeline_version=record["pipeline_version"],
+        )
 
     def to_avro(self) -> dict[str, Any]:
         """The record as written to the dead-letter topic (``schemas/dead_letter.avsc``)."""
