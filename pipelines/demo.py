@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.demo", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--runner", default="PrismRunner", choices=["PrismRunner", "FlinkRunner"])
+    parser.add_argument("--runner", default="FlinkRunner", choices=["FlinkRunner", "PrismRunner"])
     parser.add_argument("--timeout_s", type=float, default=600.0, help="give up after this long")
     parser.add_argument("--interval_s", type=float, default=5.0, help="summary refresh period")
     parser.add_argument("--keep_topics", action="store_true", help="do not reset the topics")

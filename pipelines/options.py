@@ -343,6 +343,9 @@ class PropertyTopics:
     late: str = "property-events-late"
 
 
+BACKFILL_ALLOWED_LATENESS_S = 7 * 24 * 3600
+
+
 @dataclass(frozen=True)
 class PropertyConfig:
     """What the property pipeline computes (no I/O, no runner); checked at construction."""
@@ -383,10 +386,18 @@ class PropertyConfig:
                 f"--marketdata_url must start with http:// or https://, got {self.marketdata_url!r}"
             )
 
+    # A bounded run (a backfill) replays a log whose watermark may jump past records in flight:
+    # there Beam's lateness must cover the whole log (the topics keep 7 days), and the windows
+    # fire once at the end of the input anyway.
+    bounded: bool = False
+
     @property
     def beam_allowed_lateness_s(self) -> int:
-        """Beam's allowed lateness for windows after the gate: the gate's window plus its
-        lateness, so that no record the gate passed is dropped by Beam's watermark."""
+        """Beam's allowed lateness for windows after the gate: streaming, the gate's window plus
+        its lateness, so that no record the gate passed is dropped by Beam's watermark; bounded,
+        7 days (see ``bounded``). Lateness itself is decided by the gate, never by Beam."""
+        if self.bounded:
+            return BACKFILL_ALLOWED_LATENESS_S
         return self.window_size_s + self.allowed_lateness_s
 
 
@@ -435,6 +446,7 @@ class PropertyRunConfig:
                 redis_port=redis_port,
                 cache_ttl_s=opts.cache_ttl_s,
                 schema_registry_url=opts.schema_registry_url,
+                bounded=kafka.bounded,
             ),
             topics=topics,
             kafka=kafka,
