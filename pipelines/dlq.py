@@ -615,6 +615,8 @@ def _bootstrap(given: str | None) -> str:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Runs one command; returns the exit code (0 done, 2 refused, 1 failed)."""
+    from confluent_kafka import KafkaException
+
     out = out or sys.stdout
     args = _parser().parse_args(argv)
 
@@ -645,6 +647,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return refuse(f"--to {args.to} is the dead-letter topic itself; give an input topic")
     try:
         bootstrap = _bootstrap(args.bootstrap_servers)
+    except RuntimeError as exc:  # runners.local's StackError: no local stack running
+        return refuse(f"{exc}; or give --bootstrap_servers")
+    try:
         contents = read_dlq(
             bootstrap, args.topic, timeout_s=args.timeout_s, consumer_config=properties
         )
@@ -683,8 +688,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         targets = ", ".join(sorted(replay_targets(plan)))
         print(f"replayed {delivered} of {len(plan)} records to {targets}", file=out)
         return 0
-    except (DlqError, TimeoutError) as exc:
-        print(f"dlq {args.command}: {exc}", file=sys.stderr)
+    except (DlqError, TimeoutError, KafkaException) as exc:
+        # KafkaException: the broker is unreachable or refused us (auth, ACLs).
+        print(f"dlq {args.command} (Kafka at {bootstrap}): {exc}", file=sys.stderr)
         return EXIT_FAILED
 
 
