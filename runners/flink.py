@@ -84,6 +84,8 @@ class FlinkRest:
         self, jid: str, target_dir: str | None = None, cancel: bool = False, wait_s: float = 300.0
     ) -> str:
         """Trigger a savepoint of ``jid`` (optionally cancelling it) and return its location."""
+        # A job is RUNNING before its tasks are; Flink refuses a savepoint until they all run.
+        self.wait_tasks_running(jid, wait_s)
         body: dict[str, Any] = {"cancel-job": cancel}
         if target_dir:
             body["target-directory"] = target_dir
@@ -99,6 +101,20 @@ class FlinkRest:
                 return str(op["location"])
             time.sleep(1)
         raise FlinkRestError(f"savepoint of {jid} not completed after {wait_s:.0f}s")
+
+    def wait_tasks_running(self, jid: str, wait_s: float = 120.0) -> None:
+        """Wait (bounded) until every task of ``jid`` runs (finished sources count as done)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            vertices = self._call("GET", f"/jobs/{jid}").get("vertices", [])
+            states = {v["status"] for v in vertices}
+            if vertices and states <= {"RUNNING", "FINISHED"} and "RUNNING" in states:
+                return
+            if time.monotonic() >= deadline:
+                raise FlinkRestError(
+                    f"tasks of job {jid} not all running after {wait_s:.0f}s: {states}"
+                )
+            time.sleep(0.5)
 
     def _wait_state(self, jid: str, states: set[str], wait_s: float) -> str:
         deadline = time.monotonic() + wait_s

@@ -64,3 +64,54 @@ def _pgid(proc: psutil.Process) -> int | None:
         return os.getpgid(proc.pid)
     except (ProcessLookupError, psutil.Error):
         return None
+
+
+def test_a_streaming_beam_job_on_the_session_cluster_takes_a_savepoint_and_is_cancelled(tmp_path):
+    import time
+
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.transforms.periodicsequence import PeriodicImpulse
+
+    stack = local.ensure_up(
+        ["flink-cluster", "flink-job-server"],
+        home=tmp_path,
+        port_overrides={"flink-cluster": 0, "flink-job-server": 0},
+    )
+    try:
+        # The job server submits to the session cluster, not to an embedded Flink.
+        assert (
+            stack.record("flink-job-server")
+            .extra["flink_master"]
+            .endswith(str(stack.record("flink-cluster").ports["rest"]))
+        )
+        options = PipelineOptions(
+            [
+                "--runner=FlinkRunner",
+                f"--job_endpoint={stack.job_endpoint}",
+                "--environment_type=LOOPBACK",
+                "--streaming",
+                "--checkpointing_interval=5000",
+            ]
+        )
+        pipeline = beam.Pipeline(options=options)
+        _ = pipeline | "Tick" >> PeriodicImpulse(fire_interval=1) | "Double" >> beam.Map(_double)
+        pipeline.run()
+        rest = FlinkRest(stack.flink_rest_url)
+        running = []
+        deadline = time.monotonic() + 180
+        while not running and time.monotonic() < deadline:
+            running = [j for j in rest.jobs() if j.state == "RUNNING"]
+            time.sleep(2)
+        assert len(running) == 1, f"no RUNNING job after 180 s: {rest.jobs()}"
+        jid = running[0].jid
+        location = rest.savepoint(jid, wait_s=120)
+        assert location.startswith("file:") and (tmp_path / "flink-cluster" / "savepoints").is_dir()
+        assert any((tmp_path / "flink-cluster" / "savepoints").iterdir())
+        assert rest.cancel(jid, wait_s=60) == "CANCELED"
+    finally:
+        local.down(home=tmp_path, say=lambda _m: None)
+
+
+def _double(x: int) -> int:
+    return x * 2
