@@ -66,3 +66,37 @@ format: ## ruff fix + format
 
 bench: ## Benchmark a 100 000-record passthrough (RUNNER=PrismRunner|FlinkRunner)
 	$(PY) -m bench.passthrough --runner=$(RUNNER) $(BENCH_ARGS)
+
+# --- Dataflow (runners/dataflow/README.md) -------------------------------------------------------
+# dataflow-dry-run needs no GCP; dataflow-template and dataflow-run need gcloud, a project with
+# the Dataflow, Cloud Build and Artifact Registry APIs on, an Artifact Registry Docker repository
+# and a bucket.
+GCP_PROJECT ?=
+GCP_REGION ?= us-central1
+GCS_BUCKET ?=
+AR_REPO ?= property-streams
+TEMPLATE_TAG ?= latest
+TEMPLATE_IMAGE ?= $(GCP_REGION)-docker.pkg.dev/$(GCP_PROJECT)/$(AR_REPO)/property-pipeline:$(TEMPLATE_TAG)
+TEMPLATE_FILE ?= gs://$(GCS_BUCKET)/templates/property-pipeline.json
+# gcloud splits --parameters on ','; start with ^~^ to split on '~' when a value holds commas.
+TEMPLATE_PARAMS ?=
+DATAFLOW_ARGS ?= --bootstrap_servers=broker:9092
+
+.PHONY: dataflow-dry-run dataflow-template dataflow-run
+
+dataflow-dry-run: ## Build the Dataflow job offline, print its spec (DATAFLOW_ARGS=pipeline flags)
+	$(PY) -m runners.dataflow dry-run -- --setup_file=./setup.py $(DATAFLOW_ARGS)
+
+dataflow-template: ## Build+push the flex template image, write its spec (GCP_PROJECT, GCS_BUCKET)
+	@test -n "$(GCP_PROJECT)" -a -n "$(GCS_BUCKET)" || { echo "set GCP_PROJECT and GCS_BUCKET"; exit 2; }
+	gcloud builds submit . --project=$(GCP_PROJECT) --config=runners/dataflow/cloudbuild.yaml \
+	  --substitutions=_IMAGE=$(TEMPLATE_IMAGE)
+	gcloud dataflow flex-template build $(TEMPLATE_FILE) --project=$(GCP_PROJECT) \
+	  --image=$(TEMPLATE_IMAGE) --sdk-language=PYTHON --metadata-file=runners/dataflow/metadata.json
+
+dataflow-run: ## Launch the flex template (TEMPLATE_PARAMS='^~^bootstrap_servers=h1:9092,h2:9092~...')
+	@test -n "$(GCP_PROJECT)" -a -n "$(GCS_BUCKET)" -a -n "$(TEMPLATE_PARAMS)" || { echo "set GCP_PROJECT, GCS_BUCKET and TEMPLATE_PARAMS"; exit 2; }
+	gcloud dataflow flex-template run property-pipeline-$$(date +%Y%m%d-%H%M%S) \
+	  --project=$(GCP_PROJECT) --region=$(GCP_REGION) --template-file-gcs-location=$(TEMPLATE_FILE) \
+	  --staging-location=gs://$(GCS_BUCKET)/staging --temp-location=gs://$(GCS_BUCKET)/tmp \
+	  --parameters='$(TEMPLATE_PARAMS)'

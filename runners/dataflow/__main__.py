@@ -3,7 +3,8 @@
 - ``dry-run``: builds the property pipeline's Dataflow job offline (``--dry_run=True``; placeholder
   ``--project``/``--region``/``--temp_location`` when not given; no credentials, no network) and
   prints its spec as JSON: Kafka reads/writes with topics and Java DoFns, environments and their
-  container images, the files of the ``--setup_file`` package, the options.
+  container images, the files of the ``--setup_file`` package, the options. Exit status 1 when
+  the job would fail on Dataflow (``JobSpec.problems``: e.g. an EXTERNAL environment).
 - ``submit``: builds and submits the job to Dataflow (needs a GCP project and credentials);
   prints the job id and returns without waiting. The flex template's launcher runs this.
 
@@ -66,7 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "dry-run":
         _, spec = dry_run(pipeline_argv, classpath_dir=classpath_dir)
         print(json.dumps(spec.to_json(), indent=2, sort_keys=True))
-        return 0
+        for problem in spec.problems():
+            _LOG.error("the job would fail on Dataflow: %s", problem)
+        return 1 if spec.problems() else 0
     result = submit(pipeline_argv, classpath_dir=classpath_dir)
     job_id = result.job_id() if hasattr(result, "job_id") else None
     print(f"submitted Dataflow job {job_id} (state {result.state})")

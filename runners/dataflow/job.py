@@ -120,6 +120,26 @@ class JobSpec:
             ),
         )
 
+    def problems(self) -> list[str]:
+        """What would make this job fail on Dataflow's workers; [] when none is seen.
+
+        Beam's Dataflow runner accepts (and would submit) a job whose Java steps run in an
+        EXTERNAL environment, e.g. when ``--beam_services`` names the local stack's expansion
+        service; Google's workers cannot run it. Dataflow runs Docker environments only.
+        """
+        problems = [
+            f"environment {env.id} is {env.urn}: Dataflow runs Docker environments only; expand "
+            "Kafka IO with an expansion service in Beam's default environment "
+            "(python -m runners.dataflow starts one), not the local stack's EXTERNAL one"
+            for env in self.environments.values()
+            if env.urn != DOCKER_ENV_URN
+        ]
+        if not self.kafka_reads:
+            problems.append("the job reads no Kafka topic")
+        if not self.kafka_writes:
+            problems.append("the job writes no Kafka topic")
+        return problems
+
     def environment_of(self, step: KafkaStep) -> EnvironmentSpec:
         """The environment the step's I/O DoFn runs in."""
         return self.environments[step.environment_id]
@@ -143,6 +163,7 @@ class JobSpec:
             "kafka_writes": [asdict(step) for step in self.kafka_writes],
             "python_package_files": len(self.python_package),
             "requirements": list(self.requirements),
+            "problems": self.problems(),
             "options": json.loads(json.dumps(dict(self.options), default=str)),
         }
 

@@ -105,6 +105,10 @@ def test_kafka_steps_run_in_beams_default_java_container_not_external(spec):
     assert "kafka-clients-" in jars
 
 
+def test_job_has_nothing_dataflow_would_reject(spec):
+    assert spec.problems() == []
+
+
 def test_python_steps_run_in_dataflows_python_container(job, spec):
     java_env = spec.kafka_reads[0].environment_id
     python_envs = {env_id for env_id in spec.environments if env_id != java_env}

@@ -18,7 +18,13 @@ from runners.dataflow.expansion import (
     expansion_service,
     expansion_service_argv,
 )
-from runners.dataflow.job import dataflow_argv
+from runners.dataflow.job import (
+    KAFKA_READ_DOFN,
+    EnvironmentSpec,
+    JobSpec,
+    KafkaStep,
+    dataflow_argv,
+)
 from runners.dataflow.template import (
     load_metadata,
     metadata_problems,
@@ -152,3 +158,37 @@ def test_expansion_service_without_jars_says_how_to_get_them(tmp_path):
         expansion_service(tmp_path),
     ):
         pass
+
+
+def _spec(*env_urns: str) -> JobSpec:
+    step = KafkaStep(
+        name="ReadEvents/ReadFromKafka/KafkaIO.Read",
+        topics=("t",),
+        bootstrap_servers="b:9092",
+        dofn_transform="leaf",
+        transform_urn="beam:transform:pardo:v1",
+        dofn_urn="beam:dofn:javasdk:0.1",
+        dofn_class=KAFKA_READ_DOFN,
+        splittable=True,
+        environment_id="e0",
+    )
+    environments = {
+        f"e{i}": EnvironmentSpec(f"e{i}", urn, None, ()) for i, urn in enumerate(env_urns)
+    }
+    return JobSpec(
+        name="job",
+        job_type="JOB_TYPE_STREAMING",
+        environments=environments,
+        kafka_reads=(step,),
+        kafka_writes=(step,),
+        python_package=(),
+        requirements=(),
+    )
+
+
+def test_a_job_with_an_external_environment_is_a_problem_for_dataflow():
+    # What the dry run gives when --beam_services names the local stack's EXTERNAL service.
+    problems = _spec("beam:env:external:v1", "beam:env:docker:v1").problems()
+    assert len(problems) == 1
+    assert problems[0].startswith("environment e0 is beam:env:external:v1: Dataflow runs Docker")
+    assert _spec("beam:env:docker:v1", "beam:env:docker:v1").problems() == []
