@@ -18,6 +18,7 @@ artifacts, the files of the Python package built from ``--setup_file``, and the 
 
 from __future__ import annotations
 
+import copy
 import json
 import tarfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,7 +28,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from apache_beam.options.pipeline_options import WorkerOptions
 from apache_beam.portability.api import beam_runner_api_pb2
+from apache_beam.runners.dataflow.internal.apiclient import DataflowApplicationClient
 from apache_beam.runners.runner import PipelineResult
 
 from runners.dataflow.expansion import DEFAULT_CLASSPATH_DIR, expansion_service
@@ -93,8 +96,11 @@ class JobSpec:
     environments: Mapping[str, EnvironmentSpec]
     kafka_reads: tuple[KafkaStep, ...]
     kafka_writes: tuple[KafkaStep, ...]
-    python_package: tuple[str, ...]  # files of the --setup_file package, '' -> none staged
+    python_package: tuple[str, ...]  # files of the --setup_file package, () -> none staged
     requirements: tuple[str, ...]
+    # Container image per environment as submitted: Beam swaps Docker Hub images for Dataflow's
+    # copies (gcr.io/cloud-dataflow/v1beta3/...) unless --sdk_harness_container_image_overrides.
+    submitted_images: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
@@ -115,6 +121,7 @@ class JobSpec:
             ),
             python_package=_python_package_files(proto),
             requirements=tuple(proto.requirements),
+            submitted_images=MappingProxyType(images_at_submission(job)),
             options=MappingProxyType(
                 job.options.get_all_options(drop_default=True, retain_unknown_options=True)
             ),
@@ -163,9 +170,30 @@ class JobSpec:
             "kafka_writes": [asdict(step) for step in self.kafka_writes],
             "python_package_files": len(self.python_package),
             "requirements": list(self.requirements),
+            "submitted_images": dict(self.submitted_images),
             "problems": self.problems(),
             "options": json.loads(json.dumps(dict(self.options), default=str)),
         }
+
+
+def images_at_submission(job: Any, overrides: Sequence[str] | None = None) -> dict[str, str]:
+    """Environment id -> the container image Dataflow's workers will pull for it.
+
+    Applies to a copy of the job's pipeline what Beam applies when it submits (its Dataflow
+    client's ``_apply_sdk_environment_overrides``, which needs no client or network):
+    ``--sdk_harness_container_image_overrides`` (``overrides`` replaces them when given), and
+    Beam's own images moved from Docker Hub to Dataflow's registry.
+    """
+    if overrides is None:
+        overrides = job.options.view_as(WorkerOptions).sdk_harness_container_image_overrides
+    pairs = dict(item.split(",", 1) for item in overrides or [])
+    proto = copy.deepcopy(job.proto_pipeline)
+    DataflowApplicationClient._apply_sdk_environment_overrides(proto, pairs, job.options)
+    return {
+        env_id: beam_runner_api_pb2.DockerPayload.FromString(env.payload).container_image
+        for env_id, env in proto.components.environments.items()
+        if env.urn == DOCKER_ENV_URN
+    }
 
 
 def _display_data(transform: beam_runner_api_pb2.PTransform) -> list[tuple[str, str, Any]]:

@@ -23,6 +23,7 @@ from runners.dataflow.job import (
     PARDO_URN,
     JobSpec,
     dry_run,
+    images_at_submission,
 )
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
@@ -107,6 +108,18 @@ def test_kafka_steps_run_in_beams_default_java_container_not_external(spec):
 
 def test_job_has_nothing_dataflow_would_reject(spec):
     assert spec.problems() == []
+
+
+def test_at_submission_workers_pull_beams_java_image_from_dataflows_registry(job, spec):
+    java_env = spec.kafka_reads[0].environment_id
+    assert (
+        spec.submitted_images[java_env] == f"gcr.io/cloud-dataflow/v1beta3/beam_java17_sdk:{BEAM}"
+    )
+    # A private copy (no internet on the workers) replaces it by a regex override.
+    mirror = f"europe-docker.pkg.dev/p/mirror/beam_java17_sdk:{BEAM}"
+    images = images_at_submission(job, [f".*beam_java17_sdk.*,{mirror}"])
+    assert images[java_env] == mirror
+    assert set(images.values()) == {mirror, PYTHON_IMAGE}
 
 
 def test_python_steps_run_in_dataflows_python_container(job, spec):
