@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-RUNNER ?= PrismRunner
+RUNNER ?= FlinkRunner
 SERVICES ?=
 UP_ARGS ?=
 PYTEST_ARGS ?=
@@ -47,10 +47,10 @@ logs: ## Tail a service's log (SERVICES=kafka)
 topics: ## (Re)create the topics of runners/topics.toml
 	$(PY) -m runners.local topics
 
-run: ## Run the main job on the local stack (RUNNER=PrismRunner|FlinkRunner, RUN_ARGS=...)
-	$(PY) -m pipelines.passthrough --runner=$(RUNNER) $(RUN_ARGS)
+run: setup ## Demo: stack up, simulate, run the property pipeline, live summary vs the oracle (RUNNER=FlinkRunner|PrismRunner, RUN_ARGS=...)
+	$(PY) -m pipelines.demo --runner=$(RUNNER) $(RUN_ARGS)
 
-test: ## Run all tests (unit + integration on the real local stack)
+test: setup ## Run all tests (unit + integration on the real local stack)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-unit: ## Run the tests that need no stack

@@ -258,6 +258,15 @@ class PropertyOptions(PipelineOptions):
             "plus this; late records go to the late topic.",
         )
         group.add_argument(
+            "--gate_max_held",
+            type=int,
+            default=0,
+            help="Let the late gate hold up to N records of a partition that arrive ahead of a "
+            "missing offset, until it arrives (for runners that reorder a partition's bundles). "
+            "Held records get no watermark hold: on Prism they then reach the hourly windows "
+            "behind the watermark and Prism restarts those windows' counts, so 0 (off) by default.",
+        )
+        group.add_argument(
             "--early_firing_s",
             type=int,
             default=None,
@@ -353,6 +362,7 @@ class PropertyConfig:
     window_size_s: int = 3600
     allowed_lateness_s: int = 600
     early_firing_s: int | None = None
+    gate_max_held: int = 0
     fraud_threshold: int = 50
     fraud_window_s: int = 600
     high_value_threshold: int = 500_000
@@ -371,7 +381,12 @@ class PropertyConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise OptionError(f"--{name} must be > 0, got {getattr(self, name)}")
-        for name in ("allowed_lateness_s", "fraud_threshold", "high_value_threshold"):
+        for name in (
+            "allowed_lateness_s",
+            "fraud_threshold",
+            "high_value_threshold",
+            "gate_max_held",
+        ):
             if getattr(self, name) < 0:
                 raise OptionError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if self.early_firing_s is not None and self.early_firing_s <= 0:
@@ -434,6 +449,7 @@ class PropertyRunConfig:
                 window_size_s=opts.window_size_s,
                 allowed_lateness_s=opts.allowed_lateness_s,
                 early_firing_s=opts.early_firing_s,
+                gate_max_held=opts.gate_max_held,
                 fraud_threshold=opts.fraud_threshold,
                 fraud_window_s=opts.fraud_window_s,
                 high_value_threshold=opts.high_value_threshold,

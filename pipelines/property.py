@@ -85,7 +85,7 @@ def build(
     )
     valid_events = decoded_events.decoded | "ValidateEvents" >> ValidateEvents()
     gated_events = valid_events.valid | "GateLateEvents" >> GateLateRecords(
-        config.window_size_s, config.allowed_lateness_s
+        config.window_size_s, config.allowed_lateness_s, max_held=config.gate_max_held
     )
     on_time_events = gated_events.on_time | "EventTimeOfEvents" >> AssignEventTime()
 
@@ -94,7 +94,7 @@ def build(
     )
     valid_views = decoded_views.decoded | "ValidateViews" >> ValidateViews()
     gated_views = valid_views.valid | "GateLateViews" >> GateLateRecords(
-        config.window_size_s, config.allowed_lateness_s
+        config.window_size_s, config.allowed_lateness_s, max_held=config.gate_max_held
     )
     on_time_views = gated_views.on_time | "EventTimeOfViews" >> AssignEventTime()
 
