@@ -10,8 +10,7 @@ import pytest
 
 import schemas
 from schemas import CATALOG, Catalog, SchemaEntry, SchemaNotFoundError, load_catalog
-
-CONTRACT_DIR = Path("/work/shared/contract")
+from tests.contract_files import CONTRACT_DIR
 
 
 @pytest.mark.parametrize("file_name", ["property_event.avsc", "property_view.avsc"])

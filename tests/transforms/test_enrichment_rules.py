@@ -13,6 +13,7 @@ import pytest
 from runners.marketdata.dataset import market_record
 from schemas import ENRICHED_PROPERTY_EVENT_ID, parse_for_python
 from transforms.enrichment import (
+from tests.contract_files import CONTRACT_DIR
     CLOSED,
     ENRICHED,
     ENRICHED_SCHEMA_ID,
@@ -31,7 +32,7 @@ from transforms.enrichment import (
 )
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "enriched_property_event.avsc"
-CONTRACT_FILE = Path("/work/shared/contract/property_event.avsc")
+CONTRACT_FILE = CONTRACT_DIR / "property_event.avsc"
 
 PAYLOAD = {
     "event_id": "e-1",
