@@ -12,8 +12,8 @@ import pytest
 
 from runners.marketdata.dataset import market_record
 from schemas import ENRICHED_PROPERTY_EVENT_ID, parse_for_python
-from transforms.enrichment import (
 from tests.contract_files import CONTRACT_DIR
+from transforms.enrichment import (
     CLOSED,
     ENRICHED,
     ENRICHED_SCHEMA_ID,
