@@ -33,7 +33,7 @@ from apache_beam.portability.api import beam_runner_api_pb2
 from apache_beam.runners.dataflow.internal.apiclient import DataflowApplicationClient
 from apache_beam.runners.runner import PipelineResult
 
-from runners.dataflow.expansion import DEFAULT_CLASSPATH_DIR, expansion_service
+from runners.dataflow.expansion import DEFAULT_CLASSPATH_DIR, REPO_ROOT, expansion_service
 from runners.presets import flag_value, has_flag
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
@@ -52,7 +52,9 @@ STAGING_ROLE_URN = "beam:artifact:role:staging_to:v1"
 # Display-data namespaces of Beam Java's KafkaIO composites, and the DoFns that do the I/O.
 KAFKA_READ_NAMESPACE = "org.apache.beam.sdk.io.kafka.KafkaIO$Read"
 KAFKA_WRITE_NAMESPACE = "org.apache.beam.sdk.io.kafka.KafkaIO$WriteRecords"
-KAFKA_READ_DOFN = "org.apache.beam.sdk.io.kafka.ReadFromKafkaDoFn"
+KAFKA_READ_DOFN = "org.apache.beam.sdk.io.kafka.ReadFromKafkaDoFn"  # unbounded: a splittable DoFn
+# A bounded read (--max_records / --max_read_time_s) expands to KafkaIO's legacy source instead.
+KAFKA_BOUNDED_READ_DOFN = "org.apache.beam.sdk.io.BoundedReadFromUnboundedSource$ReadFn"
 KAFKA_WRITE_DOFN = "org.apache.beam.sdk.io.kafka.KafkaWriter"
 # The Python package Beam builds from --setup_file is staged under this name.
 SETUP_PACKAGE_STAGED_NAME = "workflow.tar.gz"
@@ -115,9 +117,16 @@ class JobSpec:
             name=str(job.proto.name),
             job_type=str(job.proto.type.name),
             environments=MappingProxyType(environments),
-            kafka_reads=tuple(_kafka_steps(proto, KAFKA_READ_NAMESPACE, "topics", KAFKA_READ_DOFN)),
+            kafka_reads=tuple(
+                _kafka_steps(
+                    proto,
+                    KAFKA_READ_NAMESPACE,
+                    "topics",
+                    (KAFKA_READ_DOFN, KAFKA_BOUNDED_READ_DOFN),
+                )
+            ),
             kafka_writes=tuple(
-                _kafka_steps(proto, KAFKA_WRITE_NAMESPACE, "topic", KAFKA_WRITE_DOFN)
+                _kafka_steps(proto, KAFKA_WRITE_NAMESPACE, "topic", (KAFKA_WRITE_DOFN,))
             ),
             python_package=_python_package_files(proto),
             requirements=tuple(proto.requirements),
@@ -141,6 +150,14 @@ class JobSpec:
             for env in self.environments.values()
             if env.urn != DOCKER_ENV_URN
         ]
+        staged = any(
+            SETUP_PACKAGE_STAGED_NAME in env.staged_artifacts for env in self.environments.values()
+        )
+        if not staged and not self.options.get("sdk_container_image"):
+            problems.append(
+                "no --setup_file package is staged and no --sdk_container_image given: the "
+                "workers could not import pipelines/ and transforms/; give --setup_file=./setup.py"
+            )
         if not self.kafka_reads:
             problems.append("the job reads no Kafka topic")
         if not self.kafka_writes:
@@ -217,9 +234,13 @@ def _descendants(
 
 
 def _kafka_steps(
-    proto: beam_runner_api_pb2.Pipeline, namespace: str, topics_key: str, dofn_prefix: str
+    proto: beam_runner_api_pb2.Pipeline,
+    namespace: str,
+    topics_key: str,
+    dofn_prefixes: tuple[str, ...],
 ) -> Iterator[KafkaStep]:
-    """Every KafkaIO composite with display-data ``namespace``, with its I/O DoFn."""
+    """Every KafkaIO composite with display-data ``namespace``, with its I/O DoFn (the first
+    ParDo inside whose DoFn class starts with one of ``dofn_prefixes``)."""
     transforms = proto.components.transforms
     for transform_id in sorted(transforms, key=lambda t: transforms[t].unique_name):
         transform = transforms[transform_id]
@@ -229,13 +250,12 @@ def _kafka_steps(
         leaf = None
         for candidate in _descendants(proto, transform_id):
             classes = [v for _, key, v in _display_data(candidate) if key == "fn"]
-            if candidate.spec.urn == PARDO_URN and any(
-                str(c).startswith(dofn_prefix) for c in classes
-            ):
-                leaf, dofn_class = candidate, next(c for c in classes if c.startswith(dofn_prefix))
+            matching = [str(c) for c in classes if str(c).startswith(dofn_prefixes)]
+            if candidate.spec.urn == PARDO_URN and matching:
+                leaf, dofn_class = candidate, matching[0]
                 break
         if leaf is None:
-            raise JobSpecError(f"{transform.unique_name}: no {dofn_prefix} step inside")
+            raise JobSpecError(f"{transform.unique_name}: no step of {dofn_prefixes} inside")
         pardo = beam_runner_api_pb2.ParDoPayload.FromString(leaf.spec.payload)
         yield KafkaStep(
             name=transform.unique_name,
@@ -295,7 +315,9 @@ def _python_package_files(proto: beam_runner_api_pb2.Pipeline) -> tuple[str, ...
 
 def dataflow_argv(argv: Sequence[str], *, dry_run: bool) -> list[str]:
     """``argv`` for Dataflow: ``--runner=DataflowRunner`` added when absent (another runner is an
-    error), and for a dry run ``--dry_run=True`` plus placeholder project/region/temp_location."""
+    error); ``--setup_file`` of this repository unless a setup file or a worker image is given
+    (the workers need our package); for a dry run ``--dry_run=True`` plus placeholder
+    project/region/temp_location."""
     argv = list(argv)
     runner = flag_value(argv, "runner")
     if runner is None:
@@ -305,6 +327,8 @@ def dataflow_argv(argv: Sequence[str], *, dry_run: bool) -> list[str]:
             f"--runner={runner}: this command builds Dataflow jobs; drop --runner or give "
             f"--runner={DATAFLOW_RUNNER} (python -m pipelines.property runs on other runners)"
         )
+    if not has_flag(argv, "setup_file") and not has_flag(argv, "sdk_container_image"):
+        argv.append(f"--setup_file={REPO_ROOT / 'setup.py'}")
     if dry_run:
         if not has_flag(argv, "dry_run"):
             argv.append("--dry_run=True")

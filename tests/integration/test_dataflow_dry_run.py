@@ -3,7 +3,8 @@
 A real Java expansion service (Beam's default environment, the project's classpath) expands the
 Kafka transforms; ``pipelines.property.start`` builds the job with ``--runner=DataflowRunner
 --dry_run=True``, so Beam does everything up to the API call: no GCP credentials, no network.
-The job is built once per module (~30 s on 2 busy cores) and each test checks one property.
+The streaming job and a bounded (backfill) job are built once per module (~30 s each on 2 busy
+cores) and each test checks one property.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pipelines.options import PropertyTopics
 from runners.dataflow.expansion import DEFAULT_CLASSPATH_DIR, expansion_service
 from runners.dataflow.job import (
     JAVA_DOFN_URN,
+    KAFKA_BOUNDED_READ_DOFN,
     KAFKA_READ_DOFN,
     KAFKA_WRITE_DOFN,
     PARDO_URN,
@@ -179,3 +181,30 @@ def test_an_unbounded_run_is_a_streaming_engine_job_on_runner_v2(spec):
         "beam:requirement:pardo:stateful:v1",
         "beam:requirement:pardo:splittable_dofn:v1",
     } <= set(spec.requirements)
+
+
+@pytest.fixture(scope="module")
+def bounded_spec(default_env_expansion_service) -> JobSpec:
+    """A backfill: the read stops after 10 minutes. No --setup_file: the default must stage it."""
+    argv = [
+        "--project=property-streams-test",
+        "--temp_location=gs://bucket/tmp",
+        f"--bootstrap_servers={BROKERS}",
+        "--max_read_time_s=600",
+        "--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: default_env_expansion_service}),
+    ]
+    _, spec = dry_run(argv, classpath_dir=None)
+    return spec
+
+
+def test_a_bounded_run_is_a_batch_job_reading_kafka_through_the_bounded_source(bounded_spec):
+    assert bounded_spec.job_type == "JOB_TYPE_BATCH"
+    assert bounded_spec.problems() == []
+    assert len(bounded_spec.kafka_reads) == 2
+    assert len(bounded_spec.kafka_writes) == 7
+    for read in bounded_spec.kafka_reads:
+        # KafkaIO's legacy source wrapped as bounded, not the SDF read of a streaming run.
+        assert read.dofn_class == KAFKA_BOUNDED_READ_DOFN
+        assert not read.splittable
+        assert bounded_spec.environment_of(read).container_image == JAVA_IMAGE
+    assert "pipelines/property.py" in bounded_spec.python_package

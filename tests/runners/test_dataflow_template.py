@@ -14,6 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.options import KafkaOptions, PropertyOptions
 from runners.dataflow.expansion import (
+    REPO_ROOT,
     ExpansionServiceError,
     expansion_service,
     expansion_service_argv,
@@ -134,11 +135,13 @@ def test_dataflow_argv_adds_the_runner_and_dry_run_placeholders():
         "--bootstrap_servers=b:9092",
         "--project=mine",
         "--runner=DataflowRunner",
+        f"--setup_file={REPO_ROOT / 'setup.py'}",
         "--dry_run=True",
         "--region=us-central1",
         "--temp_location=gs://dry-run-bucket/tmp",
     ]
-    assert dataflow_argv(["--runner=DataflowRunner"], dry_run=False) == ["--runner=DataflowRunner"]
+    given = ["--runner=DataflowRunner", "--sdk_container_image=europe-docker.pkg.dev/p/r/i:1"]
+    assert dataflow_argv(given, dry_run=False) == given
 
 
 def test_dataflow_argv_refuses_another_runner():
@@ -160,7 +163,7 @@ def test_expansion_service_without_jars_says_how_to_get_them(tmp_path):
         pass
 
 
-def _spec(*env_urns: str) -> JobSpec:
+def _spec(*env_urns: str, staged: tuple[str, ...] = ("workflow.tar.gz",)) -> JobSpec:
     step = KafkaStep(
         name="ReadEvents/ReadFromKafka/KafkaIO.Read",
         topics=("t",),
@@ -173,7 +176,7 @@ def _spec(*env_urns: str) -> JobSpec:
         environment_id="e0",
     )
     environments = {
-        f"e{i}": EnvironmentSpec(f"e{i}", urn, None, ()) for i, urn in enumerate(env_urns)
+        f"e{i}": EnvironmentSpec(f"e{i}", urn, None, staged) for i, urn in enumerate(env_urns)
     }
     return JobSpec(
         name="job",
@@ -192,3 +195,9 @@ def test_a_job_with_an_external_environment_is_a_problem_for_dataflow():
     assert len(problems) == 1
     assert problems[0].startswith("environment e0 is beam:env:external:v1: Dataflow runs Docker")
     assert _spec("beam:env:docker:v1", "beam:env:docker:v1").problems() == []
+
+
+def test_a_job_without_the_pipeline_package_is_a_problem_for_dataflow():
+    problems = _spec("beam:env:docker:v1", staged=("pickled_main_session",)).problems()
+    assert len(problems) == 1
+    assert problems[0].startswith("no --setup_file package is staged")
