@@ -1,0 +1,140 @@
+"""The benchmark's table and report: ratios to the raw loop, bars for throughput and CPU.
+
+Rows are ``bench.compare.Measurement`` dicts. ``table`` is plain text for the terminal and the
+issue; ``write`` renders a PNG (matplotlib, headless) and an HTML page that embeds it with the
+table, the per-process CPU and any differences from the oracle.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+BASELINE = "raw"
+
+Row = Mapping[str, Any]
+
+
+def ratio(value: float, baseline: float) -> float | None:
+    """``value / baseline`` rounded to 2 places; None when the baseline is 0 or missing."""
+    if not baseline:
+        return None
+    return round(value / baseline, 2)
+
+
+def with_ratios(rows: Sequence[Row], baseline: str = BASELINE) -> list[dict[str, Any]]:
+    """Rows plus ``eps_vs_raw`` and ``cpu_vs_raw`` (None when there is no ``baseline`` row)."""
+    base = next((r for r in rows if r["system"] == baseline), None)
+    out = []
+    for r in rows:
+        out.append(
+            {
+                **r,
+                "eps_vs_raw": ratio(r["sustained_eps"], base["sustained_eps"]) if base else None,
+                "cpu_vs_raw": ratio(r["cpu_s_per_million"], base["cpu_s_per_million"])
+                if base
+                else None,
+            }
+        )
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+COLUMNS = (
+    ("system", "system"),
+    ("records", "records"),
+    ("startup_s", "start-up s"),
+    ("sustained_eps", "events/s"),
+    ("eps_vs_raw", "x raw"),
+    ("end_to_end_eps", "e2e events/s"),
+    ("cpu_s_per_million", "CPU-s/M"),
+    ("cpu_vs_raw", "x raw"),
+    ("peak_rss_mb", "peak RSS MB"),
+    ("correct", "matches oracle"),
+)
+
+
+def table(rows: Sequence[Row]) -> str:
+    """A fixed-width text table with ratios to the raw loop, one line per system."""
+    full = with_ratios(rows)
+    cells = [[title for _, title in COLUMNS]]
+    cells += [[_fmt(r.get(key)) for key, _ in COLUMNS] for r in full]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    notes = [
+        f"{r['system']}: events/s from {r['sustained_basis']}"
+        + (f"; {r['note']}" if r.get("note") else "")
+        for r in full
+    ]
+    return "\n".join([*lines, "", *notes])
+
+
+def png(rows: Sequence[Row]) -> bytes:
+    """Two bar charts: sustained events/s and CPU-seconds per million events, by system."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display on the bench machine
+    import matplotlib.pyplot as plt
+
+    names = [r["system"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.bar(names, [r["sustained_eps"] for r in rows], color="#4a7ab5")
+    left.set_title("sustained input events/s (higher is better)")
+    right.bar(names, [r["cpu_s_per_million"] for r in rows], color="#b5654a")
+    right.set_title("CPU-seconds per million events (lower is better)")
+    for axis in (left, right):
+        for bar in axis.patches:
+            axis.annotate(
+                f"{bar.get_height():.0f}",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write(rows: Sequence[Row], html_path: Path, png_path: Path) -> Path:
+    """Writes the PNG and an HTML page embedding it; returns the HTML path."""
+    image = png(rows)
+    encoded = base64.b64encode(image).decode()
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    png_path.write_bytes(image)
+    details = "".join(
+        f"<h3>{html.escape(r['system'])}</h3><pre>"
+        + html.escape(
+            "CPU s by process: "
+            + ", ".join(f"{k} {v}" for k, v in r.get("cpu_by_process", {}).items())
+            + "\noutput records: "
+            + ", ".join(f"{k} {v}" for k, v in r.get("outputs", {}).items())
+            + ("\ndifferences:\n  " + "\n  ".join(r["differences"]) if r.get("differences") else "")
+        )
+        + "</pre>"
+        for r in rows
+    )
+    html_path.write_text(
+        "<!doctype html><meta charset=utf-8><title>bench.compare</title>"
+        "<style>body{font-family:sans-serif;margin:2em}pre{background:#f4f4f4;padding:1em}</style>"
+        "<h1>Property topology: Beam (Prism, Flink) vs a raw confluent-kafka loop</h1>"
+        f"<pre>{html.escape(table(rows))}</pre>"
+        f"<img alt='throughput and CPU' src='data:image/png;base64,{encoded}'>"
+        f"<h2>Details</h2>{details}",
+        encoding="utf-8",
+    )
+    return html_path
