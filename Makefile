@@ -64,8 +64,8 @@ format: ## ruff fix + format
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: ## Benchmark a 100 000-record passthrough (RUNNER=PrismRunner|FlinkRunner)
-	$(PY) -m bench.passthrough --runner=$(RUNNER) $(BENCH_ARGS)
+bench: ## Side-by-side benchmark: raw Kafka loop vs the pipeline on Prism and Flink (BENCH_ARGS='--small')
+	$(PY) -m bench.compare $(BENCH_ARGS)
 
 # --- Dataflow (runners/dataflow/README.md) -------------------------------------------------------
 # dataflow-dry-run needs no GCP; dataflow-template and dataflow-run need gcloud, a project with
