@@ -71,8 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _LOG.error("the job would fail on Dataflow: %s", problem)
         return 1 if spec.problems() else 0
     result = submit(pipeline_argv, classpath_dir=classpath_dir)
-    job_id = result.job_id() if hasattr(result, "job_id") else None
-    print(f"submitted Dataflow job {job_id} (state {result.state})")
+    if hasattr(result, "job_id"):
+        print(f"submitted Dataflow job {result.job_id()} (state {result.state})")
+    else:  # --dry_run=True among the pipeline flags: built, nothing sent
+        print(f"built the Dataflow job {result.job.proto.name} (dry run, nothing submitted)")
     return 0
 
 
