@@ -45,6 +45,7 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -68,13 +69,16 @@ LOG = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_HOME = REPO_ROOT / ".local" / "bench-stack"
-SYSTEMS = ("raw", "prism", "flink")
+SYSTEMS = ("raw", "quix", "prism", "flink")
+QUIX_VENV = REPO_ROOT / ".local" / "quix-venv"
+QUIX_VERSION = "3.28.1"
 RUNNERS = {"prism": "PrismRunner", "flink": "FlinkRunner"}
 PARTITIONS = 4
 DEFAULT_EVENTS = 500_000
 SMALL_EVENTS = 20_000
 RUN_TIMEOUT_S = 3600
 SAMPLE_EVERY_S = 0.5
+QUIX_IDLE_S = 5.0
 # Output name (pipelines.verify) -> PropertyTopics field.
 OUTPUT_FIELDS = {
     "enriched": "enriched",
@@ -415,6 +419,68 @@ def measure_beam(bench: Bench, system: str) -> Measurement:
     return _measure(bench, system, processes, work)
 
 
+def ensure_quix_venv(venv: Path = QUIX_VENV) -> Path:
+    """The Python of a venv with quixstreams (see ``bench.quix_topology`` for why a separate one),
+    created on first use; the project and its venv's packages are reachable after Quix's own."""
+    import subprocess
+    import sysconfig
+
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    probe = [str(python), "-c", "import importlib.metadata as m; print(m.version('quixstreams'))"]
+    found = subprocess.run(probe, capture_output=True, text=True, timeout=120)
+    if found.stdout.strip() != QUIX_VERSION:
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", f"quixstreams=={QUIX_VERSION}"],
+            check=True,
+            timeout=900,
+        )
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout.strip()
+    )
+    # A .pth appends to sys.path after the venv's own packages: Quix keeps its confluent-kafka.
+    (site / "zz_property_streams.pth").write_text(
+        f"{REPO_ROOT}\n{sysconfig.get_paths()['purelib']}\n"
+    )
+    return python
+
+
+def measure_quix(bench: Bench, python: Path) -> Measurement:
+    import subprocess
+
+    def work(topics: PropertyTopics) -> tuple[float | None, float | None, str]:
+        arguments = {
+            "bootstrap": bench.bootstrap,
+            "inputs": {"events": topics.events, "views": topics.views},
+            "outputs": {name: getattr(topics, f) for name, f in OUTPUT_FIELDS.items()},
+            "idle_s": QUIX_IDLE_S,
+            "stop_offsets": [[t, p, end] for (t, p), end in bench.stop_offsets.items()],
+        }
+        done = subprocess.run(
+            [str(python), "-m", "bench.quix_topology", json.dumps(arguments)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"quix exited {done.returncode}: {done.stderr[-3000:]}")
+        stats = json.loads(done.stdout.strip().splitlines()[-1])
+        if stats["consumed"] != bench.records:
+            raise RuntimeError(f"quix consumed {stats['consumed']} of {bench.records} records")
+        note = f"stops after {QUIX_IDLE_S} s without input (not counted)"
+        return stats["first_consumed_s"], stats["last_consumed_s"], note
+
+    return _measure(bench, "quix", ["kafka"], work)
+
+
 # ---- the run ------------------------------------------------------------------------------------
 
 
@@ -439,6 +505,7 @@ def run(
 ) -> list[Measurement]:
     from runners import local
 
+    quix_python = ensure_quix_venv() if "quix" in systems else None
     stack, pids = start_stack(home, systems)
     try:
         bootstrap = stack.bootstrap_servers
@@ -467,7 +534,12 @@ def run(
         results = []
         for system in systems:
             print(f"--- {system} ---", flush=True)
-            m = measure_raw(bench) if system == "raw" else measure_beam(bench, system)
+            if system == "raw":
+                m = measure_raw(bench)
+            elif system == "quix":
+                m = measure_quix(bench, quix_python)
+            else:
+                m = measure_beam(bench, system)
             results.append(m)
             print(
                 f"{m.system}: {m.sustained_eps:.0f} events/s sustained ({m.sustained_basis}), "

@@ -93,6 +93,14 @@ class Topology:
     hourly: Counter[tuple[str, int]] = field(default_factory=Counter)
 
     def process(self, record: KafkaRecord) -> list[Output]:
+        rejected, payload = self.admit(record)
+        if payload is None:
+            return rejected
+        return self._event(payload) if record.topic == self.events_topic else self._view(payload)
+
+    def admit(self, record: KafkaRecord) -> tuple[list[Output], dict[str, Any] | None]:
+        """Decode, validate and gate one record: ``([], payload)`` when it passes, else
+        ``([dead letter or late record], None)``. The stateless front of the topology."""
         is_event = record.topic == self.events_topic
         if not is_event and record.topic != self.views_topic:
             raise ValueError(f"record from {record.topic!r}, expected one of the two input topics")
@@ -101,19 +109,18 @@ class Topology:
                 record.value, "PropertyEvent" if is_event else "PropertyView"
             )
         except codec.DecodeError as exc:
-            return [("dead_letters", _dead_letter(codec.STAGE, record, exc))]
+            return [("dead_letters", _dead_letter(codec.STAGE, record, exc))], None
         try:
             if is_event:
                 validation.check_property_event(payload, self.now_ms())
             else:
                 validation.check_property_view(payload)
         except validation.ValidationError as exc:
-            return [("dead_letters", _dead_letter(validation.STAGE, record, exc))]
-        decoded = Decoded(payload, schema_id, record)
-        late = self._gate(decoded)
+            return [("dead_letters", _dead_letter(validation.STAGE, record, exc))], None
+        late = self._gate(Decoded(payload, schema_id, record))
         if late is not None:
-            return [("late", late)]
-        return self._event(payload) if is_event else self._view(payload)
+            return [("late", late)], None
+        return [], payload
 
     def finish(self) -> list[Output]:
         """One ON_TIME hourly count per property and hour (the end of a bounded input)."""
