@@ -575,7 +575,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.table(rows))
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "compare.json"
-    out.write_text(json.dumps({"records": records, "results": rows}, indent=2) + "\n")
+    text = json.dumps({"records": records, "systems": systems, "results": rows}, indent=2)
+    out.write_text(text + "\n")
+    # A dated copy too: compare.json is the latest run, the copies are the history.
+    (RESULTS / f"compare-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(text + "\n")
     page = report.write(rows, RESULTS / "compare.html", RESULTS / "compare.png")
     print(f"results: {out}\nreport: {page}")
     return 0 if all(m.correct for m in results) else 1
