@@ -39,6 +39,7 @@ PRISM_BINARY = REPO_ROOT / ".local" / "bin" / "prism"
 
 _PORTABLE_JOB_RUNNERS = ("FlinkRunner", "PortableRunner")
 PRISM_NO_SDF_SPLIT = "--experiments=prism_disable_sdf_split"
+PRISM_NO_SINGLETON = "--experiments=disable_prism_server_singleton"
 # Stack services a pipeline may ask for by name: flag -> StackAddresses field.
 _SERVICE_URL_FIELDS = {"marketdata_url": "marketdata_url", "redis_url": "redis_url"}
 
@@ -190,6 +191,11 @@ def runner_args(
         # state (running counts by zip restarted: 3 of 3 end-to-end runs wrong, exact without the
         # split). Reading each partition as one range keeps the log's order and the holds.
         added.append(PRISM_NO_SDF_SPLIT)
+    if short == "PrismRunner" and PRISM_NO_SINGLETON not in argv:
+        # Beam shares one Prism server per process, whatever its options, and the DirectRunner
+        # then runs later pipelines of the same process on it (seen: DirectRunner tests picked up
+        # Prism's extra LATE panes after an integration test had run on Prism).
+        added.append(PRISM_NO_SINGLETON)
 
     if short in _PORTABLE_JOB_RUNNERS:
         if not has_flag(argv, "job_endpoint"):

@@ -37,6 +37,7 @@ def test_prism_gets_binary_loopback_and_the_running_expansion_service():
         BEAM_SERVICES,
         f"--prism_location={PRISM_BINARY}",
         "--experiments=prism_disable_sdf_split",
+        "--experiments=disable_prism_server_singleton",
     ]
 
 
