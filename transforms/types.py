@@ -29,8 +29,8 @@ class KafkaRecord(NamedTuple):
 
 class Decoded(NamedTuple):
     """A decoded record: ``payload`` is the Avro record as a dict (fastavro's representation:
-    enums as str, ``timestamp-millis`` fields as int milliseconds since the epoch), ``schema_id`` the
-    writer schema id of the Confluent wire format, ``source`` the record it came from."""
+    enums as str, ``timestamp-millis`` fields as int milliseconds since the epoch), ``schema_id``
+    the writer schema id of the Confluent wire format, ``source`` the record it came from."""
 
     payload: dict[str, Any]
     schema_id: int

@@ -93,4 +93,3 @@ def test_backlog_replay_outputs_equal_the_oracle(
         sim.oracle.valid_events + sim.oracle.valid_views + summary.dead_letters + summary.late
         == sum(sim.oracle.records_by_topic.values())
     )
-
