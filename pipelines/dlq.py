@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, TextIO
 
+from pipelines.delivery import DeliveryReport
 from pipelines.options import OptionError, PropertyTopics, parse_kafka_properties
 from transforms.codec import DecodeError, decode_record
 from transforms.dead_letter import DeadLetter
@@ -381,15 +382,7 @@ def send(
             **(producer_config or {}),
         }
     )
-    errors: list[str] = []
-    delivered = 0
-
-    def on_delivery(err: Any, _msg: Any) -> None:
-        nonlocal delivered
-        if err is not None:
-            errors.append(str(err))
-        else:
-            delivered += 1
+    report = DeliveryReport()
 
     deadline = time.monotonic() + timeout_s
     bar = tqdm(total=len(plan), unit="rec", desc="replay", disable=not progress, file=sys.stderr)
@@ -406,7 +399,7 @@ def send(
                     value=r.value,
                     key=r.key,
                     headers=list(r.headers),
-                    on_delivery=on_delivery,
+                    on_delivery=report,
                     **kwargs,
                 )
                 break
@@ -421,12 +414,13 @@ def send(
         bar.update(1)
     remaining = producer.flush(_remaining(deadline))
     bar.close()
-    if remaining or errors:
+    if remaining or report.errors:
         raise DlqError(
-            f"replay: {delivered} of {len(plan)} delivered; {remaining} not delivered within "
-            f"{timeout_s}s, {len(errors)} delivery errors (first: {errors[:1]})"
+            f"replay: {report.delivered} of {len(plan)} delivered; {remaining} not delivered "
+            "within "
+            f"{timeout_s}s, {len(report.errors)} delivery errors (first: {report.errors[:1]})"
         )
-    return delivered
+    return report.delivered
 
 
 # --- Presentation -------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.delivery import DeliveryReport
 from transforms.codec import encode_record
 
 LOG = logging.getLogger(__name__)
@@ -525,15 +526,7 @@ def produce(
         **(producer_config or {}),
     }
     producer = Producer(conf)
-    errors: list[str] = []
-    delivered = 0
-
-    def on_delivery(err: Any, _msg: Any) -> None:
-        nonlocal delivered
-        if err is not None:
-            errors.append(str(err))
-        else:
-            delivered += 1
+    report = DeliveryReport()
 
     started = time.monotonic()
     bar = tqdm(
@@ -548,7 +541,7 @@ def produce(
                     key=r.key,
                     partition=r.partition,
                     timestamp=r.timestamp_ms,
-                    on_delivery=on_delivery,
+                    on_delivery=report,
                 )
                 break
             except BufferError:
@@ -561,12 +554,12 @@ def produce(
                 time.sleep(ahead)
     remaining = producer.flush(timeout_s)
     bar.close()
-    if remaining or errors:
+    if remaining or report.errors:
         raise RuntimeError(
             f"produce: {remaining} records not delivered after {timeout_s}s, "
-            f"{len(errors)} delivery errors (first: {errors[:1]})"
+            f"{len(report.errors)} delivery errors (first: {report.errors[:1]})"
         )
-    return delivered
+    return report.delivered
 
 
 def main(argv: Sequence[str] | None = None) -> int:
