@@ -74,29 +74,56 @@ def _not_enriched(decoded: Decoded) -> dict[str, Any]:
     return enriched_event(decoded.payload, None, "no market-data service configured")
 
 
+class IngestResult(NamedTuple):
+    """One input stream after ingestion: ``on_time`` Decoded records stamped with their event
+    time; ``dead_letters`` (undecodable or invalid); ``late`` (LateRecord dicts)."""
+
+    on_time: beam.PCollection
+    dead_letters: beam.PCollection
+    late: beam.PCollection
+
+
+class IngestStream(beam.PTransform[beam.PCollection[KafkaRecord], IngestResult]):
+    """Decode → validate → late gate → event time, for one input topic.
+
+    The order matters: undecodable and invalid records never move a partition's stream time, and
+    lateness is decided on the log before any event-time step (see the module docstring).
+    """
+
+    def __init__(self, reader_schema: str, validate: beam.PTransform, config: PropertyConfig):
+        super().__init__()
+        self._reader_schema = reader_schema
+        self._validate = validate
+        self._config = config
+
+    def expand(self, records: beam.PCollection[KafkaRecord]) -> IngestResult:
+        config = self._config
+        decoded = records | "Decode" >> DecodeAvro(
+            self._reader_schema, schema_registry_url=config.schema_registry_url
+        )
+        valid = decoded.decoded | "Validate" >> self._validate
+        gated = valid.valid | "GateLateRecords" >> GateLateRecords(
+            config.window_size_s, config.allowed_lateness_s, max_held=config.gate_max_held
+        )
+        return IngestResult(
+            on_time=gated.on_time | "AssignEventTime" >> AssignEventTime(),
+            dead_letters=(decoded.dead_letters, valid.dead_letters)
+            | "DeadLetters" >> beam.Flatten(),
+            late=gated.late,
+        )
+
+
 def build(
     events: beam.PCollection[KafkaRecord],
     views: beam.PCollection[KafkaRecord],
     config: PropertyConfig,
 ) -> PropertyOutputs:
     """Compose the transforms on the two input streams; see the module docstring for semantics."""
-    decoded_events = events | "DecodeEvents" >> DecodeAvro(
-        "PropertyEvent", schema_registry_url=config.schema_registry_url
+    ingested_events = events | "IngestEvents" >> IngestStream(
+        "PropertyEvent", ValidateEvents(), config
     )
-    valid_events = decoded_events.decoded | "ValidateEvents" >> ValidateEvents()
-    gated_events = valid_events.valid | "GateLateEvents" >> GateLateRecords(
-        config.window_size_s, config.allowed_lateness_s, max_held=config.gate_max_held
-    )
-    on_time_events = gated_events.on_time | "EventTimeOfEvents" >> AssignEventTime()
-
-    decoded_views = views | "DecodeViews" >> DecodeAvro(
-        "PropertyView", schema_registry_url=config.schema_registry_url
-    )
-    valid_views = decoded_views.decoded | "ValidateViews" >> ValidateViews()
-    gated_views = valid_views.valid | "GateLateViews" >> GateLateRecords(
-        config.window_size_s, config.allowed_lateness_s, max_held=config.gate_max_held
-    )
-    on_time_views = gated_views.on_time | "EventTimeOfViews" >> AssignEventTime()
+    ingested_views = views | "IngestViews" >> IngestStream("PropertyView", ValidateViews(), config)
+    on_time_events, on_time_views = ingested_events.on_time, ingested_views.on_time
 
     updates = on_time_events | "ListingUpdates" >> ListingUpdates()
     if config.marketdata_url:
@@ -135,42 +162,30 @@ def build(
         >> DetectExcessiveViewing(
             config.fraud_threshold, config.fraud_window_s, config.beam_allowed_lateness_s
         ),
-        dead_letters=(
-            decoded_events.dead_letters,
-            valid_events.dead_letters,
-            decoded_views.dead_letters,
-            valid_views.dead_letters,
-        )
+        dead_letters=(ingested_events.dead_letters, ingested_views.dead_letters)
         | "AllDeadLetters" >> beam.Flatten(),
-        late=(gated_events.late, gated_views.late) | "AllLate" >> beam.Flatten(),
+        late=(ingested_events.late, ingested_views.late) | "AllLate" >> beam.Flatten(),
     )
 
 
 class OutputSpec(NamedTuple):
-    """How one output is written: its Avro schema (catalog name) and the field that keys it."""
+    """How one output is written: its Avro schema (catalog name), the field that keys it, and
+    the ``PropertyTopics`` field naming its topic."""
 
     schema: str
     key_field: str
+    topic_field: str
 
 
 # The contract's output table: schema and key of each output (topic names come from options).
 OUTPUT_SPECS: dict[str, OutputSpec] = {
-    "enriched": OutputSpec("EnrichedPropertyEvent", "property_id"),
-    "high_value": OutputSpec("PropertyEvent", "property_id"),
-    "counts_by_zip": OutputSpec("ZipCount", "zip_code"),
-    "views_hourly": OutputSpec("PropertyViewCount", "property_id"),
-    "alerts": OutputSpec("Alert", "user_id"),
-    "dead_letters": OutputSpec("DeadLetter", "key"),  # the original record's key
-    "late": OutputSpec("LateRecord", "key"),  # the original record's key
-}
-OUTPUT_TOPIC_FIELD = {
-    "enriched": "enriched",
-    "high_value": "high_value",
-    "counts_by_zip": "zip_counts",
-    "views_hourly": "views_hourly",
-    "alerts": "alerts",
-    "dead_letters": "dlq",
-    "late": "late",
+    "enriched": OutputSpec("EnrichedPropertyEvent", "property_id", "enriched"),
+    "high_value": OutputSpec("PropertyEvent", "property_id", "high_value"),
+    "counts_by_zip": OutputSpec("ZipCount", "zip_code", "zip_counts"),
+    "views_hourly": OutputSpec("PropertyViewCount", "property_id", "views_hourly"),
+    "alerts": OutputSpec("Alert", "user_id", "alerts"),
+    "dead_letters": OutputSpec("DeadLetter", "key", "dlq"),  # the original record's key
+    "late": OutputSpec("LateRecord", "key", "late"),  # the original record's key
 }
 
 
@@ -210,7 +225,7 @@ def attach_kafka(pipeline: beam.Pipeline, run_config: PropertyRunConfig) -> Prop
             | f"Write{label}"
             >> WriteKafkaRecords(
                 bootstrap_servers=kafka.bootstrap_servers,
-                topic=getattr(topics, OUTPUT_TOPIC_FIELD[name]),
+                topic=getattr(topics, spec.topic_field),
                 producer_config=kafka.producer_config(),
                 expansion_service=kafka.expansion_service,
             )

@@ -18,19 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.options import PropertyTopics
+from pipelines.property import OUTPUT_SPECS
 from pipelines.simulate import Oracle
 from transforms.codec import DecodeError, decode_record
-
-# Output name -> (PropertyTopics field, reader schema).
-OUTPUTS: dict[str, tuple[str, str]] = {
-    "enriched": ("enriched", "EnrichedPropertyEvent"),
-    "high_value": ("high_value", "PropertyEvent"),
-    "counts_by_zip": ("zip_counts", "ZipCount"),
-    "views_hourly": ("views_hourly", "PropertyViewCount"),
-    "alerts": ("alerts", "Alert"),
-    "dead_letters": ("dlq", "DeadLetter"),
-    "late": ("late", "LateRecord"),
-}
 
 
 @dataclass
@@ -53,7 +43,7 @@ class Summary:
 def summarize(outputs: Mapping[str, Iterable[Mapping[str, Any]]]) -> Summary:
     """Final values of the outputs (payload dicts, or DeadLetter records, by output name)."""
     s = Summary()
-    for name in OUTPUTS:
+    for name in OUTPUT_SPECS:
         s.records[name] = 0
     for z in outputs.get("counts_by_zip", ()):
         s.records["counts_by_zip"] += 1
@@ -155,8 +145,8 @@ def read_outputs(
     deadline = time.monotonic() + timeout_s
     result: dict[str, list[dict[str, Any]]] = {}
     try:
-        for name, (topic_field, schema) in OUTPUTS.items():
-            topic = getattr(topics, topic_field)
+        for name, spec in OUTPUT_SPECS.items():
+            topic, schema = getattr(topics, spec.topic_field), spec.schema
             metadata = consumer.list_topics(topic, timeout=max(1.0, deadline - time.monotonic()))
             partitions = (
                 sorted(metadata.topics[topic].partitions) if topic in metadata.topics else []
