@@ -109,7 +109,9 @@ def scaled_spec(records: int, seed: int = 7, end_ms: int | None = None) -> Simul
         seed=seed,
         events=events,
         views=views,
-        properties=max(400, events // 10),
+        # Capped: the simulator draws each view's listing with random.choices over weights,
+        # O(properties) per view (10 000 properties made 500 000 records take many minutes).
+        properties=min(1_000, max(400, events // 10)),
         users=max(300, views * 300 // 16_000),
         end_ms=end_ms,
     )
