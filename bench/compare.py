@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.options import PropertyTopics
+from pipelines.property import OUTPUT_SPECS
 from pipelines.simulate import (
     EVENTS_TOPIC,
     HOUR_MS,
@@ -79,16 +80,8 @@ SMALL_EVENTS = 20_000
 RUN_TIMEOUT_S = 3600
 SAMPLE_EVERY_S = 0.5
 QUIX_IDLE_S = 5.0
-# Output name (pipelines.verify) -> PropertyTopics field.
-OUTPUT_FIELDS = {
-    "enriched": "enriched",
-    "high_value": "high_value",
-    "counts_by_zip": "zip_counts",
-    "views_hourly": "views_hourly",
-    "alerts": "alerts",
-    "dead_letters": "dlq",
-    "late": "late",
-}
+# Output name -> PropertyTopics field (the pipeline's output table).
+OUTPUT_FIELDS = {name: spec.topic_field for name, spec in OUTPUT_SPECS.items()}
 
 
 # ---- plain helpers ------------------------------------------------------------------------------

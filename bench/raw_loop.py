@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.property import OUTPUT_SPECS
 from transforms import codec, validation
 from transforms.aggregation import is_high_value, zip_count
 from transforms.dead_letter import DeadLetter
@@ -39,15 +40,9 @@ from transforms.lateness import late_by_ms, late_record, tumbling_window_end_ms
 from transforms.types import Decoded, KafkaRecord
 from transforms.windowing import view_count
 
-# Output name -> (Avro schema of the catalog, field that keys the record) — as the pipeline writes.
+# Output name -> (Avro schema of the catalog, field that keys the record): as the pipeline writes.
 OUTPUT_SCHEMAS: dict[str, tuple[str, str]] = {
-    "enriched": ("EnrichedPropertyEvent", "property_id"),
-    "high_value": ("PropertyEvent", "property_id"),
-    "counts_by_zip": ("ZipCount", "zip_code"),
-    "views_hourly": ("PropertyViewCount", "property_id"),
-    "alerts": ("Alert", "user_id"),
-    "dead_letters": ("DeadLetter", "key"),
-    "late": ("LateRecord", "key"),
+    name: (spec.schema, spec.key_field) for name, spec in OUTPUT_SPECS.items()
 }
 NO_MARKET_DATA = "no market-data service configured"
 
