@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from apache_beam.options.pipeline_options import CrossLanguageOptions, PipelineOptions
 
+from runners.presets import check_runner_supports, runner_args
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
 _PROPERTY = re.compile(r"^([A-Za-z0-9_.\-]+)=(.*)$", re.DOTALL)
@@ -171,6 +172,21 @@ def is_bounded_run(options: PipelineOptions) -> bool:
     return any(
         v is not None for v in (kafka.max_records, kafka.max_read_time_s, kafka.stop_read_time_ms)
     )
+
+
+def complete_argv(
+    argv: Sequence[str], *, services: Sequence[str] = (), uses_event_time: bool = True
+) -> list[str]:
+    """``argv`` of a Kafka pipeline made ready to run: ``--streaming`` unless the read is bounded
+    (added before the presets, which add what a streaming run needs, e.g. Flink's checkpointing),
+    then the runner presets (``runners.presets.runner_args``, asking for ``services`` of the local
+    stack), then the check that the runner can do it, which fails before anything is submitted."""
+    argv = list(argv)
+    if not is_bounded_run(PipelineOptions(argv)) and "--streaming" not in argv:
+        argv.append("--streaming")
+    argv = runner_args(argv, services=services)
+    check_runner_supports(argv, uses_event_time=uses_event_time)
+    return argv
 
 
 def parse_kafka_properties(items: list[str] | None) -> dict[str, str]:

@@ -23,8 +23,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult
 
-from pipelines.options import OptionError, PassthroughConfig, is_bounded_run
-from runners.presets import PresetError, runner_args
+from pipelines.options import OptionError, PassthroughConfig, complete_argv
+from runners.presets import PresetError
 from transforms.io.kafka import ReadKafkaRecords, WriteKafkaRecords
 from transforms.types import KafkaRecord
 
@@ -74,11 +74,7 @@ def attach(pipeline: beam.Pipeline, config: PassthroughConfig) -> None:
 
 def pipeline_options(argv: Sequence[str]) -> tuple[PipelineOptions, PassthroughConfig]:
     """Options for ``argv`` completed by the runner presets, and the checked config."""
-    argv = list(argv)
-    if not is_bounded_run(PipelineOptions(argv)) and "--streaming" not in argv:
-        # Before the presets: they add what a streaming run needs (Flink's checkpointing).
-        argv.append("--streaming")
-    options = PipelineOptions(runner_args(argv))
+    options = PipelineOptions(complete_argv(argv, uses_event_time=False))
     return options, PassthroughConfig.from_options(options)
 
 

@@ -36,8 +36,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult
 
-from pipelines.options import PropertyConfig, PropertyRunConfig, is_bounded_run
-from runners.presets import check_runner_supports, runner_args
+from pipelines.options import PropertyConfig, PropertyRunConfig, complete_argv
 from transforms.aggregation import CountByZip, HighValueListings, ListingUpdates
 from transforms.codec import DecodeAvro, EncodeAvro, FieldKey
 from transforms.dead_letter import DeadLetter
@@ -240,12 +239,7 @@ def pipeline_options(argv: Sequence[str]) -> tuple[PipelineOptions, PropertyRunC
     ``--stop_read_time_ms``). Bad options raise ``OptionError`` naming the flag, before anything
     is submitted.
     """
-    argv = list(argv)
-    if not is_bounded_run(PipelineOptions(argv)) and "--streaming" not in argv:
-        argv.append("--streaming")
-    argv = runner_args(argv, services=("marketdata", "redis"))
-    check_runner_supports(argv)
-    options = PipelineOptions(argv)
+    options = PipelineOptions(complete_argv(argv, services=("marketdata", "redis")))
     run_config = PropertyRunConfig.from_options(options)
     return options, run_config
 
