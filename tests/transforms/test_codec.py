@@ -10,7 +10,6 @@ from typing import Any
 
 import apache_beam as beam
 import pytest
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from confluent_kafka.schema_registry import Schema
@@ -22,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import CATALOG, PROPERTY_EVENT_ID, PROPERTY_VIEW_ID, SCHEMA_DIR, SchemaEntry
+from tests.transforms.beam_results import counter, letter_summary
 from transforms import metrics
 from transforms.codec import (
     AvroDecoder,
@@ -378,17 +378,6 @@ def test_any_bytes_decode_or_raise_a_decode_error_and_nothing_else(
 # --- Beam: DecodeAvro / EncodeAvro --------------------------------------------------------------
 
 
-def _letter_summary(letter: DeadLetter) -> tuple[str, str, int, bytes | None]:
-    return letter.stage, letter.error_type, letter.offset, letter.value
-
-
-def _counter(result: Any, name: str) -> int:
-    found = result.metrics().query(
-        MetricsFilter().with_namespace(metrics.NAMESPACE).with_name(name)
-    )["counters"]
-    return sum(c.committed for c in found)
-
-
 def test_decode_avro_routes_every_malformed_class_to_dead_letters_with_original_bytes() -> None:
     good_event = encode_record(property_event(), "PropertyEvent")
     malformed = {
@@ -415,16 +404,16 @@ def test_decode_avro_routes_every_malformed_class_to_dead_letters_with_original_
         equal_to([Decoded(property_event(), 1, records[0])]),
         label="AssertDecoded",
     )
-    summaries = result.dead_letters | "Summarize" >> beam.Map(_letter_summary)
+    summaries = result.dead_letters | "Summarize" >> beam.Map(letter_summary)
     assert_that(summaries, equal_to(expected_letters), label="AssertDeadLetters")
     run = p.run()
     run.wait_until_finish()
 
-    assert _counter(run, metrics.DECODED) == 1
-    assert _counter(run, metrics.DEAD_LETTERED) == len(malformed)
-    assert _counter(run, metrics.dead_lettered("decode")) == len(malformed)
+    assert counter(run, metrics.DECODED) == 1
+    assert counter(run, metrics.DEAD_LETTERED) == len(malformed)
+    assert counter(run, metrics.dead_lettered("decode")) == len(malformed)
     for error_type in malformed:
-        assert _counter(run, metrics.dead_lettered("decode", error_type)) == 1, error_type
+        assert counter(run, metrics.dead_lettered("decode", error_type)) == 1, error_type
 
 
 def test_decode_avro_dead_letter_keeps_kafka_coordinates_and_reason() -> None:
@@ -502,7 +491,7 @@ def test_decode_avro_with_a_registry_reads_v1_and_v2_writers_as_v1() -> None:
             ),
             label="AssertDecoded",
         )
-        summaries = result.dead_letters | "Summarize" >> beam.Map(_letter_summary)
+        summaries = result.dead_letters | "Summarize" >> beam.Map(letter_summary)
         assert_that(
             summaries,
             equal_to([("decode", "IncompatibleSchemaError", 2, view_value)]),
@@ -566,7 +555,7 @@ def test_encode_avro_writes_keyed_wire_format_that_decodes_back() -> None:
     )
     run = p.run()
     run.wait_until_finish()
-    assert _counter(run, metrics.ENCODED) == 2
+    assert counter(run, metrics.ENCODED) == 2
 
 
 def _decode_zip_count(kv: tuple[bytes, bytes]) -> tuple[bytes, int, dict[str, Any]]:

@@ -18,7 +18,6 @@ from typing import Any
 import apache_beam as beam
 import pytest
 import redis as redis_client
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 
@@ -30,6 +29,7 @@ from runners.marketdata.processes import (
     market_data_server,
     redis_server,
 )
+from tests.transforms.beam_results import counter_totals
 from transforms.enrichment import (
     COUNTER_NAMESPACE,
     ENRICHED,
@@ -128,12 +128,7 @@ def run(
         for line in Path(shard).read_text().splitlines():
             payload, schema_id, offset = json.loads(line)
             outputs.append((payload, schema_id, offset))
-    counters = {
-        c.key.metric.name: c.committed
-        for c in result.metrics().query(MetricsFilter().with_namespace(COUNTER_NAMESPACE))[
-            "counters"
-        ]
-    }
+    counters = counter_totals(result, COUNTER_NAMESPACE)
     return outputs, counters
 
 

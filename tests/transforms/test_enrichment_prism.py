@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 import pytest
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -20,6 +19,7 @@ from runners.marketdata.processes import (
     redis_server,
 )
 from runners.presets import PRISM_BINARY
+from tests.transforms.beam_results import counter_totals
 from transforms.enrichment import COUNTER_NAMESPACE, EnrichWithMarketData
 from transforms.types import Decoded, KafkaRecord
 
@@ -88,12 +88,7 @@ def run_on_prism(transform: EnrichWithMarketData, n: int, expected: list[str]) -
     assert_that(statuses, equal_to(expected), label="CheckStatuses")
     result = pipeline.run()
     result.wait_until_finish()
-    return {
-        c.key.metric.name: c.committed
-        for c in result.metrics().query(MetricsFilter().with_namespace(COUNTER_NAMESPACE))[
-            "counters"
-        ]
-    }
+    return counter_totals(result, COUNTER_NAMESPACE)
 
 
 def test_on_prism_healthy_service_enriches_all_and_a_dead_one_serves_stale_copies(

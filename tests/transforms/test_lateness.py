@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import apache_beam as beam
 import pytest
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
+from tests.transforms.beam_results import counter_totals
 from tests.transforms.event_records import (
     HOUR_MS,
     MINUTE_MS,
@@ -184,10 +184,7 @@ def test_on_time_plus_late_equals_input_per_partition_and_matches_the_contract_r
     )
     result = p.run()
     result.wait_until_finish()
-    counters = {
-        c.key.metric.name: c.committed
-        for c in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
-    }
+    counters = counter_totals(result, NAMESPACE)
     assert counters[LATE_COUNTER] == len(expected_late)
     assert counters[ON_TIME_COUNTER] + counters[LATE_COUNTER] == len(log)
 

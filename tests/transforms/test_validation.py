@@ -6,12 +6,12 @@ from typing import Any
 
 import apache_beam as beam
 import pytest
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.transforms.beam_results import counter, letter_summary
 from transforms import metrics
 from transforms.dead_letter import DeadLetter
 from transforms.types import Decoded, KafkaRecord
@@ -192,17 +192,6 @@ def test_any_price_outside_the_range_is_rejected(price: int) -> None:
 # --- transforms ---------------------------------------------------------------------------------
 
 
-def _summary(letter: DeadLetter) -> tuple[str, str, int, bytes | None]:
-    return letter.stage, letter.error_type, letter.offset, letter.value
-
-
-def _counter(result: Any, name: str) -> int:
-    found = result.metrics().query(
-        MetricsFilter().with_namespace(metrics.NAMESPACE).with_name(name)
-    )["counters"]
-    return sum(c.committed for c in found)
-
-
 def test_validate_events_splits_valid_events_from_dead_letters_naming_the_rule() -> None:
     records = [
         decoded(property_event(), 0),
@@ -220,7 +209,7 @@ def test_validate_events_splits_valid_events_from_dead_letters_naming_the_rule()
     assert_that(result.valid, equal_to([records[0], records[6]]), label="AssertValid")
     raw = records[0].source.value
     assert_that(
-        result.dead_letters | "Summarize" >> beam.Map(_summary),
+        result.dead_letters | "Summarize" >> beam.Map(letter_summary),
         equal_to(
             [
                 ("validate", "non_empty_id", 1, raw),
@@ -235,7 +224,7 @@ def test_validate_events_splits_valid_events_from_dead_letters_naming_the_rule()
     run = p.run()
     run.wait_until_finish()
 
-    assert _counter(run, metrics.VALID) == 2
+    assert counter(run, metrics.VALID) == 2
     for rule in [
         "non_empty_id",
         "zip_code_format",
@@ -243,9 +232,9 @@ def test_validate_events_splits_valid_events_from_dead_letters_naming_the_rule()
         "event_time_horizon",
         "known_event_type",
     ]:
-        assert _counter(run, metrics.invalid(rule)) == 1, rule
-        assert _counter(run, metrics.dead_lettered("validate", rule)) == 1, rule
-    assert _counter(run, metrics.dead_lettered("validate")) == 5
+        assert counter(run, metrics.invalid(rule)) == 1, rule
+        assert counter(run, metrics.dead_lettered("validate", rule)) == 1, rule
+    assert counter(run, metrics.dead_lettered("validate")) == 5
 
 
 def test_validate_events_dead_letter_names_field_and_value_and_keeps_the_source() -> None:
@@ -282,7 +271,7 @@ def test_validate_views_dead_letters_views_without_ids() -> None:
         result = p | "Records" >> beam.Create(records) | "Validate" >> ValidateViews()
         assert_that(result.valid, equal_to([records[0]]), label="AssertValid")
         assert_that(
-            result.dead_letters | "Summarize" >> beam.Map(_summary),
+            result.dead_letters | "Summarize" >> beam.Map(letter_summary),
             equal_to([("validate", "non_empty_id", 1, records[1].source.value)]),
             label="AssertDeadLetters",
         )
@@ -313,7 +302,7 @@ def test_validate_events_below_the_threshold_succeeds() -> None:
         )
         assert_that(result.valid, equal_to(records[1:]), label="AssertValid")
         assert_that(
-            result.dead_letters | "Summarize" >> beam.Map(_summary),
+            result.dead_letters | "Summarize" >> beam.Map(letter_summary),
             equal_to([("validate", "price_range", 0, records[0].source.value)]),
             label="AssertDeadLetters",
         )
