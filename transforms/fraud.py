@@ -5,31 +5,45 @@ the gate's ``on_time`` output. Output: Alert dicts (``schemas/alert.avsc``).
 
 Semantics:
 
-- Windows: tumbling event-time windows of ``window_s`` (default 600 s, epoch-aligned) per user_id,
-  computed from the payload's event time by a plain function.
-- Early alert: a stateful DoFn keyed by (user_id, window start), in the global window, counts the
-  views in state and emits the Alert on the view that takes the count past ``threshold`` — the
-  51st view with the defaults — without waiting for the watermark or the window end.
-  ``view_count`` is the count at the crossing (threshold + 1).
-- Why the window is in the key and not a Beam window: Prism 2.73 garbage-collects the user state
-  of a stateful stage as soon as the watermark passes the window's end, ignoring the allowed
-  lateness (its stateful stages get no windowing strategy: ``execute.go`` gives one only to
-  aggregations), so per-Beam-window state lost the count and a late view started it again at 0
-  (a duplicate alert, verified). Global-window state lives until our own timer clears it.
-- Exactly one alert per (user, window) within a running pipeline: the count in state only grows,
-  and only the view taking it from ``threshold`` to ``threshold + 1`` alerts, so later views, late
-  views (a late pane) and records delivered twice do not alert again. ``alert_id`` is
-  ``f"{user_id}:{window_start_ms}"``, deterministic, so a replay by a restarted pipeline (whose
-  state is gone) produces the same id and a consumer of the user_id-keyed alerts topic can drop
-  it.
+- Windows: tumbling event-time Beam windows of ``window_s`` (default 600 s, epoch-aligned) per
+  user_id.
+- Count: a combiner (``CountPerUserWindow``) counts each user's views per window. Trigger
+  ``AfterWatermark(early=AfterCount(threshold + 1), late=AfterCount(1))``, ACCUMULATING, allowed
+  lateness ``allowed_lateness_s``: in streaming, an EARLY pane fires as soon as a pane holds
+  ``threshold + 1`` views (the 51st view with the defaults) — without waiting for the watermark or
+  the window end, so the alert follows the crossing view by the pipeline's own latency only — then
+  the ON_TIME pane at the window end and a LATE pane per late view. Every pane carries the
+  window's full count so far. In a bounded (batch) run the runner fires each window once, with
+  its final count.
+- Alert once (``AlertOnce``): only panes whose count is past ``threshold`` reach a small stateful
+  DoFn keyed by (user_id, window start), in the global window, which remembers that the window
+  has alerted and emits the Alert for the first such pane only. Later panes (more views, late
+  views, records delivered twice) do not alert again. ``view_count`` is the count at the crossing
+  (``threshold + 1``), whatever the pane's count: it is what the crossing view made it, and it does
+  not depend on how a runner groups views into panes (a batch run sees only the final count).
+  The Alert carries the timestamp of the latest view of its pane (``OUTPUT_AT_LATEST``): in
+  streaming, the crossing view's.
+- Why a combiner and not a per-view stateful count (the first version): a stateful DoFn reads and
+  writes its state over the Fn API for every view, and Flink's batch runner gives every key its
+  own bundle (plus one more to fire its timer): with ~27 000 (user, window) keys per 100 000
+  records the stage ran ~54 000 tiny bundles and the pipeline managed 133 events/s
+  (docs/performance.md). A combiner runs as a plain grouping in the runner; only the few windows
+  past the threshold reach state.
+- Why the "alerted" flag lives in the global window: Prism 2.73 garbage-collects the user state of
+  a stateful stage as soon as the watermark passes the window's end, ignoring the allowed lateness
+  (its stateful stages get no windowing strategy), so per-Beam-window state could forget that a
+  window had alerted and a late pane would alert again (verified with the first version). The
+  flag is cleared by an event-time timer at the window's last millisecond + allowed lateness (the
+  last millisecond, not the end: a timer at the window end lost output on Prism, DESIGN.md).
 - Allowed lateness (default 70 min, the gate's window + lateness, as in ``windowing.py``): views up
-  to that late still count in their window. The state is cleared by an event-time timer at the
-  window's last millisecond + allowed lateness (the last millisecond, not the end: a timer at the
-  window end lost output on Prism, DESIGN.md). A view arriving after that (the gate in front makes
-  this impossible with the defaults) would start a fresh count for an expired window. The timer
-  holds this stage's output watermark up to that time; nothing downstream of the alerts is
-  windowed. Where event time does not advance (Flink streaming here, DESIGN.md) the timer never
-  fires: alerts are still emitted at once, but the state of past windows is never cleared.
+  to that late (by the watermark) still count in their window; later ones are dropped by Beam (the
+  gate in front makes this impossible with the defaults; bounded runs use 7 days). Prism restarts
+  a window whose views reach it behind the watermark (as for the hourly counts,
+  ``windowing.py``), so on Prism a crossing made of views on both sides of such a restart can be
+  missed.
+- ``alert_id`` is ``f"{user_id}:{window_start_ms}"``, deterministic, so a replay by a restarted
+  pipeline (whose state is gone) produces the same id and a consumer of the user_id-keyed alerts
+  topic can drop it.
 - Counter ``alerts`` (transforms/metrics.py).
 
 Compared with the Kafka Streams seed (a 10-minute windowed count, then ``filter(count > 50)`` on
@@ -42,12 +56,12 @@ from __future__ import annotations
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.coders import VarIntCoder
-from apache_beam.transforms import userstate, window
+from apache_beam.coders import BooleanCoder
+from apache_beam.transforms import combiners, trigger, userstate, window
 from apache_beam.transforms.timeutil import TimeDomain
 
 from transforms import metrics
-from transforms.event_time import event_time_ms, to_timestamp
+from transforms.event_time import to_epoch_ms, to_timestamp
 from transforms.types import Decoded
 
 DEFAULT_THRESHOLD = 50
@@ -63,6 +77,11 @@ REASON = "excessive_viewing"
 def crosses_threshold(count_before: int, count_after: int, threshold: int) -> bool:
     """True for the view that takes a window's count from ``<= threshold`` to ``> threshold``."""
     return count_before <= threshold < count_after
+
+
+def past_threshold(count: int, threshold: int) -> bool:
+    """True when a window's count is past ``threshold`` (it has crossed it)."""
+    return count > threshold
 
 
 def alert_id(user_id: str, window_start_ms: int) -> str:
@@ -93,50 +112,57 @@ def window_start_ms(event_time: int, window_ms: int) -> int:
     return event_time - event_time % window_ms
 
 
-def _keyed_by_user_window(decoded: Decoded, window_ms: int) -> tuple[str, tuple[str, int]]:
-    user_id = decoded.payload["user_id"]
-    start = window_start_ms(event_time_ms(decoded.payload), window_ms)
-    return f"{user_id}:{start}", (user_id, start)
+def _user_of(decoded: Decoded) -> tuple[str, None]:
+    return decoded.payload["user_id"], None
+
+
+def _count_past_threshold(user_count: tuple[str, int], threshold: int) -> bool:
+    return past_threshold(user_count[1], threshold)
+
+
+def _keyed_by_user_window(
+    user_count: tuple[str, int], win: window.IntervalWindow = beam.DoFn.WindowParam
+) -> tuple[str, tuple[str, int, int]]:
+    user_id, _ = user_count
+    start, end = to_epoch_ms(win.start), to_epoch_ms(win.end)
+    return alert_id(user_id, start), (user_id, start, end)
 
 
 class _AlertOnce(beam.DoFn):
-    """Counts the views of one (user, window) key; alerts once, on the view crossing the
-    threshold; clears the count when the window's allowed lateness has passed."""
+    """Alerts for the first pane of a (user, window) past the threshold; forgets the window when
+    its allowed lateness has passed."""
 
-    COUNT = userstate.ReadModifyWriteStateSpec("count", VarIntCoder())
+    ALERTED = userstate.ReadModifyWriteStateSpec("alerted", BooleanCoder())
     EXPIRY = userstate.TimerSpec("expiry", TimeDomain.WATERMARK)
 
-    def __init__(self, threshold: int, window_ms: int, allowed_lateness_ms: int) -> None:
+    def __init__(self, threshold: int, allowed_lateness_ms: int) -> None:
         self._threshold = threshold
-        self._window_ms = window_ms
         self._allowed_lateness_ms = allowed_lateness_ms
         self._alerts = metrics.counter(metrics.ALERTS)
 
     def process(
         self,
-        keyed: tuple[str, tuple[str, int]],
-        count_state=beam.DoFn.StateParam(COUNT),  # noqa: B008 (Beam idiom)
+        keyed: tuple[str, tuple[str, int, int]],
+        alerted=beam.DoFn.StateParam(ALERTED),  # noqa: B008 (Beam idiom)
         expiry=beam.DoFn.TimerParam(EXPIRY),  # noqa: B008
     ):
-        _, (user_id, start) = keyed
-        end = start + self._window_ms
-        before = count_state.read() or 0
-        after = before + 1
-        count_state.write(after)
+        _, (user_id, start, end) = keyed
+        if alerted.read():
+            return
+        alerted.write(True)
         # The window's last millisecond + allowed lateness (not its end: see the module doc).
         expiry.set(to_timestamp(end - 1 + self._allowed_lateness_ms))
-        if crosses_threshold(before, after, self._threshold):
-            self._alerts.inc()
-            yield alert(user_id, start, end, after, self._threshold)
+        self._alerts.inc()
+        yield alert(user_id, start, end, self._threshold + 1, self._threshold)
 
     @userstate.on_timer(EXPIRY)
-    def expire(self, count_state=beam.DoFn.StateParam(COUNT)):  # noqa: B008
-        count_state.clear()
+    def expire(self, alerted=beam.DoFn.StateParam(ALERTED)):  # noqa: B008
+        alerted.clear()
 
 
 class DetectExcessiveViewing(beam.PTransform[beam.PCollection[Decoded], beam.PCollection]):
     """One Alert per (user, window) with more than ``threshold`` views in ``window_s`` seconds,
-    emitted on the crossing view (see the module docstring)."""
+    emitted on the crossing view in streaming (see the module docstring)."""
 
     def __init__(
         self,
@@ -152,18 +178,30 @@ class DetectExcessiveViewing(beam.PTransform[beam.PCollection[Decoded], beam.PCo
         if allowed_lateness_s < 0:
             raise ValueError(f"allowed_lateness_s must be >= 0 seconds, got {allowed_lateness_s}")
         self._threshold = threshold
-        self._window_ms = window_s * 1000
-        self._allowed_lateness_ms = allowed_lateness_s * 1000
+        self._window_s = window_s
+        self._allowed_lateness_s = allowed_lateness_s
 
     def expand(self, views: beam.PCollection[Decoded]) -> beam.PCollection:
         return (
             views
+            | "KeyByUser" >> beam.Map(_user_of).with_output_types(tuple[str, None])
+            | "FraudWindows"
+            >> beam.WindowInto(
+                window.FixedWindows(self._window_s),
+                # Early: the pane that takes the count past the threshold fires at once.
+                trigger=trigger.AfterWatermark(
+                    early=trigger.AfterCount(self._threshold + 1), late=trigger.AfterCount(1)
+                ),
+                accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+                allowed_lateness=self._allowed_lateness_s,
+                timestamp_combiner=window.TimestampCombiner.OUTPUT_AT_LATEST,
+            )
+            | "CountPerUserWindow" >> beam.CombinePerKey(combiners.CountCombineFn())
+            | "PastThreshold" >> beam.Filter(_count_past_threshold, self._threshold)
             # A str key: a deterministic coder for the state key.
             | "KeyByUserWindow"
-            >> beam.Map(_keyed_by_user_window, self._window_ms).with_output_types(
-                tuple[str, tuple[str, int]]
-            )
+            >> beam.Map(_keyed_by_user_window).with_output_types(tuple[str, tuple[str, int, int]])
             | "GlobalWindow" >> beam.WindowInto(window.GlobalWindows())
             | "AlertOnce"
-            >> beam.ParDo(_AlertOnce(self._threshold, self._window_ms, self._allowed_lateness_ms))
+            >> beam.ParDo(_AlertOnce(self._threshold, self._allowed_lateness_s * 1000))
         )

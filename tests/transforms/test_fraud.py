@@ -72,6 +72,21 @@ def test_alert_fires_on_the_51st_view_not_at_window_end_and_never_again():
     p.run().wait_until_finish()
 
 
+def test_a_window_crossing_the_threshold_with_late_views_alerts_once():
+    stream = (
+        TestStream()
+        .advance_watermark_to(ts(at(0)))
+        .add_elements(views("u1", spread(40, 0, 10)))  # 40 on time: the ON_TIME pane, no alert
+        .advance_watermark_to(ts(at(30)))  # window [00:00, 00:10) fired; within its lateness
+        .add_elements(views("u1", spread(11, 0, 10), first_offset=40))  # late: 51 in all
+        .add_elements(views("u1", spread(5, 0, 10), first_offset=51))  # later still: no 2nd alert
+        .advance_watermark_to_infinity()
+    )
+    with streaming_test_pipeline() as p:
+        alerts = p | "Views" >> stream | DetectExcessiveViewing()
+        assert_that(alerts, equal_to([alert("u1", at(0), at(10), 51, 50)]), label="OneLateAlert")
+
+
 def test_each_window_and_each_user_alerts_separately_and_fifty_views_do_not_alert():
     stream = (
         TestStream()
