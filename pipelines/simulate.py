@@ -340,6 +340,63 @@ def generate(spec: SimulationSpec, now_ms: int | None = None) -> Simulation:
     return Simulation(records=records, oracle=compute_oracle(records, spec))
 
 
+def compress_time(
+    sim: Simulation, spec: SimulationSpec, speedup: int, origin_ms: int
+) -> Simulation:
+    """The same log with its time compressed ``speedup`` times and moved to start at ``origin_ms``,
+    for live runs that must finish in minutes (``speedup=120``: the 1 h windows last 30 s).
+
+    ``sim`` must come from ``generate(spec)`` with ``spec.end_ms`` set. Every event time and record
+    timestamp ``t`` becomes ``origin_ms + (t - span_start) // speedup``; valid and too-late records
+    are re-encoded with their new event time; poison records keep their bytes (they go to the
+    dead-letter output whatever their time; the clock-skewed one stays hours ahead), and their
+    timestamps are capped at the latest timestamp before them in the log: a live producer stamps a
+    record with its event time capped at the send time, and a poison record's random time must not
+    stall a producer that follows the timestamps (``produce(follow_timestamps=True)``). The pipeline
+    must then run with the windows, lateness and fraud window divided by ``speedup``: the returned
+    oracle is ``compute_oracle`` of the new log with ``scaled_spec(spec, speedup)``.
+    """
+    if spec.end_ms is None:
+        raise ValueError("compress_time needs spec.end_ms (the span generate() used)")
+    scaled = scaled_spec(spec, speedup)
+    span_start = window_start(spec.end_ms - spec.span_h * HOUR_MS, HOUR_MS)
+
+    def moved(t: int) -> int:
+        return origin_ms + (t - span_start) // speedup
+
+    records = []
+    clock_ms = origin_ms
+    for r in sim.records:
+        if r.payload is None or r.kind.startswith("poison:"):
+            capped = min(moved(r.timestamp_ms), clock_ms)
+            records.append(dataclasses.replace(r, timestamp_ms=capped))
+            continue
+        clock_ms = max(clock_ms, moved(r.timestamp_ms))
+        payload = {**r.payload, "event_time": moved(r.payload["event_time"])}
+        schema, schema_id = ("PropertyEvent", 1) if r.topic == EVENTS_TOPIC else ("PropertyView", 2)
+        records.append(
+            dataclasses.replace(
+                r,
+                value=encode_record(payload, schema, schema_id),
+                timestamp_ms=moved(r.timestamp_ms),
+                payload=payload,
+            )
+        )
+    return Simulation(records=records, oracle=compute_oracle(records, scaled))
+
+
+def scaled_spec(spec: SimulationSpec, speedup: int) -> SimulationSpec:
+    """``spec`` with its time parameters (windows, lateness, jitter) divided by ``speedup``; each
+    must divide exactly, in whole seconds, as the pipeline's options take them."""
+    if speedup < 1:
+        raise ValueError(f"speedup must be >= 1, got {speedup}")
+    names = ("gate_window_s", "allowed_lateness_s", "fraud_window_s", "hourly_window_s", "jitter_s")
+    uneven = [n for n in names if getattr(spec, n) % speedup]
+    if uneven:
+        raise ValueError(f"speedup {speedup} does not divide {uneven} of the spec exactly")
+    return dataclasses.replace(spec, **{n: getattr(spec, n) // speedup for n in names})
+
+
 def _encode_event(payload: dict[str, Any]) -> bytes:
     return encode_record(payload, "PropertyEvent", 1)
 
@@ -503,6 +560,7 @@ def produce(
     *,
     topics: dict[str, str] | None = None,
     rate_per_s: float = 0.0,
+    follow_timestamps: bool = False,
     producer_config: dict[str, str] | None = None,
     progress: bool = True,
     timeout_s: float = 120.0,
@@ -510,7 +568,10 @@ def produce(
     """Send the records in order, to their planned partitions, with their planned timestamps.
 
     ``topics`` maps the default topic names to the ones to write (tests use unique topics).
-    ``rate_per_s`` > 0 paces the producer; 0 sends as fast as possible. The producer is idempotent,
+    ``rate_per_s`` > 0 paces the producer; 0 sends as fast as possible. ``follow_timestamps``
+    paces it by the records' own timestamps instead: a record is sent once the wall clock has
+    reached its timestamp and every earlier record's (a live log whose CreateTime is never after
+    its send time, as the contract's producers write it). The producer is idempotent,
     so each partition's log holds the planned order. Returns the number of records delivered.
     """
     from confluent_kafka import Producer
@@ -532,7 +593,14 @@ def produce(
     bar = tqdm(
         total=len(records), unit="rec", desc="produce", disable=not progress, file=sys.stderr
     )
+    send_after_ms = 0
     for i, r in enumerate(records):
+        if follow_timestamps:
+            send_after_ms = max(send_after_ms, r.timestamp_ms)
+            wait_s = send_after_ms / 1000 - time.time()
+            if wait_s > 0:
+                producer.poll(0)
+                time.sleep(wait_s)
         while True:
             try:
                 producer.produce(

@@ -1,24 +1,50 @@
-"""Flink session cluster jobs over its REST API: ``python -m runners.flink jobs|cancel|savepoint``.
+"""Flink jobs over Flink's REST API: ``python -m runners.flink jobs|savepoint|stop|cancel``.
+
+Stop a streaming job and restart it without losing or double-counting data::
+
+    python -m runners.flink jobs                          # find the job id
+    python -m runners.flink stop JOBID --dir /tmp/sp      # savepoint, then stop; prints its path
+    python -m pipelines.property --runner=FlinkRunner --consumer_group=G --commit_offsets
+        --savepoint_path=<printed path>                   # resume from it (one command line)
+
+``stop`` is Flink's stop-with-savepoint (``POST /jobs/<id>/stop``): the savepoint is taken and the
+job ends without emitting past it, so a restart from the savepoint neither loses nor repeats
+records; ``savepoint --cancel`` is the older cancel-with-savepoint, which may emit records after
+the savepoint (repeated after a restart, so only at-least-once). See ``docs/delivery.md``.
 
 Beam's ``result.cancel()`` on the portable Flink runner reports CANCELLED but leaves the Flink job
-RUNNING (DESIGN.md); cancelling here goes to Flink itself (``PATCH /jobs/<id>?mode=cancel``).
-The REST address is the local stack's ``flink-cluster`` unless ``--url`` names another.
+RUNNING (DESIGN.md); ``cancel`` here goes to Flink itself (``PATCH /jobs/<id>?mode=cancel``).
+
+Which Flink: ``--url`` when given; else the local stack's ``flink-cluster`` (session cluster) when
+it runs; else the embedded Flink of the local ``flink-job-server``, whose per-job REST port the job
+server writes to its log ("Rest endpoint listening at ...": the latest one is used). An embedded
+Flink shuts down with its job, so its REST API is gone once the job is stopped or cancelled.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+TERMINAL_STATES = frozenset({"CANCELED", "FAILED", "FINISHED"})
+# What the job server logs when it starts an embedded Flink (one per job): its REST address.
+EMBEDDED_REST_PATTERN = re.compile(r"Rest endpoint listening at (\S+?):(\d+)")
 
 
 class FlinkRestError(RuntimeError):
     """Flink's REST API refused or did not answer; the message carries its reply."""
+
+
+class FlinkUnreachable(FlinkRestError):
+    """Nothing answers at the REST address (an embedded Flink is gone once its job ended)."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +82,7 @@ class FlinkRest:
             detail = exc.read().decode(errors="replace")[:2000]
             raise FlinkRestError(f"{method} {path}: HTTP {exc.code}: {detail}") from exc
         except (urllib.error.URLError, OSError) as exc:
-            raise FlinkRestError(f"{method} {self._url}{path}: no answer ({exc})") from exc
+            raise FlinkUnreachable(f"{method} {self._url}{path}: no answer ({exc})") from exc
         return json.loads(raw) if raw else None
 
     def jobs(self) -> list[JobSummary]:
@@ -76,9 +102,26 @@ class FlinkRest:
         return str(self._call("GET", f"/jobs/{jid}")["state"])
 
     def cancel(self, jid: str, wait_s: float = 60.0) -> str:
-        """Cancel ``jid`` and wait (bounded) until Flink reports it CANCELED; returns the state."""
+        """Cancel ``jid`` and wait (bounded) until Flink reports it CANCELED; returns the state
+        (``GONE`` when the REST API vanished meanwhile: an embedded Flink ends with its job)."""
         self._call("PATCH", f"/jobs/{jid}?mode=cancel")
-        return self._wait_state(jid, {"CANCELED", "FAILED", "FINISHED"}, wait_s)
+        return self._wait_state(jid, set(TERMINAL_STATES), wait_s)
+
+    def stop(self, jid: str, target_dir: str | None = None, wait_s: float = 300.0) -> str:
+        """Stop ``jid`` with a savepoint (Flink's stop-with-savepoint, no drain) and return the
+        savepoint's location once the job has stopped.
+
+        No drain: the watermark is not advanced to the end of time, so windows and timers stay
+        open in the savepoint and resume on restart, instead of firing now.
+        """
+        self.wait_tasks_running(jid, wait_s)
+        body: dict[str, Any] = {"drain": False}
+        if target_dir:
+            body["targetDirectory"] = target_dir
+        trigger = self._call("POST", f"/jobs/{jid}/stop", body)["request-id"]
+        location = self._wait_savepoint(jid, trigger, wait_s)
+        self._wait_state(jid, set(TERMINAL_STATES), wait_s)
+        return location
 
     def savepoint(
         self, jid: str, target_dir: str | None = None, cancel: bool = False, wait_s: float = 300.0
@@ -90,6 +133,9 @@ class FlinkRest:
         if target_dir:
             body["target-directory"] = target_dir
         trigger = self._call("POST", f"/jobs/{jid}/savepoints", body)["request-id"]
+        return self._wait_savepoint(jid, trigger, wait_s)
+
+    def _wait_savepoint(self, jid: str, trigger: str, wait_s: float) -> str:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             reply = self._call("GET", f"/jobs/{jid}/savepoints/{trigger}")
@@ -101,6 +147,25 @@ class FlinkRest:
                 return str(op["location"])
             time.sleep(1)
         raise FlinkRestError(f"savepoint of {jid} not completed after {wait_s:.0f}s")
+
+    def wait_job_submitted(self, since_ms: int, wait_s: float = 180.0) -> str:
+        """The id of the newest job started at or after ``since_ms`` (epoch ms, 1 s of clock
+        slack), once it and all its tasks run; waits (bounded), also for the REST API to answer."""
+        deadline = time.monotonic() + wait_s
+        seen: object = None
+        while True:
+            try:
+                ours = [j for j in self.jobs() if j.start_time_ms >= since_ms - 1000]
+                seen = [(j.jid, j.state) for j in ours]
+                if ours:
+                    jid = max(ours, key=lambda j: j.start_time_ms).jid
+                    self.wait_tasks_running(jid, max(0.0, deadline - time.monotonic()))
+                    return jid
+            except FlinkRestError as exc:
+                seen = str(exc)
+            if time.monotonic() >= deadline:
+                raise FlinkRestError(f"no job of ours running after {wait_s:.0f}s: {seen}")
+            time.sleep(1)
 
     def wait_tasks_running(self, jid: str, wait_s: float = 120.0) -> None:
         """Wait (bounded) until every task of ``jid`` runs (finished sources count as done)."""
@@ -119,7 +184,12 @@ class FlinkRest:
     def _wait_state(self, jid: str, states: set[str], wait_s: float) -> str:
         deadline = time.monotonic() + wait_s
         while True:
-            state = self.state(jid)
+            try:
+                state = self.state(jid)
+            except FlinkUnreachable:
+                if states <= TERMINAL_STATES:
+                    return "GONE"  # an embedded Flink shuts down once its job is terminal
+                raise
             if state in states:
                 return state
             if time.monotonic() >= deadline:
@@ -127,25 +197,71 @@ class FlinkRest:
             time.sleep(0.5)
 
 
+def embedded_rest_url(log_path: Path, offset: int = 0, wait_s: float = 0.0) -> str:
+    """The REST url of the latest embedded Flink that Beam's job server logged in ``log_path``
+    after byte ``offset``; waits up to ``wait_s`` for it to appear (a job's Flink starts a few
+    seconds after submission)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        if log_path.exists():
+            with log_path.open("rb") as log:
+                log.seek(offset)
+                found = EMBEDDED_REST_PATTERN.findall(log.read().decode("utf-8", "replace"))
+            if found:
+                host, port = found[-1]
+                return f"http://{host}:{port}"
+        if time.monotonic() >= deadline:
+            raise FlinkRestError(
+                f"no embedded Flink REST endpoint in {log_path} (after byte {offset}): is a job "
+                "running on the local flink-job-server? Give --url for another Flink."
+            )
+        time.sleep(0.5)
+
+
 def _default_url() -> str:
-    from runners.local import FLINK_CLUSTER, Stack
+    from runners.local import FLINK_CLUSTER, FLINK_JOB_SERVER, Stack
 
     stack = Stack.load()
-    stack.check_alive(FLINK_CLUSTER)
-    return stack.flink_rest_url
+    if stack.is_running(FLINK_CLUSTER):
+        return stack.flink_rest_url
+    if stack.is_running(FLINK_JOB_SERVER):
+        return embedded_rest_url(stack.log_path(FLINK_JOB_SERVER))
+    stack.check_alive(FLINK_CLUSTER)  # raises, naming how to start it
+    raise FlinkRestError("no Flink runs in the local stack: give --url")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runners.flink", description=__doc__)
-    parser.add_argument("--url", help="Flink REST url (default: the local flink-cluster)")
+    parser = argparse.ArgumentParser(
+        prog="python -m runners.flink",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--url",
+        help="Flink REST url (default: the local flink-cluster, else the embedded Flink of the "
+        "local flink-job-server's latest job)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("jobs", help="list jobs")
-    p_cancel = sub.add_parser("cancel", help="cancel a job")
-    p_cancel.add_argument("jid")
-    p_sp = sub.add_parser("savepoint", help="trigger a savepoint")
+    sub.add_parser("jobs", help="list jobs: id, state, duration, name")
+    p_sp = sub.add_parser("savepoint", help="take a savepoint; the job keeps running")
     p_sp.add_argument("jid")
     p_sp.add_argument("--dir", help="target directory (default: state.savepoints.dir)")
-    p_sp.add_argument("--cancel", action="store_true", help="cancel the job after the savepoint")
+    p_sp.add_argument(
+        "--cancel",
+        action="store_true",
+        help="cancel the job after the savepoint (records emitted after it are repeated by a "
+        "restart from it: prefer `stop`)",
+    )
+    p_stop = sub.add_parser(
+        "stop", help="stop the job with a savepoint (restart with --savepoint_path=<printed path>)"
+    )
+    p_stop.add_argument("jid")
+    p_stop.add_argument("--dir", help="target directory (default: state.savepoints.dir)")
+    p_cancel = sub.add_parser("cancel", help="cancel a job, no savepoint")
+    p_cancel.add_argument("jid")
+    for p in (p_sp, p_stop, p_cancel):
+        p.add_argument("--wait_s", type=float, default=300.0, help="give up after this long")
     args = parser.parse_args(argv)
     try:
         client = FlinkRest(args.url or _default_url())
@@ -153,9 +269,11 @@ def main(argv: list[str] | None = None) -> int:
             for job in client.jobs():
                 print(f"{job.jid}  {job.state:<10} {job.duration_ms / 1000:8.1f}s  {job.name}")
         elif args.command == "cancel":
-            print(f"{args.jid}: {client.cancel(args.jid)}")
+            print(f"{args.jid}: {client.cancel(args.jid, args.wait_s)}")
         elif args.command == "savepoint":
-            print(client.savepoint(args.jid, args.dir, args.cancel))
+            print(client.savepoint(args.jid, args.dir, args.cancel, args.wait_s))
+        elif args.command == "stop":
+            print(client.stop(args.jid, args.dir, args.wait_s))
     except (RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

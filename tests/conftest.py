@@ -162,6 +162,14 @@ def flink_job_server(session_stack: _SessionStack) -> FlinkJobServer:
     return FlinkJobServer(stack.job_endpoint, log_path=stack.log_path(local.FLINK_JOB_SERVER))
 
 
+@pytest.fixture(scope="session")
+def local_services(session_stack: _SessionStack):
+    """The market-data service and Redis of the local stack (started when not running)."""
+    from runners import local
+
+    return session_stack.ensure([local.MARKETDATA, local.REDIS])
+
+
 @pytest.fixture
 def make_topic(
     kafka_bootstrap: str, request: pytest.FixtureRequest

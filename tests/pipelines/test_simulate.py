@@ -104,3 +104,37 @@ def test_oracle_moves_a_record_to_late_only_when_its_own_partition_passed_its_wi
     oracle = compute_oracle(log, spec)
     assert oracle.late == 1
     assert oracle.valid_views == 3
+
+
+def test_compress_time_keeps_the_oracle_and_never_stamps_poison_ahead_of_the_log():
+    from pipelines.simulate import HOUR_MS, compress_time, scaled_spec
+
+    end_ms = 1_800_000_000_000 // HOUR_MS * HOUR_MS
+    spec = SimulationSpec(
+        properties=40, users=30, events=200, views=800, bots=2, too_late=4, end_ms=end_ms
+    )
+    sim = generate(spec, now_ms=end_ms)
+    origin_ms = 1_900_000_000_000 // 30_000 * 30_000  # aligned to the compressed hour
+    live = compress_time(sim, spec, 120, origin_ms)
+    assert scaled_spec(spec, 120).gate_window_s == 30
+    # Compressing windows, lateness and time alike changes no decision of the oracle.
+    assert live.oracle.counts_by_zip == sim.oracle.counts_by_zip
+    assert live.oracle.late == sim.oracle.late
+    assert live.oracle.dead_letters == sim.oracle.dead_letters
+    assert len(live.oracle.alert_ids) == len(sim.oracle.alert_ids) == 2
+    assert sorted(live.oracle.hourly_views.values()) == sorted(sim.oracle.hourly_views.values())
+    span_ms = spec.span_h * HOUR_MS // 120
+    assert all(origin_ms <= r.timestamp_ms <= origin_ms + span_ms for r in live.records)
+    clock = 0
+    for r in live.records:
+        if r.kind.startswith("poison:"):
+            assert r.timestamp_ms <= max(clock, origin_ms)
+        else:
+            clock = max(clock, r.timestamp_ms)
+
+
+def test_scaled_spec_refuses_a_speedup_that_does_not_divide_the_windows():
+    from pipelines.simulate import scaled_spec
+
+    with pytest.raises(ValueError, match="does not divide"):
+        scaled_spec(SimulationSpec(), 7)

@@ -1,0 +1,197 @@
+"""The property pipeline live (streaming) on Flink, against the simulator's oracle.
+
+A streaming job reads both input topics (unbounded, from the earliest offset) while the simulator
+writes them in real time: each record is sent once the wall clock reaches its CreateTime, as the
+contract's producers do. The simulated log (listings, views, bots, out-of-order, too-late and
+poison records) is the e2e test's, compressed in time ``SPEEDUP`` times so that it runs in minutes:
+1 h windows become 30 s, the 10 min lateness and fraud window 5 s, three hours of events 90 s. The
+pipeline runs with the same compressed windows, and the oracle is computed for them.
+
+No end markers: once the producer stops, an idle partition's watermark follows the reader's wall
+clock (Kafka's CreateTime policy), so the last window closes by itself and the oracle needs no
+correction. The job is then cancelled through Flink's REST API (Beam's ``cancel()`` leaves Flink
+jobs running, DESIGN.md). Window firing on Flink needs the preset's checkpointing flags
+(``runners/flink_event_time.py``), which ``pipelines.property.start`` adds for ``--streaming``.
+
+``test_stop_with_savepoint_and_restart_neither_loses_nor_repeats``: the same live log, stopped
+with a savepoint half way (``runners.flink stop``) and resumed from it by a second job, must still
+equal the oracle exactly: running counts by zip, fraud counts and open hourly windows survive in
+the savepoint, the read resumes at the saved offsets, and no alert, high-value or enriched event
+comes out twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from pipelines import property as property_pipeline
+from pipelines.options import PropertyTopics
+from pipelines.simulate import (
+    EVENTS_TOPIC,
+    HOUR_MS,
+    VIEWS_TOPIC,
+    Simulation,
+    SimulationSpec,
+    compress_time,
+    generate,
+    produce,
+    scaled_spec,
+)
+from pipelines.verify import Summary, differences, read_outputs, summarize
+from runners.flink import FlinkRest, FlinkRestError, embedded_rest_url
+from tests.integration.test_property_e2e import _topics
+from transforms.io.kafka import EXPANSION_SERVICE_KEY
+
+pytestmark = [pytest.mark.integration, pytest.mark.flink, pytest.mark.timeout(600)]
+
+SPEEDUP = 120
+SPEC = SimulationSpec(
+    properties=60, users=40, events=300, views=1_200, bots=2, too_late=8, poison_per_class=1
+)
+JOB_START_TIMEOUT_S = 180  # submission, embedded Flink start, Java workers connecting back
+MATCH_TIMEOUT_S = 90  # after the last record was sent: every output must equal the oracle by then
+POLL_S = 5.0
+
+
+def live_simulation(now_ms: int) -> tuple[Simulation, SimulationSpec]:
+    """The e2e test's log compressed ``SPEEDUP`` times, starting at the next 5 s boundary a few
+    seconds from now (a multiple of the compressed fraud window, so that each bot's burst stays
+    in one window as in the uncompressed log)."""
+    end_ms = now_ms // HOUR_MS * HOUR_MS
+    spec = dataclasses.replace(SPEC, end_ms=end_ms)
+    # The clock of generate() at the span's end: the clock-skewed poison record lands there.
+    sim = generate(spec, now_ms=end_ms)
+    step_ms = scaled_spec(spec, SPEEDUP).fraud_window_s * 1000
+    origin_ms = (now_ms + 2_000) // step_ms * step_ms + step_ms
+    return compress_time(sim, spec, SPEEDUP, origin_ms), scaled_spec(spec, SPEEDUP)
+
+
+def pipeline_argv(
+    spec: SimulationSpec,
+    topics: PropertyTopics,
+    kafka_bootstrap: str,
+    expansion_service: str,
+    job_endpoint: str,
+    services,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """A streaming run (no stop condition) on Flink, with ``spec``'s compressed time semantics."""
+    return [
+        "--runner=FlinkRunner",
+        f"--job_endpoint={job_endpoint}",
+        f"--bootstrap_servers={kafka_bootstrap}",
+        "--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: expansion_service}),
+        # Nothing produced before the read starts may be missed: read from the earliest offset.
+        "--offset_reset=earliest",
+        f"--window_size_s={spec.gate_window_s}",
+        f"--allowed_lateness_s={spec.allowed_lateness_s}",
+        f"--fraud_window_s={spec.fraud_window_s}",
+        f"--marketdata_url={services.marketdata_url}",
+        f"--redis_url={services.redis_url}",
+        *(f"--{field}_topic={name}" for field, name in vars(topics).items()),
+        *extra,
+    ]
+
+
+class FlinkJob:
+    """One Flink job started by ``pipelines.property.start``, reached over Flink's REST API.
+
+    The REST address is the embedded Flink's, which the job server writes to its log after
+    ``log_offset`` (one embedded Flink per job)."""
+
+    def __init__(self, argv: list[str], log_path: Path) -> None:
+        self._log_path = log_path
+        self._log_offset = log_path.stat().st_size if log_path.exists() else 0
+        submitted_ms = int(time.time() * 1000)
+        self.result = property_pipeline.start(argv)
+        self.rest = FlinkRest(embedded_rest_url(log_path, self._log_offset, JOB_START_TIMEOUT_S))
+        self.jid = self.rest.wait_job_submitted(submitted_ms, JOB_START_TIMEOUT_S)
+
+    def cancel(self) -> None:
+        with contextlib.suppress(FlinkRestError):
+            self.rest.cancel(self.jid, wait_s=60)
+        with contextlib.suppress(Exception):  # Beam's own view of the job; Flink's is above
+            self.result.cancel()
+
+
+def wait_for_oracle(
+    bootstrap: str, topics: PropertyTopics, sim: Simulation, timeout_s: float
+) -> tuple[Summary, list[str]]:
+    """Reads every output topic every ``POLL_S`` until it equals the oracle or ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        summary = summarize(read_outputs(bootstrap, topics, timeout_s=60))
+        diffs = differences(summary, sim.oracle)
+        if not diffs or time.monotonic() > deadline:
+            return summary, diffs
+        time.sleep(POLL_S)
+
+
+def assert_accounted(summary: Summary, sim: Simulation) -> None:
+    """Every input record is counted (valid), dead-lettered or late, exactly once."""
+    assert (
+        sim.oracle.valid_events + sim.oracle.valid_views + summary.dead_letters + summary.late
+        == sum(sim.oracle.records_by_topic.values())
+    )
+
+
+def produce_live(sim: Simulation, bootstrap: str, topics: PropertyTopics, records=None) -> None:
+    produce(
+        sim.records if records is None else records,
+        bootstrap,
+        topics={EVENTS_TOPIC: topics.events, VIEWS_TOPIC: topics.views},
+        follow_timestamps=True,
+        # A record whose CreateTime is "now" must reach the broker before its partition idles,
+        # or the reader may already have moved the watermark past it.
+        producer_config={"linger.ms": "0"},
+        progress=False,
+    )
+
+
+def test_live_run_on_flink_equals_the_oracle(
+    kafka_bootstrap,
+    expansion_service,
+    flink_job_server,
+    make_topic,
+    local_services,
+    record_property,
+):
+    topics = _topics(make_topic)
+    job = FlinkJob(
+        pipeline_argv(
+            scaled_spec(SPEC, SPEEDUP),
+            topics,
+            kafka_bootstrap,
+            expansion_service,
+            flink_job_server.job_endpoint,
+            local_services,
+        ),
+        flink_job_server.log_path,
+    )
+    try:
+        # Compressed from now on: the job runs before the first record is due.
+        sim, _ = live_simulation(int(time.time() * 1000))
+        started = time.monotonic()
+        produce_live(sim, kafka_bootstrap, topics)
+        produced_s = time.monotonic() - started
+        summary, diffs = wait_for_oracle(kafka_bootstrap, topics, sim, MATCH_TIMEOUT_S)
+        settled_s = time.monotonic() - started - produced_s
+    finally:
+        job.cancel()
+    record_property("live_produce_s", round(produced_s, 1))
+    record_property("live_last_record_to_all_outputs_equal_s", round(settled_s, 1))
+    print(
+        f"produced {len(sim.records)} records in {produced_s:.1f} s; outputs equal "
+        f"{settled_s:.1f} s after the last one"
+        if not diffs
+        else f"differences: {diffs}"
+    )
+    assert diffs == []
+    assert_accounted(summary, sim)
