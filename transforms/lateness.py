@@ -70,7 +70,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms import metrics
 from transforms.event_time import event_time_ms
-from transforms.types import Decoded
+from transforms.types import Decoded, KafkaRecord
 
 # Counters, in transforms/metrics.py's namespace: records passed on, records held back (for every
 # partition on_time + late = input), and batches that arrived below the last offset seen.
@@ -180,11 +180,27 @@ def partition_key(decoded: Decoded) -> str:
 
 # ---- Beam pieces ------------------------------------------------------------------------------
 
+# One record of a batch as it crosses the shuffle in front of DecideLateness: plain tuples, dicts,
+# str, bytes and ints only, so Beam's FastPrimitivesCoder encodes it natively. A ``Decoded`` is a
+# NamedTuple, which that coder does not know and pickles instead: measured on Flink, pickling the
+# 100 000 records of a run cost ~9 % of the Python worker's busy time (docs/performance.md).
+WireItem = tuple[dict[str, Any], int, tuple[Any, ...], int]
+
+
+def _to_wire(decoded: Decoded, micros: int) -> WireItem:
+    return decoded.payload, decoded.schema_id, tuple(decoded.source), micros
+
+
+def _from_wire(item: WireItem) -> tuple[Decoded, int]:
+    payload, schema_id, source, micros = item
+    return Decoded(payload, schema_id, KafkaRecord(*source)), micros
+
 
 class _BatchPerPartition(beam.DoFn):
     """Buffers a bundle per (partition, window); emits each buffer sorted by offset.
 
-    Output: ``(partition_key, ((Decoded, timestamp_micros), ...))`` in the buffer's window.
+    Output: ``(partition_key, (WireItem, ...))`` in the buffer's window: each record as
+    ``_to_wire(decoded, timestamp_micros)``.
     """
 
     def start_bundle(self) -> None:
@@ -206,7 +222,8 @@ class _BatchPerPartition(beam.DoFn):
             # timestamp, so this keeps batches of one partition in offset order there. The
             # records themselves get their own timestamps back in DecideLateness.
             first_offset = items[0][0].source.offset
-            yield WindowedValue((key, tuple(items)), Timestamp(micros=first_offset), [window])
+            batch = tuple(_to_wire(decoded, micros) for decoded, micros in items)
+            yield WindowedValue((key, batch), Timestamp(micros=first_offset), [window])
         self._buffers.clear()
 
 
@@ -230,16 +247,17 @@ class _DecideLateness(beam.DoFn):
 
     def process(
         self,
-        keyed_batch: tuple[str, tuple[tuple[Decoded, int], ...]],
+        keyed_batch: tuple[str, tuple[WireItem, ...]],
         stream_time_state=beam.DoFn.StateParam(STREAM_TIME),  # noqa: B008 (Beam idiom)
         next_offset_state=beam.DoFn.StateParam(NEXT_OFFSET),  # noqa: B008
         held_state=beam.DoFn.StateParam(HELD),  # noqa: B008
         end_of_input=beam.DoFn.TimerParam(END_OF_INPUT),  # noqa: B008
     ):
-        _, batch = keyed_batch
+        _, wire_batch = keyed_batch
+        batch = [_from_wire(item) for item in wire_batch]
         held = list(held_state.read())
         release = release_in_offset_order(
-            held + list(batch), next_offset_state.read(), self._max_held, _offset_of
+            held + batch, next_offset_state.read(), self._max_held, _offset_of
         )
         if release.gap_skipped:
             self._gaps.inc()
