@@ -32,6 +32,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 KAFKA_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 EXPANSION_ENV = "BEAM_EXPANSION_SERVICE"
 FLINK_ENV = "FLINK_JOB_ENDPOINT"
+FLINK_REST_ENV = "FLINK_REST_URL"
 ADMIN_TIMEOUT_S = 30.0
 WATCH_INTERVAL_S = 0.5
 
@@ -160,6 +161,39 @@ def flink_job_server(session_stack: _SessionStack) -> FlinkJobServer:
 
     stack = session_stack.ensure([local.FLINK_JOB_SERVER])
     return FlinkJobServer(stack.job_endpoint, log_path=stack.log_path(local.FLINK_JOB_SERVER))
+
+
+@dataclass(frozen=True)
+class FlinkSessionCluster:
+    """A Flink session cluster and a Beam Flink job server that submits jobs to it."""
+
+    job_endpoint: str
+    rest_url: str
+
+
+@pytest.fixture(scope="session")
+def flink_session_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[FlinkSessionCluster]:
+    """``FLINK_JOB_ENDPOINT`` + ``FLINK_REST_URL`` when both are set; else a session cluster and
+    its job server started in a private stack home (free ports), stopped at the session's end.
+
+    Needs the Flink distribution (``python -m runners.install --flink-cluster``)."""
+    endpoint, rest_url = os.environ.get(FLINK_ENV), os.environ.get(FLINK_REST_ENV)
+    if endpoint and rest_url:
+        yield FlinkSessionCluster(endpoint, rest_url)
+        return
+    from runners import local
+
+    home = tmp_path_factory.mktemp("flink-session")
+    services = [local.FLINK_CLUSTER, local.FLINK_JOB_SERVER]
+    try:
+        stack = local.ensure_up(
+            services, home=home, port_overrides=dict.fromkeys(services, 0), create_topics=False
+        )
+        yield FlinkSessionCluster(stack.job_endpoint, stack.flink_rest_url)
+    finally:
+        local.down(home=home, say=lambda _msg: None)
 
 
 @pytest.fixture(scope="session")

@@ -109,3 +109,31 @@ def test_passthrough_needs_two_distinct_topics():
         PipelineOptions([*BASE, "--input_topic=a", "--output_topic=b"])
     )
     assert (config.input_topic, config.output_topic) == ("a", "b")
+
+
+def test_commit_offsets_is_refused_in_a_streaming_flink_run():
+    from pipelines.options import check_flink_restart_options
+
+    with pytest.raises(OptionError, match=r"--commit_offsets .*State backend must be locked"):
+        check_flink_restart_options(
+            ["--runner=FlinkRunner", "--streaming", "--consumer_group=g", "--commit_offsets"]
+        )
+    # Batch on Flink, and Prism, keep it.
+    check_flink_restart_options(["--runner=FlinkRunner", "--consumer_group=g", "--commit_offsets"])
+    check_flink_restart_options(["--runner=PrismRunner", "--streaming", "--commit_offsets"])
+
+
+def test_savepoint_path_is_refused_on_an_embedded_flink_and_kept_for_a_cluster():
+    from pipelines.options import check_flink_restart_options
+
+    base = ["--runner=FlinkRunner", "--streaming", "--savepoint_path=file:/tmp/sp"]
+    with pytest.raises(OptionError, match=r"--savepoint_path is ignored .* embedded Flink"):
+        check_flink_restart_options([*base, "--flink_master=[local]"])
+    with pytest.raises(OptionError, match="--savepoint_path"):
+        check_flink_restart_options(
+            [*base, "--job_endpoint=localhost:8099"], embedded_master=lambda _e: True
+        )
+    check_flink_restart_options([*base, "--flink_master=localhost:8081"])
+    check_flink_restart_options(
+        [*base, "--job_endpoint=localhost:8099"], embedded_master=lambda _e: False
+    )
