@@ -34,6 +34,7 @@ import json
 import sys
 import tempfile
 import time
+from functools import partial
 from typing import Any
 
 from bench.raw_loop import OUTPUT_SCHEMAS, Topology, TopologyRules, encode_output
@@ -44,13 +45,15 @@ from transforms.types import KafkaRecord
 from transforms.windowing import view_count
 
 NO_MARKET_DATA = "no market-data service configured"
+DEFAULT_RULES = TopologyRules()
 
 
 def main(arguments: dict[str, Any]) -> dict[str, Any]:
     from quixstreams import Application, message_context
     from quixstreams.models.serializers import Serializer
 
-    rules = TopologyRules()
+    # The topology's numbers: the defaults, or bench.latency's compressed windows.
+    rules = TopologyRules(**arguments.get("rules", {}))
     inputs, outputs = arguments["inputs"], arguments["outputs"]
     front = Topology(inputs["events"], inputs["views"], rules)
     # The end-of-backfill markers (and anything after them) are not part of the input.
@@ -76,7 +79,13 @@ def main(arguments: dict[str, Any]) -> dict[str, Any]:
             "fetch.max.bytes": 52_428_800,
             "max.partition.fetch.bytes": 10_485_760,
         },
-        producer_extra_config={"linger.ms": 20, "batch.size": 1_000_000, "compression.type": "lz4"},
+        producer_extra_config={
+            "linger.ms": 20,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+            # bench.latency lowers linger.ms: a record waits up to linger.ms before it is sent.
+            **arguments.get("producer_extra", {}),
+        },
     )
     topics = {
         name: app.topic(outputs[name], value_serializer=WireFormat(name), key_serializer="bytes")
@@ -123,7 +132,7 @@ def main(arguments: dict[str, Any]) -> dict[str, Any]:
     route(events, "dead_letters")
     route(events, "late")
     valid_events = events.filter(named("valid")).apply(value_of)
-    valid_events.filter(is_high_value_event).to_topic(
+    valid_events.filter(partial(is_high_value_event, rules=rules)).to_topic(
         topics["high_value"], key=key_of("high_value")
     )
     valid_events.filter(is_listing_update).apply(fallback).to_topic(
@@ -141,11 +150,11 @@ def main(arguments: dict[str, Any]) -> dict[str, Any]:
     route(views, "dead_letters")
     route(views, "late")
     valid_views = views.filter(named("valid")).apply(value_of)
-    valid_views.apply(fraud_alert, stateful=True).filter(is_not_none).to_topic(
-        topics["alerts"], key=key_of("alerts")
-    )
+    valid_views.apply(partial(fraud_alert, rules=rules), stateful=True).filter(
+        is_not_none
+    ).to_topic(topics["alerts"], key=key_of("alerts"))
     by_property = valid_views.group_by("property_id", name="hourly")
-    by_property.apply(count_hour, stateful=True).to_topic(
+    by_property.apply(partial(count_hour, rules=rules), stateful=True).to_topic(
         topics["views_hourly"], key=key_of("views_hourly")
     )
 
@@ -156,8 +165,8 @@ def main(arguments: dict[str, Any]) -> dict[str, Any]:
 # ---- the steps' plain functions (module level: no lambdas) ----------------------------------
 
 
-def is_high_value_event(payload: dict[str, Any]) -> bool:
-    return is_high_value(payload, TopologyRules().high_value_threshold)
+def is_high_value_event(payload: dict[str, Any], rules: TopologyRules = DEFAULT_RULES) -> bool:
+    return is_high_value(payload, rules.high_value_threshold)
 
 
 def is_listing_update(payload: dict[str, Any]) -> bool:
@@ -181,9 +190,10 @@ def count_zip(payload: dict[str, Any], state: Any) -> dict[str, Any]:
     return zip_count(payload["zip_code"], count, last)
 
 
-def fraud_alert(payload: dict[str, Any], state: Any) -> dict[str, Any] | None:
+def fraud_alert(
+    payload: dict[str, Any], state: Any, rules: TopologyRules = DEFAULT_RULES
+) -> dict[str, Any] | None:
     """The alert of the view that takes its user's window count past the threshold, else None."""
-    rules = TopologyRules()
     window_ms = rules.fraud_window_s * 1000
     start = window_start_ms(int(payload["event_time"]), window_ms)
     before = state.get(f"w{start}", 0)
@@ -195,9 +205,11 @@ def fraud_alert(payload: dict[str, Any], state: Any) -> dict[str, Any] | None:
     return None
 
 
-def count_hour(payload: dict[str, Any], state: Any) -> dict[str, Any]:
+def count_hour(
+    payload: dict[str, Any], state: Any, rules: TopologyRules = DEFAULT_RULES
+) -> dict[str, Any]:
     """The running view count of the property's hour (the key after ``group_by``)."""
-    size_ms = TopologyRules().window_size_s * 1000
+    size_ms = rules.window_size_s * 1000
     start = window_start_ms(int(payload["event_time"]), size_ms)
     count = state.get(f"h{start}", 0) + 1
     state.set(f"h{start}", count)

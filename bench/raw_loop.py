@@ -202,12 +202,16 @@ def run(
     rules: TopologyRules | None = None,
     timeout_s: float = 1800.0,
     producer_config: Mapping[str, Any] | None = None,
+    consume_batch: int = 5_000,
+    consume_timeout_s: float = 0.5,
 ) -> LoopStats:
     """Consume ``stop_offsets``' partitions from offset 0 to their stop offsets, process, produce.
 
     ``inputs`` maps ``events``/``views`` to topic names, ``outputs`` maps each output name of
     ``OUTPUT_SCHEMAS`` to its topic. Raises ``TimeoutError`` when the input is not consumed within
-    ``timeout_s``.
+    ``timeout_s``. ``consume_batch`` / ``consume_timeout_s`` bound one ``Consumer.consume`` call,
+    which waits until the batch is full or the timeout passes: large for throughput, small for
+    latency (``bench.latency``), where a half-empty batch must not wait.
     """
     from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -254,7 +258,7 @@ def run(
         while remaining:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"raw loop: {remaining} not consumed after {timeout_s} s")
-            for msg in consumer.consume(num_messages=5_000, timeout=0.5):
+            for msg in consumer.consume(num_messages=consume_batch, timeout=consume_timeout_s):
                 if msg.error():
                     raise RuntimeError(f"raw loop: consumer error {msg.error()}")
                 where = (msg.topic(), msg.partition())

@@ -133,7 +133,116 @@ def write(rows: Sequence[Row], html_path: Path, png_path: Path) -> Path:
         "<style>body{font-family:sans-serif;margin:2em}pre{background:#f4f4f4;padding:1em}</style>"
         "<h1>Property topology: Beam (Prism, Flink) vs a raw confluent-kafka loop</h1>"
         f"<pre>{html.escape(table(rows))}</pre>"
+        "<p>Latency at 50 % load: <a href='latency.html'>latency.html</a> (bench.latency).</p>"
         f"<img alt='throughput and CPU' src='data:image/png;base64,{encoded}'>"
+        f"<h2>Details</h2>{details}",
+        encoding="utf-8",
+    )
+    return html_path
+
+
+# ---- latency (bench.latency) --------------------------------------------------------------------
+
+LATENCY_PATHS = ("enriched", "high_value", "alerts", "counts_by_zip", "views_hourly")
+LATENCY_TITLES = {
+    "enriched": "enriched (stateless: validate → enrich from cache → write)",
+    "high_value": "high-value (stateless)",
+    "alerts": "fraud alerts (crossing view → alert)",
+    "counts_by_zip": "counts by zip (k-th event → count k)",
+    "views_hourly": "hourly views (window closable → first pane)",
+}
+
+
+def latency_table(rows: Sequence[Row]) -> str:
+    """One line per system and output path: records, rate, p50/p90/p99/max ms, oracle check."""
+    head = ["system", "path", "n", "rate/s", "load", "p50 ms", "p90 ms", "p99 ms", "max ms", "ok"]
+    cells = [head]
+    for r in rows:
+        for path in LATENCY_PATHS:
+            s = r["paths"].get(path, {})
+            cells.append(
+                [
+                    r["system"],
+                    path,
+                    _fmt(s.get("count", 0)),
+                    _fmt(r["achieved_eps"]),
+                    _fmt(ratio(r["rate_eps"], r["max_eps"])),
+                    *(_fmt(s.get(k)) for k in ("p50", "p90", "p99", "max")),
+                    _fmt(r["correct"]),
+                ]
+            )
+    widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    notes = [
+        f"{r['system']}: {r['records']} records, warm after {r['warmup_s']} s, "
+        f"{r['cpu_s_per_million']} CPU-s/M; enriched p50 by fifth of the run "
+        f"{r['paths'].get('enriched', {}).get('trend_p50')}; {r['note']}"
+        + (
+            f"; unmatched {dict((k, v) for k, v in r['unmatched'].items() if v)}"
+            if any(r["unmatched"].values())
+            else ""
+        )
+        + (f"; DIFFERS from the oracle: {r['differences']}" if r["differences"] else "")
+        for r in rows
+    ]
+    return "\n".join([*lines, "", *notes])
+
+
+def latency_png(rows: Sequence[Row]) -> bytes:
+    """One CDF per output path (latency ms, log scale), one line per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display on the bench machine
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(LATENCY_PATHS), figsize=(4 * len(LATENCY_PATHS), 3.6))
+    for axis, path in zip(axes, LATENCY_PATHS, strict=True):
+        for r in rows:
+            points = r["cdf"].get(path) or []
+            if points:
+                xs, ys = zip(*points, strict=True)
+                axis.step([max(x, 1.0) for x in xs], ys, where="post", label=r["system"])
+        axis.set_xscale("log")
+        axis.set_title(LATENCY_TITLES[path], fontsize=8)
+        axis.set_xlabel("ms (log)")
+        axis.set_ylim(0, 1.01)
+        axis.grid(True, alpha=0.3)
+    axes[0].set_ylabel("fraction of output records")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_latency(rows: Sequence[Row], html_path: Path, png_path: Path) -> Path:
+    """Writes the CDF PNG and an HTML page with the latency table; returns the HTML path."""
+    image = latency_png(rows)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    png_path.write_bytes(image)
+    encoded = base64.b64encode(image).decode()
+    details = "".join(
+        f"<h3>{html.escape(r['system'])}</h3><pre>"
+        + html.escape(
+            f"flags: {' '.join(r.get('flags', [])) or '-'}\n"
+            "CPU s by process: "
+            + ", ".join(f"{k} {v}" for k, v in r.get("cpu_by_process", {}).items())
+            + "\noutput records: "
+            + ", ".join(f"{k} {v}" for k, v in r.get("outputs", {}).items())
+        )
+        + "</pre>"
+        for r in rows
+    )
+    html_path.write_text(
+        "<!doctype html><meta charset=utf-8><title>bench.latency</title>"
+        "<style>body{font-family:sans-serif;margin:2em}pre{background:#f4f4f4;padding:1em}</style>"
+        "<h1>End-to-end latency at 50 % load: input append → output append</h1>"
+        "<p>Throughput: <a href='compare.html'>compare.html</a>. Definitions: "
+        "<code>python -m bench.latency --help</code>.</p>"
+        f"<pre>{html.escape(latency_table(rows))}</pre>"
+        f"<img alt='latency CDF per path' src='data:image/png;base64,{encoded}'>"
         f"<h2>Details</h2>{details}",
         encoding="utf-8",
     )

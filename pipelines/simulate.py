@@ -564,6 +564,7 @@ def produce(
     producer_config: dict[str, str] | None = None,
     progress: bool = True,
     timeout_s: float = 120.0,
+    sent_ms: list[float] | None = None,
 ) -> int:
     """Send the records in order, to their planned partitions, with their planned timestamps.
 
@@ -572,7 +573,9 @@ def produce(
     paces it by the records' own timestamps instead: a record is sent once the wall clock has
     reached its timestamp and every earlier record's (a live log whose CreateTime is never after
     its send time, as the contract's producers write it). The producer is idempotent,
-    so each partition's log holds the planned order. Returns the number of records delivered.
+    so each partition's log holds the planned order. ``sent_ms``, when given, receives each
+    record's wall-clock send time (ms, taken just before it is handed to the client; the latency
+    benchmark's input time). Returns the number of records delivered.
     """
     from confluent_kafka import Producer
     from tqdm import tqdm
@@ -601,6 +604,8 @@ def produce(
             if wait_s > 0:
                 producer.poll(0)
                 time.sleep(wait_s)
+        if sent_ms is not None:
+            sent_ms.append(time.time() * 1000)
         while True:
             try:
                 producer.produce(
