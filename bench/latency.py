@@ -388,8 +388,9 @@ def log_end_offsets(records: Iterable[PlannedRecord], topics: Mapping[str, str])
 
 
 def max_rates(results_dir: Path, records: int) -> dict[str, float]:
-    """System → sustained events/s of the newest ``compare*.json`` run of ``records`` records."""
-    found: list[tuple[float, dict[str, float]]] = []
+    """System -> sustained events/s in the newest ``compare*.json`` of ``records`` records that
+    measured that system (runs of a subset of systems each count for their own systems)."""
+    found: dict[str, tuple[float, float]] = {}
     for path in results_dir.glob("compare*.json"):
         try:
             data = json.loads(path.read_text())
@@ -397,9 +398,12 @@ def max_rates(results_dir: Path, records: int) -> dict[str, float]:
             continue
         if data.get("records") != records:
             continue
-        rates = {r["system"]: float(r["sustained_eps"]) for r in data.get("results", [])}
-        found.append((path.stat().st_mtime, {k: v for k, v in rates.items() if v > 0}))
-    return max(found, key=lambda pair: pair[0])[1] if found else {}
+        when = path.stat().st_mtime
+        for row in data.get("results", []):
+            eps = float(row.get("sustained_eps") or 0)
+            if eps > 0 and row.get("correct") and when > found.get(row["system"], (-1, 0))[0]:
+                found[row["system"]] = (when, eps)
+    return {system: eps for system, (_, eps) in found.items()}
 
 
 def parse_rates(text: str | None) -> dict[str, float]:

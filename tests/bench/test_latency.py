@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -182,10 +183,16 @@ def test_rates_from_the_flag_and_from_compare_results(tmp_path):
     for bad in ("raw", "raw=x", "nope=3", "raw=0"):
         with pytest.raises(ValueError, match="--rate"):
             parse_rates(bad)
-    row = {"system": "prism", "sustained_eps": 2000}
-    (tmp_path / "compare-a.json").write_text(json.dumps({"records": 20_000, "results": [row]}))
-    (tmp_path / "compare.json").write_text(json.dumps({"records": 100_000, "results": []}))
-    assert max_rates(tmp_path, 20_000) == {"prism": 2000.0}
+
+    def write(name: str, records: int, *rows: tuple[str, int, bool]) -> None:
+        results = [{"system": s, "sustained_eps": e, "correct": ok} for s, e, ok in rows]
+        (tmp_path / name).write_text(json.dumps({"records": records, "results": results}))
+        time.sleep(0.01)  # distinct modification times: the newest run wins
+
+    write("compare-1.json", 20_000, ("prism", 2000, True), ("flink", 100, True))
+    write("compare-2.json", 20_000, ("flink", 300, True), ("raw", 9, False))  # wrong: not a max
+    write("compare.json", 100_000, ("prism", 5, True))
+    assert max_rates(tmp_path, 20_000) == {"prism": 2000.0, "flink": 300.0}
     assert max_rates(tmp_path, 5) == {}
 
 
