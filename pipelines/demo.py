@@ -1,21 +1,32 @@
-"""The demo behind ``make run``: local stack, simulator, the property pipeline live, outputs shown.
+"""The demo behind ``make run``: local stack, simulator, the property pipeline, outputs shown.
 
-    python -m pipelines.demo [--runner=PrismRunner|FlinkRunner] [--events N --views N ...]
+    python -m pipelines.demo [--runner=PrismRunner|FlinkRunner] [--streaming | --live]
+                             [--events N --views N ...]
 
 1. Brings the local stack up (Kafka, Beam's expansion service and Java workers, Redis, the
    market-data service; the Flink job server too for ``--runner=FlinkRunner``) and resets the
    pipeline's topics, so that what comes out can be compared with the simulator's oracle.
 2. Writes the simulated log (events, views, bots, out-of-order, too-late and poison records) to
    ``property-events`` and ``property-views``.
-3. Starts ``pipelines.property`` in streaming mode (an unbounded read from the earliest offset) and
-   prints a live summary per output topic every few seconds, with a check mark where the output
-   already equals the oracle.
-4. Stops when every output matches (or at ``--timeout_s``), cancels the job, and writes an HTML
-   report to ``.local/demo/report.html``. Exit status 0 only when everything matched.
+3. Replays it through ``pipelines.property`` (by default a bounded backfill up to the moment the
+   simulator finished; ``--streaming``: an unbounded read from the earliest offset) and prints a
+   live summary per output topic every few seconds, with a check mark where the output already
+   equals the oracle.
+4. Stops when every output matches (or at ``--timeout_s``), cancels a streaming job (a Flink job
+   through Flink's REST API: Beam's ``cancel()`` leaves it running), and writes an HTML report to
+   ``.local/demo/report.html``. Exit status 0 only when everything matched.
 
-The simulated span ends at the last full hour, so every hourly window is closed by the time the
-read has caught up: the Kafka read's CreateTime watermark moves to "now" on a partition with no
-backlog, and the windows fire.
+``--live`` runs it as a live system instead: the streaming job starts first, then the simulator
+writes the log in real time, each record at its own CreateTime, with time compressed
+``--speedup`` times (60: the 1 h windows last 60 s, the 10 min lateness and fraud window 10 s,
+three hours of events 3 minutes); the pipeline gets the compressed windows and the oracle is
+computed for them. The last window closes once the wall clock passes it (an idle partition's
+watermark follows the reader's clock). Flink streaming sustains roughly 50-100 records/s on two
+shared cores: lower ``--events``/``--views`` or the speedup for a faster machine's numbers.
+
+With ``--streaming`` the simulated span ends at the last full hour, so every hourly window is
+closed by the time the read has caught up: the Kafka read's CreateTime watermark moves to "now" on
+a partition with no backlog, and the windows fire.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import html
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,8 +51,10 @@ from pipelines.simulate import (
     HOUR_MS,
     VIEWS_TOPIC,
     SimulationSpec,
+    compress_time,
     generate,
     produce,
+    scaled_spec,
 )
 from pipelines.verify import Summary, differences, read_outputs, summarize
 
@@ -68,6 +82,42 @@ def _mark_end(stack, specs) -> int:
     if producer.flush(30):
         raise RuntimeError("could not write the end-of-backfill markers")
     return stop_ms
+
+
+class FlinkJobHandle:
+    """The demo's Flink job as Flink sees it, to cancel it through Flink's REST API.
+
+    The REST address is the local session cluster's when it runs (the job server submits there),
+    else the embedded Flink's, which the job server logs when it starts the job."""
+
+    def __init__(self, stack) -> None:
+        from runners import local
+
+        self._cluster_url = stack.flink_rest_url if stack.is_running(local.FLINK_CLUSTER) else None
+        self._log = stack.log_path(local.FLINK_JOB_SERVER)
+        self._offset = self._log.stat().st_size if self._log.exists() else 0
+        self._since_ms = int(time.time() * 1000)
+        self._rest = None
+        self.jid: str | None = None
+
+    def wait_running(self, timeout_s: float = 180.0) -> str:
+        """Waits (bounded) until the job submitted after this handle was made runs all its tasks."""
+        from runners.flink import FlinkRest, embedded_rest_url
+
+        url = self._cluster_url or embedded_rest_url(self._log, self._offset, timeout_s)
+        self._rest = FlinkRest(url)
+        self.jid = self._rest.wait_job_submitted(self._since_ms, timeout_s)
+        return self.jid
+
+    def cancel(self) -> None:
+        from runners.flink import FlinkRestError
+
+        try:
+            if self.jid is None:
+                self.wait_running(30)
+            print(f"Flink job {self.jid}: {self._rest.cancel(self.jid)}")
+        except FlinkRestError as exc:
+            print(f"could not cancel the Flink job through its REST API: {exc}", file=sys.stderr)
 
 
 def summary_lines(summary: Summary, diffs: Sequence[str], elapsed_s: float) -> list[str]:
@@ -131,11 +181,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout_s", type=float, default=600.0, help="give up after this long")
     parser.add_argument("--interval_s", type=float, default=5.0, help="summary refresh period")
     parser.add_argument("--keep_topics", action="store_true", help="do not reset the topics")
-    parser.add_argument(
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument(
         "--streaming",
         action="store_true",
-        help="read unbounded (a live job, cancelled at the end) instead of replaying the log as a "
+        help="read unbounded (a job cancelled at the end) instead of replaying the log as a "
         "bounded backfill up to the moment the simulator finished",
+    )
+    modes.add_argument(
+        "--live",
+        action="store_true",
+        help="start the streaming job first, then write the log in real time with time "
+        "compressed --speedup times (see the module docstring)",
+    )
+    parser.add_argument(
+        "--speedup",
+        type=int,
+        default=60,
+        help="--live: time compression (must divide 3600, 600 and 240 s: 60, 120, 40, ...)",
     )
     for f in dataclasses.fields(SimulationSpec):
         if f.name not in ("end_ms",):
@@ -167,19 +230,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         end_ms=now_ms // HOUR_MS * HOUR_MS,
     )
-    t = time.monotonic()
-    sim = generate(spec, now_ms=now_ms)
-    produce(sim.records, stack.bootstrap_servers)
-    timings["simulate_and_produce"] = round(time.monotonic() - t, 1)
+    topics = PropertyTopics()
+    flink_job = FlinkJobHandle(stack) if args.runner == "FlinkRunner" else None
+    producer: threading.Thread | None = None
+    if args.live:
+        live = scaled_spec(spec, args.speedup)  # ValueError naming what does not divide
+        result = property_pipeline.start(
+            [
+                f"--runner={args.runner}",
+                f"--window_size_s={live.gate_window_s}",
+                f"--allowed_lateness_s={live.allowed_lateness_s}",
+                f"--fraud_window_s={live.fraud_window_s}",
+            ]
+        )
+        t = time.monotonic()
+        if flink_job is not None:
+            flink_job.wait_running()
+        else:
+            time.sleep(15)  # Prism has no job API to wait on; its read starts within seconds
+        timings["job_start"] = round(time.monotonic() - t, 1)
+        # Start at the next fraud-window boundary, so each bot's burst stays in one window.
+        step_ms = live.fraud_window_s * 1000
+        origin_ms = (int(time.time() * 1000) + 2_000) // step_ms * step_ms + step_ms
+        sim = compress_time(generate(spec, now_ms=spec.end_ms), spec, args.speedup, origin_ms)
+        producer = threading.Thread(
+            target=produce,
+            args=(sim.records, stack.bootstrap_servers),
+            kwargs={
+                "follow_timestamps": True,
+                # A record stamped "now" must reach the broker before its partition idles.
+                "producer_config": {"linger.ms": "0"},
+                "progress": False,
+            },
+            name="live-producer",
+            daemon=True,
+        )
+        producer.start()
+        span_s = (max(r.timestamp_ms for r in sim.records) - origin_ms) / 1000
+        print(f"producing {len(sim.records)} records live over {span_s:.0f} s")
+    else:
+        t = time.monotonic()
+        sim = generate(spec, now_ms=now_ms)
+        produce(sim.records, stack.bootstrap_servers)
+        timings["simulate_and_produce"] = round(time.monotonic() - t, 1)
+        mode = (
+            ["--streaming"]
+            if args.streaming
+            else [f"--stop_read_time_ms={_mark_end(stack, specs)}"]
+        )
+        result = property_pipeline.start([f"--runner={args.runner}", *mode])
     print(
-        f"produced {len(sim.records)} records; the oracle expects "
-        f"{len(sim.oracle.alert_ids)} alerts, "
+        f"the oracle expects {len(sim.oracle.alert_ids)} alerts, "
         f"{sim.oracle.dead_letters} dead letters, {sim.oracle.late} late records"
     )
-
-    topics = PropertyTopics()
-    mode = ["--streaming"] if args.streaming else [f"--stop_read_time_ms={_mark_end(stack, specs)}"]
-    result = property_pipeline.start([f"--runner={args.runner}", *mode])
     started = time.monotonic()
     lines: list[str] = []
     diffs: list[str] = ["nothing read yet"]
@@ -190,14 +293,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             diffs = differences(summary, sim.oracle)
             lines = summary_lines(summary, diffs, time.monotonic() - started)
             print("\n".join(lines), flush=True)
-            if not diffs:
+            if not diffs and (producer is None or not producer.is_alive()):
                 timings["pipeline_to_all_outputs_match"] = round(time.monotonic() - started, 1)
                 break
             if result.state in TERMINAL and (time.monotonic() - started) > args.interval_s:
                 break  # a backfill that finished: the outputs above are final
     finally:
         if result.state not in TERMINAL:
+            if flink_job is not None:
+                flink_job.cancel()
             result.cancel()
+        if producer is not None:
+            producer.join(timeout=30)
     print(
         "every output equals the oracle" if not diffs else "differences:\n  " + "\n  ".join(diffs)
     )
