@@ -10,6 +10,7 @@ SERVICES ?=
 UP_ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+LATENCY_ARGS ?=
 RUN_ARGS ?=
 
 .PHONY: help setup venv up down status logs topics run test test-unit lint format bench
@@ -64,8 +65,10 @@ format: ## ruff fix + format
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: ## Side-by-side benchmark: raw Kafka loop vs the pipeline on Prism and Flink (BENCH_ARGS='--small')
-	$(PY) -m bench.compare $(BENCH_ARGS)
+bench: ## Throughput side by side (bench.compare), then latency at 50 % load (bench.latency) (BENCH_ARGS='--small')
+	@# Latency runs even when a throughput run differed from the oracle; the exit code keeps both.
+	$(PY) -m bench.compare $(BENCH_ARGS); rc=$$?; \
+	$(PY) -m bench.latency $(BENCH_ARGS) $(LATENCY_ARGS) && exit $$rc
 
 # --- Dataflow (runners/dataflow/README.md) -------------------------------------------------------
 # dataflow-dry-run needs no GCP; dataflow-template and dataflow-run need gcloud, a project with
