@@ -468,6 +468,21 @@ def read_timed(bootstrap: str, topic: str, schema: str, timeout_s: float) -> lis
     return out
 
 
+def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
+    """Deletes a finished run's topics: the private broker restarts faster with fewer logs."""
+    from confluent_kafka.admin import AdminClient
+
+    for name, future in (
+        AdminClient({"bootstrap.servers": bootstrap})
+        .delete_topics(list(names), operation_timeout=30)
+        .items()
+    ):
+        try:
+            future.result(timeout=60)
+        except Exception as exc:  # a leftover topic harms no later run
+            LOG.warning("could not delete %s: %s", name, exc)
+
+
 def read_all_timed(bootstrap: str, topics: PropertyTopics) -> dict[str, list[TimedOutput]]:
     return {
         name: read_timed(bootstrap, getattr(topics, spec.topic_field), spec.schema, 600)
@@ -752,6 +767,7 @@ def measure(
         if running is not None:
             running.stop()
     timed = read_all_timed(bootstrap, topics)
+    delete_topics(bootstrap, [*inputs, *outputs])
     summary = summarize({name: [v for _, v in rows] for name, rows in timed.items()})
     diffs = differences(summary, oracle)
     # The warm-up records' send times do not matter: they are excluded from the statistics.
