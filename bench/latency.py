@@ -566,6 +566,7 @@ class LatencyRun:
     cpu_s_per_million: float
     cpu_by_process: dict[str, float]
     flags: list[str]
+    effective: dict[str, Any] = field(default_factory=dict)
     note: str = ""
 
 
@@ -659,6 +660,40 @@ class BeamRunning(Running):
         self.submitted_ms = int(time.time() * 1000)
         self.result = property_pipeline.start(self.argv)
 
+    def effective_options(self) -> dict[str, Any]:
+        """The latency-relevant options the Flink job actually runs with, read back from Flink
+        (the job's Beam options in its user config; the checkpoint interval Flink applies): a
+        flag the job server does not know is dropped with only a client-side warning."""
+        if self.system != "flink":
+            return {}
+        import urllib.request
+
+        from runners.flink import FlinkRest, embedded_rest_url
+
+        url = embedded_rest_url(self.log_path, self.log_offset, wait_s=60)
+        jobs = [j for j in FlinkRest(url).jobs() if j.start_time_ms >= self.submitted_ms - 1000]
+        if not jobs:
+            return {}
+
+        def get(path: str) -> dict[str, Any]:
+            with urllib.request.urlopen(url + path, timeout=10) as reply:
+                return json.load(reply)
+
+        jid = max(jobs, key=lambda j: j.start_time_ms).jid
+        user = get(f"/jobs/{jid}/config").get("execution-config", {}).get("user-config", {})
+        keys = (
+            "maxBundleSize",
+            "maxBundleTimeMills",
+            "checkpointingInterval",
+            "finishBundleBeforeCheckpointing",
+            "minPauseBetweenCheckpoints",
+            "autoWatermarkInterval",
+            "parallelism",
+        )
+        out: dict[str, Any] = {k: user[k] for k in keys if k in user}
+        out["flink_checkpoint_interval_ms"] = get(f"/jobs/{jid}/checkpoints/config").get("interval")
+        return out
+
     def stop(self) -> str:
         if self.system == "flink":
             # Beam's cancel() leaves the Flink job running: cancel it in Flink itself.
@@ -750,6 +785,7 @@ def measure(
         )
         wait_for_count(bootstrap, topics.enriched, warm_events, WARMUP_TIMEOUT_S)
         warmup_s = time.monotonic() - started
+        effective = running.effective_options() if isinstance(running, BeamRunning) else {}
         origin_ms = live_origin_ms(time.time() * 1000, window_ms)
         main = compress_time(sim, spec, SPEEDUP, origin_ms).records
         log = [*warm_records, *main]
@@ -801,6 +837,7 @@ def measure(
         cpu_s_per_million=round(sum(cpu.values()) * 1e6 / len(main), 1),
         cpu_by_process=cpu,
         flags=flags,
+        effective=effective,
         note=note,
     )
 

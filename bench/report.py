@@ -178,6 +178,8 @@ def latency_table(rows: Sequence[Row]) -> str:
         f"{r['system']}: {r['records']} records, warm after {r['warmup_s']} s, "
         f"{r['cpu_s_per_million']} CPU-s/M; enriched p50 by fifth of the run "
         f"{r['paths'].get('enriched', {}).get('trend_p50')}; {r['note']}"
+        + (f"; flags {' '.join(r['flags'])}" if r.get("flags") else "")
+        + (f"; applied by the runner {r['effective']}" if r.get("effective") else "")
         + (
             f"; unmatched {dict((k, v) for k, v in r['unmatched'].items() if v)}"
             if any(r["unmatched"].values())
@@ -227,6 +229,7 @@ def write_latency(rows: Sequence[Row], html_path: Path, png_path: Path) -> Path:
         f"<h3>{html.escape(r['system'])}</h3><pre>"
         + html.escape(
             f"flags: {' '.join(r.get('flags', [])) or '-'}\n"
+            f"as the runner applied them: {r.get('effective') or '-'}\n"
             "CPU s by process: "
             + ", ".join(f"{k} {v}" for k, v in r.get("cpu_by_process", {}).items())
             + "\noutput records: "
