@@ -479,18 +479,28 @@ def measure_quix(bench: Bench, python: Path) -> Measurement:
 # ---- the run ------------------------------------------------------------------------------------
 
 
-def start_stack(home: Path, systems: Sequence[str]):
-    """The bench's private stack (``runners.local`` with its own home) and the pids to meter."""
+def start_stack(home: Path, systems: Sequence[str], beam_extras: Sequence[str] = ()):
+    """The bench's private stack (``runners.local`` with its own home) and the pids to meter;
+    ``beam_extras`` are further services the Beam pipelines use (``bench.latency``: market data
+    and Redis)."""
     from runners import local
 
     # The runner presets find the stack through this variable (runners.local.StackPaths).
     os.environ[local.HOME_ENV] = str(home)
     services = [local.KAFKA]
     if any(s in RUNNERS for s in systems):
-        services += [local.JAVA_WORKERS, local.EXPANSION_SERVICE]
+        services += [local.JAVA_WORKERS, local.EXPANSION_SERVICE, *beam_extras]
     if "flink" in systems:
         services.append(local.FLINK_JOB_SERVER)
-    stack = local.ensure_up(services, home=home, create_topics=False, say=print)
+    # Any free port, never the defaults: a shared stack (re)starting at the same moment would
+    # take them too, and one of the two services then dies (seen: the expansion service).
+    stack = local.ensure_up(
+        services,
+        home=home,
+        port_overrides=dict.fromkeys(services, 0),
+        create_topics=False,
+        say=print,
+    )
     pids = {name: stack.record(name).pid for name in services}
     return stack, pids
 

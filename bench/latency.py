@@ -90,6 +90,7 @@ from bench.compare import (
     system_topics,
     topic_flags,
 )
+from bench.compare import start_stack as compare_stack
 from pipelines.options import PropertyTopics
 from pipelines.property import OUTPUT_SPECS
 from pipelines.simulate import (
@@ -849,14 +850,7 @@ def start_stack(home: Path, systems: Sequence[str]):
     """``bench.compare``'s private stack plus the market-data service and Redis."""
     from runners import local
 
-    os.environ[local.HOME_ENV] = str(home)
-    services = [local.KAFKA]
-    if any(s in RUNNERS for s in systems):
-        services += [local.JAVA_WORKERS, local.EXPANSION_SERVICE, local.REDIS, local.MARKETDATA]
-    if "flink" in systems:
-        services.append(local.FLINK_JOB_SERVER)
-    stack = local.ensure_up(services, home=home, create_topics=False, say=print)
-    return stack, {name: stack.record(name).pid for name in services}
+    return compare_stack(home, systems, beam_extras=(local.REDIS, local.MARKETDATA))
 
 
 def records_for(rate: float, span_s: float, max_records: int) -> int:
