@@ -206,6 +206,11 @@ def runner_args(
                     "`python -m runners.local up flink-job-server`"
                 )
             added.append(f"--job_endpoint={endpoint}")
+        # No --parallelism: Flink's default (1 on the embedded cluster) is kept on purpose.
+        # Measured with the property pipeline (docs/performance.md, 100 000 records, alternated
+        # runs): --parallelism=2 gave no gain (sustained 7 747 / 7 157 vs 8 688 / 7 262 ev/s,
+        # Python CPU the same): every Python step runs in the one LOOPBACK SDK worker process,
+        # whose GIL a second subtask only competes for.
         if has_flag(argv, "streaming"):
             # What a streaming Kafka read on the Flink runner needs for its output to flow and
             # for event-time windows to be correct (runners/flink_event_time.py, issue 8).

@@ -25,8 +25,8 @@ Semantics:
   streaming, the crossing view's.
 - Why a combiner and not a per-view stateful count (the first version): a stateful DoFn reads and
   writes its state over the Fn API for every view, and Flink's batch runner gives every key its
-  own bundle (plus one more to fire its timer): with ~27 000 (user, window) keys per 100 000
-  records the stage ran ~54 000 tiny bundles and the pipeline managed 133 events/s
+  own bundle (plus one more to fire its timer): with ~25 700 (user, window) keys per 100 000
+  records the stage ran ~51 000 tiny bundles and the pipeline managed 133 events/s
   (docs/performance.md). A combiner runs as a plain grouping in the runner; only the few windows
   past the threshold reach state.
 - Why the "alerted" flag lives in the global window: Prism 2.73 garbage-collects the user state of
