@@ -473,11 +473,8 @@ def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
     """Deletes a finished run's topics: the private broker restarts faster with fewer logs."""
     from confluent_kafka.admin import AdminClient
 
-    for name, future in (
-        AdminClient({"bootstrap.servers": bootstrap})
-        .delete_topics(list(names), operation_timeout=30)
-        .items()
-    ):
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # alive until the futures resolve
+    for name, future in admin.delete_topics(list(names), operation_timeout=30).items():
         try:
             future.result(timeout=60)
         except Exception as exc:  # a leftover topic harms no later run
