@@ -7,10 +7,12 @@ Stop a streaming job and restart it without losing or double-counting data::
     python -m pipelines.property --runner=FlinkRunner --consumer_group=G --commit_offsets
         --savepoint_path=<printed path>                   # resume from it (one command line)
 
-``stop`` is Flink's stop-with-savepoint (``POST /jobs/<id>/stop``): the savepoint is taken and the
-job ends without emitting past it, so a restart from the savepoint neither loses nor repeats
-records; ``savepoint --cancel`` is the older cancel-with-savepoint, which may emit records after
-the savepoint (repeated after a restart, so only at-least-once). See ``docs/delivery.md``.
+``stop`` is Flink's stop-with-savepoint (``POST /jobs/<id>/stop``, no drain): the savepoint is
+taken and the job ends without emitting past it, so a restart from the savepoint neither loses
+nor repeats records (verified on the session cluster: ``tests/integration/test_property_live.py``);
+``savepoint --cancel`` is the older cancel-with-savepoint, which may emit records after the
+savepoint (repeated after a restart). Restoring needs a session cluster: Beam's Flink runner 2.62
+ignores ``--savepoint_path`` on the embedded Flink. See ``docs/delivery.md``.
 
 Beam's ``result.cancel()`` on the portable Flink runner reports CANCELLED but leaves the Flink job
 RUNNING (DESIGN.md); ``cancel`` here goes to Flink itself (``PATCH /jobs/<id>?mode=cancel``).
