@@ -149,7 +149,7 @@ LATENCY_TITLES = {
     "high_value": "high-value (stateless)",
     "alerts": "fraud alerts (crossing view → alert)",
     "counts_by_zip": "counts by zip (k-th event → count k)",
-    "views_hourly": "hourly views (window closable → first pane)",
+    "views_hourly": "hourly views (window end → first pane)",
 }
 
 
