@@ -1,6 +1,6 @@
 """End-to-end latency at 50 % load: input append -> output append, per system and output path.
 
-    python -m bench.latency [--events 100000 | --small] [--systems raw,quix,prism,flink]
+    python -m bench.latency [--events 500000 | --small] [--systems raw,quix,prism,flink]
                             [--rate flink=130,prism=2000] [--load 0.5] [--max_records 100000]
                             [--prism_args '...'] [--flink_args '...'] [--label NAME]
 
@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.compare import (
+    DEFAULT_EVENTS,
     OUTPUT_FIELDS,
     PARTITIONS,
     REPO_ROOT,
@@ -114,7 +115,6 @@ LOG = logging.getLogger(__name__)
 
 DEFAULT_HOME = REPO_ROOT / ".local" / "bench-latency"
 DEFAULT_LOAD = 0.5
-DEFAULT_EVENTS = 100_000
 DEFAULT_MAX_RECORDS = 100_000
 MIN_RECORDS = 2_000
 # The live log's time compression (pipelines.simulate.compress_time): the simulator's 3 h of
