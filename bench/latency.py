@@ -893,8 +893,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_MAX_RECORDS,
         help="cap on one system's live log (a faster system then runs below --load)",
     )
+    # Written --flink_args='--a=1 --b=2': argparse takes a lone "--a=1" after a space for a flag.
     parser.add_argument("--prism_args", default="", help="extra pipeline flags on Prism")
-    parser.add_argument("--flink_args", default="", help="extra pipeline flags on Flink")
+    parser.add_argument(
+        "--flink_args",
+        default="",
+        help="extra pipeline flags on Flink, e.g. --flink_args='--max_bundle_time_mills=100'",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="the bench stack's home")
     parser.add_argument("--keep_stack", action="store_true", help="leave the bench stack up")
