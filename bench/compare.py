@@ -1,6 +1,6 @@
 """Side by side: the property pipeline on Prism and on Flink vs a raw confluent-kafka loop.
 
-    python -m bench.compare [--events 500000 | --small] [--systems raw,prism,flink]
+    python -m bench.compare [--events 500000 | --small] [--systems raw,quix,prism,flink]
 
 One run, one broker, one simulated input (``pipelines.simulate``, fixed seed):
 
@@ -17,7 +17,11 @@ One run, one broker, one simulated input (``pipelines.simulate``, fixed seed):
    - ``raw``: ``bench.raw_loop`` in this process (decode → validate → late gate → route → encode
      → produce, the full topology in dicts; see its docstring for what it covers);
    - ``prism`` / ``flink``: ``pipelines.property`` as a bounded backfill (``--stop_read_time_ms``)
-     on Prism, and on Flink's embedded cluster through Beam's Flink job server.
+     on Prism, and on Flink's embedded cluster through Beam's Flink job server;
+   - ``flink_cluster`` (only when asked: ``--systems ...,flink_cluster``): the same on a real
+     Flink session cluster (the JobManager and TaskManager JVMs of ``runners.local``'s
+     ``flink-cluster``), submitted through the same job server with ``--flink_master`` (the job
+     server's own default stays the embedded Flink, so both can run in one bench).
 
 Metrics per system:
 
@@ -71,9 +75,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_HOME = REPO_ROOT / ".local" / "bench-stack"
 SYSTEMS = ("raw", "quix", "prism", "flink")
+# Measured only when named in --systems (they start more JVMs).
+OPTIONAL_SYSTEMS = ("flink_cluster",)
 QUIX_VENV = REPO_ROOT / ".local" / "quix-venv"
 QUIX_VERSION = "3.28.1"
-RUNNERS = {"prism": "PrismRunner", "flink": "FlinkRunner"}
+RUNNERS = {"prism": "PrismRunner", "flink": "FlinkRunner", "flink_cluster": "FlinkRunner"}
+# The session cluster's processes, metered under these names (runners.local's roles).
+FLINK_CLUSTER_ROLES = ("jobmanager", "taskmanager")
 PARTITIONS = 4
 DEFAULT_EVENTS = 500_000
 SMALL_EVENTS = 20_000
@@ -318,6 +326,7 @@ class Bench:
     stop_offsets: dict[tuple[str, int], int]
     oracle: object
     pids: dict[str, int]
+    flink_rest: str | None = None  # host:port of the session cluster's REST API, when it runs
 
 
 def _verify(bench: Bench, topics: PropertyTopics) -> tuple[list[str], dict[str, int]]:
@@ -395,14 +404,17 @@ def measure_beam(bench: Bench, system: str) -> Measurement:
     from pipelines import property as property_pipeline
 
     processes = ["kafka", "java-workers", "expansion-service"]
-    if system == "flink":
+    if RUNNERS[system] == "FlinkRunner":
         processes.append("flink-job-server")
+    if system == "flink_cluster":
+        processes += [f"flink-cluster-{role}" for role in FLINK_CLUSTER_ROLES]
 
     def work(topics: PropertyTopics) -> tuple[float | None, float | None, str]:
         argv = [
             f"--runner={RUNNERS[system]}",
             f"--stop_read_time_ms={bench.stop_ms}",
             *topic_flags(topics),
+            *flink_master_flags(system, bench.flink_rest),
         ]
         result = property_pipeline.start(argv)
         state = result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
@@ -412,6 +424,19 @@ def measure_beam(bench: Bench, system: str) -> Measurement:
         return None, None, "bounded backfill"
 
     return _measure(bench, system, processes, work)
+
+
+def flink_master_flags(system: str, flink_rest: str | None) -> list[str]:
+    """Where a Flink system's job runs: the job server's embedded Flink (``[local]``) for
+    ``flink``, the session cluster's REST address for ``flink_cluster``. Explicit for both: the
+    job server applies its own ``--flink-master`` only to a pipeline that says ``[auto]``."""
+    if system == "flink":
+        return ["--flink_master=[local]"]
+    if system == "flink_cluster":
+        if not flink_rest:
+            raise ValueError("flink_cluster needs the session cluster's REST address")
+        return [f"--flink_master={flink_rest}"]
+    return []
 
 
 def ensure_quix_venv(venv: Path = QUIX_VENV) -> Path:
@@ -490,8 +515,10 @@ def start_stack(home: Path, systems: Sequence[str], beam_extras: Sequence[str] =
     services = [local.KAFKA]
     if any(s in RUNNERS for s in systems):
         services += [local.JAVA_WORKERS, local.EXPANSION_SERVICE, *beam_extras]
-    if "flink" in systems:
+    if any(RUNNERS.get(s) == "FlinkRunner" for s in systems):
         services.append(local.FLINK_JOB_SERVER)
+    if "flink_cluster" in systems:
+        services.append(local.FLINK_CLUSTER)
     # Any free port, never the defaults: a shared stack (re)starting at the same moment would
     # take them too, and one of the two services then dies (seen: the expansion service).
     stack = local.ensure_up(
@@ -502,6 +529,11 @@ def start_stack(home: Path, systems: Sequence[str], beam_extras: Sequence[str] =
         say=print,
     )
     pids = {name: stack.record(name).pid for name in services}
+    if local.FLINK_CLUSTER in services:
+        # Two JVMs, not parent and child: meter each.
+        del pids[local.FLINK_CLUSTER]
+        for proc in stack.record(local.FLINK_CLUSTER).processes:
+            pids[f"{local.FLINK_CLUSTER}-{proc.role}"] = proc.pid
     return stack, pids
 
 
@@ -534,6 +566,9 @@ def run(
             stop_offsets=end_offsets(bootstrap, inputs),
             oracle=sim.oracle,
             pids=pids,
+            flink_rest=(
+                stack.flink_rest_url.removeprefix("http://") if "flink_cluster" in systems else None
+            ),
         )
         bench = dataclasses.replace(bench, stop_ms=mark_end(bootstrap, inputs))
         results = []
@@ -564,14 +599,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="input records")
     parser.add_argument("--small", action="store_true", help=f"{SMALL_EVENTS} input records")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated, in order")
+    parser.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma-separated, in order, from {[*SYSTEMS, *OPTIONAL_SYSTEMS]} "
+        "(flink_cluster: Flink on a session cluster the bench starts)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="the bench stack's home")
     parser.add_argument("--keep_stack", action="store_true", help="leave the bench stack up")
     args = parser.parse_args(argv)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    if not systems or set(systems) - set(SYSTEMS):
-        parser.error(f"--systems from {list(SYSTEMS)}, got {systems}")
+    if not systems or set(systems) - {*SYSTEMS, *OPTIONAL_SYSTEMS}:
+        parser.error(f"--systems from {[*SYSTEMS, *OPTIONAL_SYSTEMS]}, got {systems}")
     records = SMALL_EVENTS if args.small else args.events
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.compare import rate, scaled_spec, system_topics, topic_flags
+from bench.compare import flink_master_flags, rate, scaled_spec, system_topics, topic_flags
 from bench.report import png, table, with_ratios
 
 
@@ -60,3 +60,16 @@ def test_table_has_a_line_per_system_and_no_ratio_without_the_raw_loop():
 
 def test_png_renders():
     assert png([_row("raw", 10_000, 50.0), _row("prism", 3_000, 100.0)])[:4] == b"\x89PNG"
+
+
+def test_flink_systems_name_where_their_job_runs_explicitly():
+    assert flink_master_flags("flink", None) == ["--flink_master=[local]"]
+    assert flink_master_flags("flink_cluster", "localhost:8081") == [
+        "--flink_master=localhost:8081"
+    ]
+    assert flink_master_flags("prism", None) == []
+
+
+def test_the_session_cluster_system_needs_the_cluster_address():
+    with pytest.raises(ValueError, match="REST address"):
+        flink_master_flags("flink_cluster", None)
