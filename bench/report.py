@@ -103,6 +103,13 @@ def png(rows: Sequence[Row]) -> bytes:
                 va="bottom",
                 fontsize=8,
             )
+    return _png_bytes(fig)
+
+
+def _png_bytes(fig: Any) -> bytes:
+    """A finished matplotlib figure as PNG bytes; the figure is closed."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
@@ -212,11 +219,7 @@ def latency_png(rows: Sequence[Row]) -> bytes:
         axis.grid(True, alpha=0.3)
     axes[0].set_ylabel("fraction of output records")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return _png_bytes(fig)
 
 
 def write_latency(rows: Sequence[Row], html_path: Path, png_path: Path) -> Path:
