@@ -65,7 +65,7 @@ format: ## ruff fix + format
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: ## Throughput side by side (bench.compare), then latency at 50 % load (bench.latency) (BENCH_ARGS='--small')
+bench: setup ## Throughput side by side (bench.compare), then latency at 50 % load (bench.latency) (BENCH_ARGS='--small')
 	@# Latency runs even when a throughput run differed from the oracle; the exit code keeps both.
 	$(PY) -m bench.compare $(BENCH_ARGS); rc=$$?; \
 	$(PY) -m bench.latency $(BENCH_ARGS) $(LATENCY_ARGS) && exit $$rc
