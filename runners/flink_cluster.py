@@ -205,9 +205,7 @@ def cluster_processes(
     """Write the configuration under ``workdir/conf`` and return the JobManager and TaskManager
     command lines (JobManager first: the TaskManager registers with it)."""
     if not (dist / "lib").is_dir():
-        raise FlinkClusterError(
-            f"no Flink distribution at {dist}: run `python -m runners.install --flink-cluster`"
-        )
+        raise FlinkClusterError(f"no Flink distribution at {dist}: run `make setup`")
     conf = workdir / "conf"
     conf.mkdir(parents=True, exist_ok=True)
     for sub in ("tmp", "web", "blob", "savepoints", "checkpoints"):

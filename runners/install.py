@@ -9,8 +9,9 @@
 3. Prism at ``beam.version`` into ``.local/bin/prism`` with ``go install`` (skipped when the binary
    there was built from that version: ``go version -m`` tells).
 4. ``redis-server`` from Debian (``apt-get update`` then ``install``) when missing.
-5. With ``--flink-cluster``: the Flink distribution for a session cluster (PyPI's
-   ``apache-flink-libraries`` sdist at ``flink.version``) into ``.local/flink-<version>/``.
+5. The Flink distribution for a session cluster (PyPI's ``apache-flink-libraries`` sdist at
+   ``flink.version``, ~230 MB) into ``.local/flink-<version>/``: ``make test`` and ``make bench``
+   start that cluster, so ``make setup`` installs it like every other part of the stack.
 
 Standard library only, so it runs before the virtualenv exists. Every step has a timeout.
 """
@@ -205,32 +206,47 @@ def install_flink_distribution() -> StepResult:
     return StepResult("flink", time.monotonic() - start, f"distribution at {dest}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runners.install", description=__doc__)
-    parser.add_argument("--skip-maven", action="store_true")
-    parser.add_argument("--skip-prism", action="store_true")
-    parser.add_argument("--skip-redis", action="store_true")
-    parser.add_argument("-q", "--quiet", action="store_true", help="mvn -q")
-    parser.add_argument(
-        "--flink-cluster",
-        action="store_true",
-        help="also fetch the Flink distribution for `runners.local up flink-cluster` (~230 MB)",
+STEPS = ("maven", "prism", "redis", "flink")
+
+
+def selected_steps(args: argparse.Namespace) -> list[str]:
+    """The steps a run performs, in order: every one of ``STEPS`` not skipped by ``--skip-X``."""
+    return [name for name in STEPS if not getattr(args, f"skip_{name}")]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m runners.install`` (every step runs unless skipped)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m runners.install",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    args = parser.parse_args(argv)
+    parser.add_argument("--skip-maven", action="store_true", help="skip the Java classpaths")
+    parser.add_argument("--skip-prism", action="store_true", help="skip building Prism")
+    parser.add_argument("--skip-redis", action="store_true", help="skip redis-server")
+    parser.add_argument(
+        "--skip-flink",
+        action="store_true",
+        help="skip the Flink session cluster's distribution (~230 MB; tests of the cluster fail)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="mvn -q")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     problems = missing_tools()
     if problems:
         print("cannot set up the local stack:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2
-    steps = []
-    if not args.skip_maven:
-        steps.append(lambda: maven_package(args.quiet))
-    if not args.skip_prism:
-        steps.append(build_prism)
-    if not args.skip_redis:
-        steps.append(install_redis)
-    if args.flink_cluster:
-        steps.append(install_flink_distribution)
+    runners_of = {
+        "maven": lambda: maven_package(args.quiet),
+        "prism": build_prism,
+        "redis": install_redis,
+        "flink": install_flink_distribution,
+    }
+    steps = [runners_of[name] for name in selected_steps(args)]
     results = []
     try:
         for step in steps:

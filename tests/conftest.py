@@ -178,7 +178,7 @@ def flink_session_cluster(
     """``FLINK_JOB_ENDPOINT`` + ``FLINK_REST_URL`` when both are set; else a session cluster and
     its job server started in a private stack home (free ports), stopped at the session's end.
 
-    Needs the Flink distribution (``python -m runners.install --flink-cluster``)."""
+    Needs the Flink distribution (``make setup`` installs it)."""
     endpoint, rest_url = os.environ.get(FLINK_ENV), os.environ.get(FLINK_REST_ENV)
     if endpoint and rest_url:
         yield FlinkSessionCluster(endpoint, rest_url)

@@ -34,10 +34,8 @@ def test_flink_rest_rejects_a_url_without_scheme():
 
 
 def test_up_flink_cluster_registers_a_taskmanager_exposes_metrics_and_down_stops_both(tmp_path):
-    # Needs the distribution from `python -m runners.install --flink-cluster` (.ci/run does it).
-    assert (flink_cluster.distribution_dir() / "lib").is_dir(), (
-        "run runners.install --flink-cluster"
-    )
+    # Needs the distribution from `make setup`.
+    assert (flink_cluster.distribution_dir() / "lib").is_dir(), "run `make setup`"
     stack = local.ensure_up(["flink-cluster"], home=tmp_path, port_overrides={"flink-cluster": 0})
     try:
         rec = stack.record("flink-cluster")
