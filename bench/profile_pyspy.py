@@ -21,13 +21,14 @@ A benchmark script: it prints numbers and asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import re
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from runners.cli import FullHelpParser
 
 # Innermost frames that mean "this thread waits" (not work).
 IDLE_LEAVES = (
@@ -146,7 +147,7 @@ def record(pid: int, out: Path, seconds: int, rate: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.profile_pyspy", description=__doc__)
+    parser = FullHelpParser(prog="python -m bench.profile_pyspy", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("record", help="py-spy a running Python worker")
     rec.add_argument("pid", type=int)

@@ -46,6 +46,7 @@ from typing import Any, NamedTuple, TextIO
 
 from pipelines.delivery import DeliveryReport
 from pipelines.options import OptionError, PropertyTopics, parse_kafka_properties
+from runners.cli import FullHelpParser
 from transforms.codec import DecodeError, decode_record
 from transforms.dead_letter import DeadLetter
 
@@ -549,7 +550,7 @@ def format_plan_line(record: ReplayRecord, entry: DlqEntry) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = FullHelpParser(
         prog="python -m pipelines.dlq",
         description="Inspect the dead-letter topic, and replay selected dead letters.",
     )

@@ -23,7 +23,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult
 
-from pipelines.options import OptionError, PassthroughConfig, complete_argv
+from pipelines.cli import exit_with_help_if_asked
+from pipelines.options import OptionError, PassthroughConfig, PropertyOptions, complete_argv
 from runners.presets import PresetError
 from transforms.io.kafka import ReadKafkaRecords, WriteKafkaRecords
 from transforms.types import KafkaRecord
@@ -100,11 +101,14 @@ def run(argv: Sequence[str] | None = None) -> str:
         raise
 
 
-def main() -> int:
-    """The command line: a wrong option or a missing service is one line on stderr, exit 2."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: ``--help`` lists every option (ours, then Beam's, grouped); a wrong
+    option or a missing service is one line on stderr, exit 2."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    exit_with_help_if_asked(argv, "python -m pipelines.passthrough", __doc__, (PropertyOptions,))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        state = run()
+        state = run(argv)
     except (OptionError, PresetError) as exc:
         print(f"passthrough: {exc}", file=sys.stderr)
         return 2

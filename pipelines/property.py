@@ -36,7 +36,13 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult
 
-from pipelines.options import PropertyConfig, PropertyRunConfig, complete_argv
+from pipelines.cli import exit_with_help_if_asked
+from pipelines.options import (
+    PassthroughOptions,
+    PropertyConfig,
+    PropertyRunConfig,
+    complete_argv,
+)
 from transforms.aggregation import CountByZip, HighValueListings, ListingUpdates
 from transforms.codec import DecodeAvro, EncodeAvro, FieldKey
 from transforms.dead_letter import DeadLetter
@@ -258,6 +264,14 @@ def run(argv: Sequence[str] | None = None) -> str:
     return result.wait_until_finish()
 
 
-if __name__ == "__main__":
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: ``--help`` lists every option (ours, then Beam's, grouped)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    exit_with_help_if_asked(argv, "python -m pipelines.property", __doc__, (PassthroughOptions,))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    print(f"property pipeline finished: {run()}")
+    print(f"property pipeline finished: {run(argv)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runners.cli import FullHelpParser
+
 TERMINAL_STATES = frozenset({"CANCELED", "FAILED", "FINISHED"})
 # What the job server logs when it starts an embedded Flink (one per job): its REST address.
 EMBEDDED_REST_PATTERN = re.compile(r"Rest endpoint listening at (\S+?):(\d+)")
@@ -233,7 +235,7 @@ def _default_url() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = FullHelpParser(
         prog="python -m runners.flink",
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 1)[1],

@@ -33,7 +33,6 @@ Python (pytest fixtures)::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import fcntl
@@ -55,6 +54,7 @@ from runners import kafka as kafka_admin
 from runners._ports import LOOPBACK, PortInUseError, choose_port, free_port
 from runners._procs import StartupError
 from runners._state import ProcessRecord, ServiceRecord, load_state, save_state
+from runners.cli import FullHelpParser
 
 __all__ = [
     "ALL_SERVICES",
@@ -1024,7 +1024,7 @@ def _parse_ports(specs: Sequence[str]) -> dict[str, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = FullHelpParser(
         prog="python -m runners.local", description=(__doc__ or "").split("\n")[0]
     )
     parser.add_argument("--home", help=f"stack home (default .local, or ${HOME_ENV})")
