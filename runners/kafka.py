@@ -61,8 +61,19 @@ def new_cluster_id() -> str:
     raise RuntimeError("could not draw a cluster id")  # pragma: no cover: p(-) = 1/64 per draw
 
 
-def broker_properties(node: KafkaNode, nodes: Sequence[KafkaNode], host: str = "127.0.0.1") -> str:
-    """``server.properties`` for ``node`` in a cluster of ``nodes`` (1 or 3), loopback only."""
+def broker_properties(
+    node: KafkaNode,
+    nodes: Sequence[KafkaNode],
+    host: str = "127.0.0.1",
+    security: Mapping[str, str] | None = None,
+) -> str:
+    """``server.properties`` for ``node`` in a cluster of ``nodes`` (1 or 3), loopback only.
+
+    With ``security`` (``runners.security.broker_security_properties``) the client and
+    inter-broker listener is ``SASL_SSL`` instead of ``PLAINTEXT``; the controller listener stays
+    PLAINTEXT on loopback either way (KAFKA-15513).
+    """
+    listener = "SASL_SSL" if security else "PLAINTEXT"
     n = len(nodes)
     voters = ",".join(f"{x.node_id}@{host}:{x.controller_port}" for x in nodes)
     # Internal topics and new topics replicate over every node up to 3; with 3 nodes a write
@@ -73,11 +84,11 @@ def broker_properties(node: KafkaNode, nodes: Sequence[KafkaNode], host: str = "
         "process.roles": "broker,controller",
         "node.id": node.node_id,
         "controller.quorum.voters": voters,
-        "listeners": f"PLAINTEXT://{host}:{node.broker_port},CONTROLLER://{host}:{node.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{node.broker_port}",
+        "listeners": f"{listener}://{host}:{node.broker_port},CONTROLLER://{host}:{node.controller_port}",
+        "advertised.listeners": f"{listener}://{host}:{node.broker_port}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": listener,
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{listener}:{listener}",
         "log.dirs": str(node.data_dir),
         "num.partitions": 1,
         "default.replication.factor": rf,
@@ -95,6 +106,7 @@ def broker_properties(node: KafkaNode, nodes: Sequence[KafkaNode], host: str = "
         # A local stack: small segments so that compaction (properties-by-zip) is visible soon.
         "log.segment.bytes": 64 * 1024 * 1024,
         "log.cleaner.min.compaction.lag.ms": 0,
+        **(security or {}),
     }
     return "".join(f"{k}={v}\n" for k, v in lines.items())
 
@@ -182,15 +194,22 @@ def admin_client(bootstrap_servers: str, **config: str | int) -> AdminClient:
     return AdminClient(conf)
 
 
-def cluster_metadata(bootstrap_servers: str, timeout_s: float = 5.0) -> ClusterMetadata:
+def cluster_metadata(
+    bootstrap_servers: str, timeout_s: float = 5.0, client_config: Mapping[str, str] | None = None
+) -> ClusterMetadata:
     """A real metadata request; raises ``KafkaException`` when no broker answers in time."""
-    return admin_client(bootstrap_servers).list_topics(timeout=timeout_s)
+    return admin_client(bootstrap_servers, **(client_config or {})).list_topics(timeout=timeout_s)
 
 
-def brokers_ready(bootstrap_servers: str, expected_brokers: int, timeout_s: float = 3.0) -> bool:
+def brokers_ready(
+    bootstrap_servers: str,
+    expected_brokers: int,
+    timeout_s: float = 3.0,
+    client_config: Mapping[str, str] | None = None,
+) -> bool:
     """True when a metadata request answers and lists ``expected_brokers`` brokers."""
     try:
-        md = cluster_metadata(bootstrap_servers, timeout_s)
+        md = cluster_metadata(bootstrap_servers, timeout_s, client_config)
     except KafkaException:
         return False
     return len(md.brokers) >= expected_brokers
@@ -271,16 +290,18 @@ def ensure_topics(
     *,
     recreate: bool = False,
     timeout_s: float = 60.0,
+    client_config: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Make every topic exist as specified; returns topic → what was done.
 
     Missing topics are created. Existing ones keep their data: their configs are set to the spec
     and partitions added when the spec has more (Kafka cannot remove partitions; that is reported).
     ``recreate`` deletes and creates them afresh (data lost). Returns only when the metadata shows
-    every topic with a leader for each partition, or raises after ``timeout_s``.
+    every topic with a leader for each partition, or raises after ``timeout_s``. ``client_config``:
+    librdkafka security settings of an admin (secured stack).
     """
     specs = list(specs)
-    admin = admin_client(bootstrap_servers)
+    admin = admin_client(bootstrap_servers, **(client_config or {}))
     deadline = time.monotonic() + timeout_s
     existing = admin.list_topics(timeout=timeout_s).topics
     done: dict[str, str] = {}
@@ -347,9 +368,14 @@ def ensure_topics(
     return done
 
 
-def delete_topics(bootstrap_servers: str, names: Sequence[str], timeout_s: float = 30.0) -> None:
+def delete_topics(
+    bootstrap_servers: str,
+    names: Sequence[str],
+    timeout_s: float = 30.0,
+    client_config: Mapping[str, str] | None = None,
+) -> None:
     """Delete ``names`` (missing ones ignored) and wait until the metadata no longer lists them."""
-    admin = admin_client(bootstrap_servers)
+    admin = admin_client(bootstrap_servers, **(client_config or {}))
     deadline = time.monotonic() + timeout_s
     present = [n for n in names if n in admin.list_topics(timeout=timeout_s).topics]
     if present:

@@ -21,8 +21,12 @@ Logs: ``.local/logs/<service>.log``; pid files: ``.local/run/<service>.pid``.
 
 CLI::
 
-    python -m runners.local up [SERVICE...] [--flink] [--brokers 3] [--port kafka=19092]
+    python -m runners.local up [SERVICE...] [--flink] [--brokers 3] [--secure] [--port kafka=19092]
     python -m runners.local status | down [SERVICE...] | logs SERVICE [-f] | topics [--recreate]
+
+``--secure`` runs Kafka with SASL_SSL + SCRAM-SHA-512, TLS from a generated CA and ACLs from
+``runners/security.toml`` (``runners.security``); each user's client properties file is
+``Stack.kafka_config_file(user)``.
 
 Python (pytest fixtures)::
 
@@ -51,6 +55,7 @@ from pathlib import Path
 
 from runners import _procs
 from runners import kafka as kafka_admin
+from runners import security as kafka_security
 from runners._ports import LOOPBACK, PortInUseError, choose_port, free_port
 from runners._procs import StartupError
 from runners._state import ProcessRecord, ServiceRecord, load_state, save_state
@@ -266,6 +271,30 @@ class Stack:
         return int(self.record(KAFKA).extra.get("brokers", 1))
 
     @property
+    def kafka_secure(self) -> bool:
+        """True when Kafka runs secured (``up --secure``): SASL_SSL, SCRAM, ACLs."""
+        return bool(self.record(KAFKA).extra.get("secure", False))
+
+    def kafka_config_file(self, user: str) -> Path | None:
+        """The client properties file (0600, holds the password) of ``user`` of
+        ``runners/security.toml`` on the secured stack; None when Kafka runs unsecured."""
+        if not self.kafka_secure:
+            return None
+        path = kafka_security.SecurityFiles(
+            Path(str(self.record(KAFKA).extra["security_dir"]))
+        ).client_properties(user)
+        if not path.exists():
+            raise StackError(f"{path} is missing: is {user!r} a user of runners/security.toml?")
+        return path
+
+    def kafka_client_config(self, user: str = "admin") -> dict[str, str]:
+        """librdkafka security settings of ``user`` ({} when Kafka runs unsecured)."""
+        from transforms.io.client_config import librdkafka_config, load_client_security
+
+        path = self.kafka_config_file(user)
+        return librdkafka_config(load_client_security(path)) if path else {}
+
+    @property
     def expansion_service(self) -> str:
         """Beam's expansion service (Kafka IO, EXTERNAL environment), for ``--beam_services``."""
         return f"localhost:{self._port(EXPANSION_SERVICE, 'grpc')}"
@@ -387,10 +416,14 @@ def _kafka_port_defaults(brokers: int) -> dict[str, int]:
     return ports
 
 
-def _plan_kafka(paths: StackPaths, ports: Mapping[str, int], brokers: int) -> _Plan:
+def _plan_kafka(
+    paths: StackPaths, ports: Mapping[str, int], brokers: int, secure: bool = False
+) -> _Plan:
     java = _java()
     cp = paths.classpath("kafka-broker")
-    cluster_dir = paths.data(KAFKA) / f"cluster-{brokers}"
+    cluster_dir = paths.data(KAFKA) / (
+        f"cluster-{brokers}-secure" if secure else f"cluster-{brokers}"
+    )
     cluster_dir.mkdir(parents=True, exist_ok=True)
     # The cluster id is kept with the data so that a restart reuses the formatted logs.
     id_file = cluster_dir / "cluster.id"
@@ -408,23 +441,52 @@ def _plan_kafka(paths: StackPaths, ports: Mapping[str, int], brokers: int) -> _P
         )
         for i in range(1, brokers + 1)
     ]
+    files = kafka_security.SecurityFiles(cluster_dir / "security")
+    security: dict[str, str] | None = None
+    passwords: dict[str, str] = {}
+    client: dict[str, str] = {}
+    if secure:
+        config = kafka_security.load_security()
+        passwords = kafka_security.prepare(files, config)
+        security = kafka_security.broker_security_properties(
+            files, config, passwords[kafka_security.BROKER_USER]
+        )
+        from transforms.io.client_config import librdkafka_config, load_client_security
+
+        client = librdkafka_config(load_client_security(files.client_properties("admin")))
     procs = []
     for node in nodes:
         props = cluster_dir / f"node-{node.node_id}" / "server.properties"
         props.parent.mkdir(parents=True, exist_ok=True)
-        props.write_text(kafka_admin.broker_properties(node, nodes, LOOPBACK))
+        text = kafka_admin.broker_properties(node, nodes, LOOPBACK, security)
+        if secure:
+            # It holds the broker's SCRAM password.
+            kafka_security._write_private(props, text)
+        else:
+            props.write_text(text)
         log = paths.log(KAFKA if node.node_id == 1 else f"{KAFKA}-{node.node_id}")
         if not (node.data_dir / "meta.properties").exists():
-            kafka_admin.format_storage(java, cp, cluster_id, props, log)
+            if secure:
+                kafka_security.format_storage_secure(
+                    java, cp, cluster_id, props, log, passwords, files.root
+                )
+            else:
+                kafka_admin.format_storage(java, cp, cluster_id, props, log)
         jvm = kafka_admin.java_options(log4j)
         argv = [java, *jvm, "-cp", cp, kafka_admin.KAFKA_MAIN, str(props)]
         procs.append(_Proc(role=f"node-{node.node_id}", argv=argv, log=log))
     bootstrap = ",".join(f"{LOOPBACK}:{n.broker_port}" for n in nodes)
     return _Plan(
         processes=procs,
-        ready=lambda: kafka_admin.brokers_ready(bootstrap, brokers),
-        ready_what=f"Kafka metadata from {brokers} broker(s) at {bootstrap}",
-        extra={"brokers": brokers, "cluster_id": cluster_id, "data_dir": str(cluster_dir)},
+        ready=lambda: kafka_admin.brokers_ready(bootstrap, brokers, client_config=client),
+        ready_what=f"Kafka metadata from {brokers} broker(s) at {bootstrap}"
+        + (" (SASL_SSL as admin)" if secure else ""),
+        extra={
+            "brokers": brokers,
+            "cluster_id": cluster_id,
+            "data_dir": str(cluster_dir),
+            **({"secure": True, "security_dir": str(files.root)} if secure else {}),
+        },
     )
 
 
@@ -607,6 +669,8 @@ class UpOptions:
     """``service`` or ``service.role`` → port; 0 means any free port; a non-zero port is strict."""
     flink_master: str = "[local]"
     create_topics: bool = True
+    secure: bool = False
+    """Kafka with SASL_SSL, SCRAM-SHA-512, TLS and ACLs (``runners.security``)."""
 
     def __post_init__(self) -> None:
         if self.brokers not in (1, 3):
@@ -723,7 +787,7 @@ def _plan_for(
     state: Mapping[str, ServiceRecord],
 ) -> _Plan:
     if name == KAFKA:
-        return _plan_kafka(paths, ports, options.brokers)
+        return _plan_kafka(paths, ports, options.brokers, options.secure)
     if name == JAVA_WORKERS:
         return _plan_java_workers(paths, ports)
     if name == EXPANSION_SERVICE:
@@ -911,6 +975,12 @@ def up(
                         f" {options.brokers} requested: run"
                         " `python -m runners.local down kafka` first"
                     )
+                if name == KAFKA and bool(rec.extra.get("secure", False)) != options.secure:
+                    raise StackError(
+                        f"kafka runs {'secured' if rec.extra.get('secure') else 'unsecured'},"
+                        f" {'--secure' if options.secure else 'unsecured'} requested: run"
+                        " `python -m runners.local down kafka` first"
+                    )
                 say(f"{name}: already running (pid {rec.pid}, {_fmt_ports(rec.ports)})")
                 continue
             if rec is not None:
@@ -924,10 +994,22 @@ def up(
             to_start.append(name)
         _start_in_waves(to_start, paths, options, state, say)
         stack = Stack(paths, dict(state))
+        admin_config = stack.kafka_client_config("admin") if KAFKA in wanted else {}
         if KAFKA in wanted and options.create_topics:
-            actions = kafka_admin.ensure_topics(stack.bootstrap_servers, kafka_admin.load_topics())
+            actions = kafka_admin.ensure_topics(
+                stack.bootstrap_servers, kafka_admin.load_topics(), client_config=admin_config
+            )
             created = [t for t, a in actions.items() if a == "created"]
             say(f"topics: {len(actions)} ensured" + (f", created {created}" if created else ""))
+        if KAFKA in wanted and stack.kafka_secure:
+            bindings = kafka_security.acl_bindings(kafka_security.load_security())
+            kafka_security.apply_acls(
+                kafka_admin.admin_client(stack.bootstrap_servers, **admin_config), bindings
+            )
+            say(
+                f"security: SASL_SSL SCRAM-SHA-512, {len(bindings)} ACLs ensured; client"
+                f" properties files in {stack.record(KAFKA).extra['security_dir']}"
+            )
     return stack
 
 
@@ -938,13 +1020,17 @@ def ensure_up(
     home: Path | str | None = None,
     port_overrides: Mapping[str, int] | None = None,
     create_topics: bool = True,
+    secure: bool = False,
     say: Callable[[str], None] = lambda _msg: None,
 ) -> Stack:
     """For pytest fixtures and scripts: ``up`` quietly, returning the ``Stack``."""
     return up(
         services,
         options=UpOptions(
-            brokers=brokers, port_overrides=dict(port_overrides or {}), create_topics=create_topics
+            brokers=brokers,
+            port_overrides=dict(port_overrides or {}),
+            create_topics=create_topics,
+            secure=secure,
         ),
         home=home,
         say=say,
@@ -1041,6 +1127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="pin a port (strict: fails if taken); 0 = any free port",
     )
     p_up.add_argument("--no-topics", action="store_true", help="do not create runners/topics.toml")
+    p_up.add_argument(
+        "--secure",
+        action="store_true",
+        help="Kafka with SASL_SSL (SCRAM-SHA-512), TLS and the ACLs of runners/security.toml",
+    )
     p_down = sub.add_parser("down", help="stop services (default: all)")
     p_down.add_argument("services", nargs="*")
     sub.add_parser("status", help="what runs where")
@@ -1059,6 +1150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 brokers=args.brokers,
                 port_overrides=_parse_ports(args.port),
                 create_topics=not args.no_topics,
+                secure=args.secure,
             )
             stack = up(args.services, options=options, home=args.home, flink=args.flink)
             print(f"stack up in {time.monotonic() - started:.1f}s; state {stack.paths.state_file}")
@@ -1075,7 +1167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack = Stack.load(args.home)
             stack.check_alive(KAFKA)
             actions = kafka_admin.ensure_topics(
-                stack.bootstrap_servers, kafka_admin.load_topics(), recreate=args.recreate
+                stack.bootstrap_servers,
+                kafka_admin.load_topics(),
+                recreate=args.recreate,
+                client_config=stack.kafka_client_config("admin"),
             )
             for topic, action in actions.items():
                 print(f"{topic}: {action}")
