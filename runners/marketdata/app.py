@@ -13,15 +13,21 @@ Endpoints:
 - ``GET /admin/faults`` / ``POST /admin/faults`` → read / change the injected faults of the
   running server (a JSON object with any of the ``Faults`` fields; omitted fields keep their value;
   ``{"reset": true}`` restores the defaults first). Unknown fields or bad values → 422.
-- ``GET /admin/stats`` → how many API requests (``/v1/market`` and batches) arrived, by status
-  (``market_requests``, ``by_status``); ``POST /admin/stats/reset`` zeroes them. Tests use it to
-  prove that a permanent error is not retried.
+- ``GET /admin/stats`` → how many API requests (``/v1/market`` and batches) that arrived since the
+  last reset were answered, by status (``market_requests``, ``by_status``), and how many of them
+  are still being answered (``in_flight``, e.g. sleeping an injected latency). A request counts
+  in the statistics of the period it *arrived* in: one that arrived before a reset and is answered
+  after it (a slow call a client gave up on) is not counted, so a test's counts are its own.
+  ``POST /admin/stats/reset`` starts a new period with zero counts.
+- ``POST /admin/reset`` → as good as a fresh process: default faults, the fault generator
+  reseeded, a new statistics period. Tests that count requests call it before each test.
 
 Faults apply to the API endpoints only, in this order: ``latency_ms`` (added before answering),
 ``down`` (503), ``rate_limit_rps`` (token bucket; over the rate → 429 with an integer
 ``Retry-After`` header), ``error_rate`` (that fraction of requests → 500), then the lookup, then
 ``malformed_rate`` (that fraction of 200 answers carry a truncated JSON body). The random draws
-come from a ``random.Random`` seeded with the dataset seed, so a run is repeatable.
+come from a ``random.Random`` seeded with the dataset seed (reseeded by ``/admin/reset``), so a
+run is repeatable.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import math
 import random
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,18 +109,56 @@ class MarketDataService:
         self.dataset = dataset
         self.faults = (faults or Faults()).validated()
         self.rng = random.Random(dataset.seed)
-        self.stats: Counter[int] = Counter()
         self.bucket = self._bucket_for(self.faults)
+        # Statistics period: bumped by a reset; each request is counted in the period it arrived
+        # in, so answers to requests from before a reset never leak into the new counts.
+        self.period = 0
+        self.stats: Counter[int] = Counter()
+        self.in_flight = 0
 
     @staticmethod
     def _bucket_for(faults: Faults) -> _TokenBucket | None:
         return None if faults.rate_limit_rps is None else _TokenBucket(faults.rate_limit_rps)
 
-    def _answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-        self.stats[status] += 1
+    def new_period(self) -> None:
+        """Zero the statistics; requests still in flight will not be counted."""
+        self.period += 1
+        self.stats.clear()
+        self.in_flight = 0
+
+    def reset(self) -> None:
+        """Default faults, the fault generator reseeded, a new statistics period."""
+        self.faults = Faults()
+        self.bucket = None
+        self.rng = random.Random(self.dataset.seed)
+        self.new_period()
+
+    async def _counted(
+        self, request: Request, handler: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Runs an API ``handler``, counting its answer in the period the request arrived in."""
+        period = self.period
+        self.in_flight += 1
+        try:
+            response = await handler(request)
+        finally:
+            if period == self.period:
+                self.in_flight -= 1
+        if period == self.period:
+            self.stats[response.status_code] += 1
+        return response
+
+    @staticmethod
+    def _answer(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
         return JSONResponse(body, status_code=status, headers=headers)
 
     async def market(self, request: Request) -> Response:
+        return await self._counted(request, self._market)
+
+    async def market_batch(self, request: Request) -> Response:
+        return await self._counted(request, self._market_batch)
+
+    async def _market(self, request: Request) -> Response:
         faults = self.faults
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
@@ -130,7 +175,6 @@ class MarketDataService:
                 404, {"error": f"no market data for zip={zip_code} type={property_type}"}
             )
         if faults.malformed_rate and self.rng.random() < faults.malformed_rate:
-            self.stats[200] += 1
             # A body cut short, as a broken proxy or a crashed vendor process would send.
             return Response('{"median_price": ', media_type="application/json")
         return self._answer(200, record)
@@ -151,7 +195,7 @@ class MarketDataService:
             return self._answer(500, {"error": "internal error (injected)"})
         return None
 
-    async def market_batch(self, request: Request) -> Response:
+    async def _market_batch(self, request: Request) -> Response:
         faults = self.faults
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
@@ -185,7 +229,6 @@ class MarketDataService:
                     {"zip": zip_code, "type": property_type, "status": 200, "data": record}
                 )
         if faults.malformed_rate and self.rng.random() < faults.malformed_rate:
-            self.stats[200] += 1
             return Response('{"results": [', media_type="application/json")
         return self._answer(200, {"results": results})
 
@@ -230,12 +273,17 @@ class MarketDataService:
             {
                 "market_requests": sum(self.stats.values()),
                 "by_status": {str(k): v for k, v in sorted(self.stats.items())},
+                "in_flight": self.in_flight,
             }
         )
 
     async def reset_stats(self, request: Request) -> Response:
-        self.stats.clear()
-        return JSONResponse({"market_requests": 0, "by_status": {}})
+        self.new_period()
+        return JSONResponse({"market_requests": 0, "by_status": {}, "in_flight": 0})
+
+    async def post_reset(self, request: Request) -> Response:
+        self.reset()
+        return JSONResponse({"faults": dataclasses.asdict(self.faults), "period": self.period})
 
 
 def create_app(service: MarketDataService) -> Starlette:
@@ -249,5 +297,6 @@ def create_app(service: MarketDataService) -> Starlette:
             Route("/admin/faults", service.post_faults, methods=["POST"]),
             Route("/admin/stats", service.get_stats, methods=["GET"]),
             Route("/admin/stats/reset", service.reset_stats, methods=["POST"]),
+            Route("/admin/reset", service.post_reset, methods=["POST"]),
         ]
     )

@@ -60,15 +60,31 @@ class MarketDataServer:
         response.raise_for_status()
         return dict(response.json())
 
-    def stats(self) -> dict[str, Any]:
-        response = requests.get(f"{self.url}/admin/stats", timeout=5)
-        response.raise_for_status()
-        return dict(response.json())
+    def stats(self, settle_timeout_s: float = 30.0) -> dict[str, Any]:
+        """Requests answered since the last reset, by status, once none is still in flight.
+
+        A client that gave up on a slow call (its timeout) has counted the call already; waiting
+        for the server to finish answering it makes both sides count the same calls. TimeoutError
+        when requests are still in flight after ``settle_timeout_s``.
+        """
+        deadline = time.monotonic() + settle_timeout_s
+        while True:
+            response = requests.get(f"{self.url}/admin/stats", timeout=5)
+            response.raise_for_status()
+            stats = dict(response.json())
+            in_flight = stats.pop("in_flight", 0)
+            if not in_flight:
+                return stats
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{in_flight} market-data requests still in flight after {settle_timeout_s} s"
+                )
+            time.sleep(0.05)
 
     def reset(self) -> None:
-        """Healthy again, statistics zeroed."""
-        self.set_faults(reset=True)
-        requests.post(f"{self.url}/admin/stats/reset", timeout=5).raise_for_status()
+        """As good as a fresh server: healthy, fault draws reseeded, statistics of a new period
+        (answers to requests sent before the reset are never counted in it)."""
+        requests.post(f"{self.url}/admin/reset", timeout=5).raise_for_status()
 
     def stop(self) -> None:
         _stop(self.proc)

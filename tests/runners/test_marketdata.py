@@ -145,6 +145,42 @@ def test_stats_count_every_api_request_by_status(server: MarketDataServer) -> No
     assert stats == {"market_requests": 3, "by_status": {"200": 2, "404": 1}}
 
 
+def test_a_request_answered_after_a_reset_counts_in_no_period(server: MarketDataServer) -> None:
+    """A slow call that arrived before a reset (a client gave up on it) and is answered after it
+    must not be counted in the new period: that leak made exact request counts flaky."""
+    server.set_faults(latency_ms=1500)
+    with pytest.raises(requests.Timeout):
+        requests.get(
+            f"{server.url}/v1/market", params={"zip": "10001", "type": "CONDO"}, timeout=0.2
+        )
+    server.reset()
+    assert get_market(server, "10002", "CONDO").status_code == 200
+    time.sleep(1.6)  # the abandoned call has been answered by now
+    assert server.stats() == {"market_requests": 1, "by_status": {"200": 1}}
+
+
+def test_stats_wait_for_calls_still_in_flight(server: MarketDataServer) -> None:
+    """A call whose client timed out still counts once the server answers it: the statistics
+    are read only when nothing is in flight, so server and client count the same calls."""
+    server.set_faults(latency_ms=800)
+    with pytest.raises(requests.Timeout):
+        requests.get(
+            f"{server.url}/v1/market", params={"zip": "10001", "type": "CONDO"}, timeout=0.1
+        )
+    assert server.stats() == {"market_requests": 1, "by_status": {"200": 1}}
+
+
+def test_reset_reseeds_the_fault_draws(server: MarketDataServer) -> None:
+    def draws() -> list[int]:
+        server.set_faults(error_rate=0.5)
+        return [get_market(server, "10001", "CONDO").status_code for _ in range(20)]
+
+    first = draws()
+    server.reset()
+    assert draws() == first
+    assert set(first) == {200, 500}
+
+
 def test_cli_flags_set_the_initial_faults() -> None:
     with market_data_server("--down", "--latency-ms", "10") as server:
         assert get_market(server, "10001", "CONDO").status_code == 503
