@@ -17,7 +17,7 @@ import subprocess
 import time
 import tomllib
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -311,9 +311,13 @@ def ensure_topics(
             futures = admin.delete_topics(doomed, operation_timeout=timeout_s)
             _wait_futures(futures, deadline, "delete")
             _wait_for(
-                lambda: not set(doomed) & set(admin.list_topics(timeout=5).topics),
+                lambda: _on_every_broker(
+                    bootstrap_servers,
+                    lambda a: not set(doomed) & set(a.list_topics(timeout=5).topics),
+                    client_config,
+                ),
                 deadline,
-                f"deletion of topics {doomed}",
+                f"deletion of topics {doomed} on every broker",
             )
             existing = admin.list_topics(timeout=timeout_s).topics
     to_create = [s for s in specs if s.name not in existing]
@@ -360,12 +364,31 @@ def ensure_topics(
             actions.append("configs set")
         done[spec.name] = "exists" + (f" ({', '.join(actions)})" if actions else "")
     wanted = {s.name: s.partitions for s in specs}
+    # Every broker, not just the one that answered: in KRaft each broker applies the metadata log
+    # at its own pace, and a client asking a broker that lags sees no such topic (a 3-broker
+    # stack's test once read the metadata from such a broker right after this returned).
     _wait_for(
-        lambda: _all_led(admin, wanted),
+        lambda: _on_every_broker(bootstrap_servers, lambda a: _all_led(a, wanted), client_config),
         deadline,
-        f"leaders for every partition of {sorted(wanted)}",
+        f"leaders for every partition of {sorted(wanted)} on every broker",
     )
     return done
+
+
+def _on_every_broker(
+    bootstrap_servers: str,
+    pred: Callable[[AdminClient], bool],
+    client_config: Mapping[str, str] | None = None,
+) -> bool:
+    """``pred`` holds for the metadata of each bootstrap address asked on its own.
+
+    A fresh client knows only its bootstrap broker until its first metadata answer, so its first
+    request goes to that broker.
+    """
+    config = client_config or {}
+    return all(
+        pred(admin_client(address.strip(), **config)) for address in bootstrap_servers.split(",")
+    )
 
 
 def delete_topics(
@@ -381,9 +404,13 @@ def delete_topics(
     if present:
         _wait_futures(admin.delete_topics(present, operation_timeout=timeout_s), deadline, "delete")
         _wait_for(
-            lambda: not set(present) & set(admin.list_topics(timeout=5).topics),
+            lambda: _on_every_broker(
+                bootstrap_servers,
+                lambda a: not set(present) & set(a.list_topics(timeout=5).topics),
+                client_config,
+            ),
             deadline,
-            f"deletion of topics {present}",
+            f"deletion of topics {present} on every broker",
         )
 
 
