@@ -72,7 +72,9 @@ def _mark_end(stack, specs) -> int:
     from confluent_kafka import Producer
 
     stop_ms = int(time.time() * 1000)
-    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    producer = Producer(
+        {"bootstrap.servers": stack.bootstrap_servers, **stack.kafka_client_config("producer")}
+    )
     for spec in specs:
         if spec.name in (EVENTS_TOPIC, VIEWS_TOPIC):
             for p in range(spec.partitions):
@@ -181,6 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout_s", type=float, default=600.0, help="give up after this long")
     parser.add_argument("--interval_s", type=float, default=5.0, help="summary refresh period")
     parser.add_argument("--keep_topics", action="store_true", help="do not reset the topics")
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="run on the secured local Kafka (SASL_SSL, SCRAM, ACLs: runners.local up --secure);"
+        " the pipeline connects as its user 'pipeline', the simulator as 'producer'",
+    )
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument(
         "--streaming",
@@ -215,11 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         *local.DEFAULT_SERVICES,
         *([local.FLINK_JOB_SERVER] if args.runner == "FlinkRunner" else []),
     ]
-    stack = local.ensure_up(services, say=print)
+    stack = local.ensure_up(services, secure=args.secure, say=print)
     timings["stack_up"] = round(time.monotonic() - t0, 1)
+    # Security settings of each role ({} on an unsecured stack).
+    as_admin, as_producer, as_tools = (
+        stack.kafka_client_config(user) for user in ("admin", "producer", "tools")
+    )
     specs = kafka.load_topics()
     if not args.keep_topics:
-        kafka.ensure_topics(stack.bootstrap_servers, specs, recreate=True)
+        kafka.ensure_topics(stack.bootstrap_servers, specs, recreate=True, client_config=as_admin)
 
     now_ms = int(time.time() * 1000)
     spec = SimulationSpec(
@@ -259,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             kwargs={
                 "follow_timestamps": True,
                 # A record stamped "now" must reach the broker before its partition idles.
-                "producer_config": {"linger.ms": "0"},
+                "producer_config": {"linger.ms": "0", **as_producer},
                 "progress": False,
             },
             name="live-producer",
@@ -271,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         t = time.monotonic()
         sim = generate(spec, now_ms=now_ms)
-        produce(sim.records, stack.bootstrap_servers)
+        produce(sim.records, stack.bootstrap_servers, producer_config=as_producer)
         timings["simulate_and_produce"] = round(time.monotonic() - t, 1)
         mode = (
             ["--streaming"]
@@ -289,7 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         while time.monotonic() - started < args.timeout_s:
             time.sleep(args.interval_s)
-            summary = summarize(read_outputs(stack.bootstrap_servers, topics, timeout_s=60))
+            summary = summarize(
+                read_outputs(
+                    stack.bootstrap_servers, topics, timeout_s=60, consumer_config=as_tools
+                )
+            )
             diffs = differences(summary, sim.oracle)
             lines = summary_lines(summary, diffs, time.monotonic() - started)
             print("\n".join(lines), flush=True)

@@ -651,10 +651,31 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         bootstrap = _bootstrap(args.bootstrap_servers)
     except RuntimeError as exc:  # runners.local's StackError: no local stack running
         return refuse(f"{exc}; or give --bootstrap_servers")
+    from pipelines.client_security import tool_client_config
+
     try:
-        contents = read_dlq(
-            bootstrap, args.topic, timeout_s=args.timeout_s, consumer_config=properties
-        )
+        # $KAFKA_CONFIG_FILE, or the secured local stack's users: read as tools, write as producer.
+        reader = {**tool_client_config("tools", args.bootstrap_servers), **properties}
+        writer = {**tool_client_config("producer", args.bootstrap_servers), **properties}
+        if reader != properties:
+            # Secured: fail in seconds with one line (librdkafka retries a refused login).
+            from pipelines.kafka_access import check_access
+
+            check_access(
+                bootstrap,
+                reader,
+                read_topics=[args.topic],
+                write_topics=[],
+                user="the DLQ tool's Kafka user",
+                timeout_s=args.timeout_s,
+            )
+    except ValueError as exc:  # ClientConfigError: the file cannot be used
+        return refuse(str(exc))
+    except RuntimeError as exc:  # KafkaAccessError: authentication or ACLs
+        print(f"dlq {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        contents = read_dlq(bootstrap, args.topic, timeout_s=args.timeout_s, consumer_config=reader)
         chosen = select(contents.entries, selection)
         if args.command == "inspect":
             if args.json:
@@ -679,11 +700,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 print(format_plan_line(record, entry), file=out)
             print(f"dry run: would replay {len(plan)} records ({selection.describe()})", file=out)
             return 0
-        check_targets(plan, bootstrap, timeout_s=args.timeout_s, client_config=properties)
+        check_targets(plan, bootstrap, timeout_s=args.timeout_s, client_config=writer)
         delivered = send(
             plan,
             bootstrap,
-            producer_config=properties,
+            producer_config=writer,
             timeout_s=args.timeout_s,
             progress=not args.no_progress,
         )

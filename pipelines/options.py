@@ -19,6 +19,12 @@ from types import MappingProxyType
 from apache_beam.options.pipeline_options import CrossLanguageOptions, PipelineOptions
 
 from runners.presets import check_runner_supports, flag_value, has_flag, runner_args
+from transforms.io.client_config import (
+    ClientConfigError,
+    is_secret,
+    java_client_config,
+    load_client_security,
+)
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
 _PROPERTY = re.compile(r"^([A-Za-z0-9_.\-]+)=(.*)$", re.DOTALL)
@@ -61,7 +67,23 @@ class KafkaOptions(PipelineOptions):
             metavar="KEY=VALUE",
             help="Extra Kafka client property for consumers and producers, repeatable, passed "
             "unchanged: e.g. --kafka_property security.protocol=SASL_SSL "
-            "--kafka_property sasl.mechanism=SCRAM-SHA-512.",
+            "--kafka_property sasl.mechanism=SCRAM-SHA-512. Never a secret: those go in "
+            "--kafka_config_file.",
+        )
+        parser.add_argument(
+            "--kafka_config_file",
+            help="Kafka client properties file (security.protocol, sasl.*, ssl.*: the file your "
+            "cluster's clients use), for every consumer and producer of the run. Secret values "
+            "(sasl.jaas.config, *.password) stay in the file: the Java clients read them from it "
+            "on the worker (Kafka's FileConfigProvider), so the file must exist at this path "
+            "there. Filled in from a secured local stack (runners.local up --secure).",
+        )
+        parser.add_argument(
+            "--skip_kafka_access_check",
+            action="store_true",
+            help="Do not check, before submitting, that the --kafka_config_file user may read "
+            "the inputs and write the outputs (the check connects from this machine; Dataflow "
+            "runs skip it).",
         )
         parser.add_argument(
             "--max_records",
@@ -108,6 +130,10 @@ class KafkaConfig:
     start_read_time_ms: int | None = None
     stop_read_time_ms: int | None = None
     expansion_service: str | None = None
+    config_file: str | None = None
+    """The client properties file the security settings in ``properties`` come from."""
+    check_access: bool = True
+    """Check the user's topic ACLs from the launching machine before submitting."""
 
     @property
     def bounded(self) -> bool:
@@ -138,6 +164,28 @@ class KafkaConfig:
                 "(python -m runners.local up) so that the runner presets fill it in"
             )
         properties = parse_kafka_properties(kafka.kafka_property)
+        config_file = None
+        if kafka.kafka_config_file:
+            try:
+                security = load_client_security(kafka.kafka_config_file)
+            except ClientConfigError as exc:
+                raise OptionError(f"--kafka_config_file: {exc}") from None
+            config_file = str(security.path)
+            from_file = java_client_config(security)
+            both = sorted(set(from_file) & set(properties))
+            if both:
+                raise OptionError(
+                    f"--kafka_property {', '.join(both)} also set in --kafka_config_file "
+                    f"{config_file}: give each setting once"
+                )
+            given = security.bootstrap_servers
+            if given and given != kafka.bootstrap_servers:
+                raise OptionError(
+                    f"--kafka_config_file {config_file} has bootstrap.servers={given} but "
+                    f"--bootstrap_servers is {kafka.bootstrap_servers}: make them agree (or "
+                    "remove it from the file)"
+                )
+            properties = {**from_file, **properties}
         for name in ("max_records", "max_read_time_s"):
             value = getattr(kafka, name)
             if value is not None and value <= 0:
@@ -163,6 +211,8 @@ class KafkaConfig:
             start_read_time_ms=kafka.start_read_time_ms,
             stop_read_time_ms=kafka.stop_read_time_ms,
             expansion_service=services.get(EXPANSION_SERVICE_KEY),
+            config_file=config_file,
+            check_access=not kafka.skip_kafka_access_check,
         )
 
 
@@ -256,6 +306,12 @@ def parse_kafka_properties(items: list[str] | None) -> dict[str, str]:
         if key in _PROPERTIES_WITH_FLAGS:
             raise OptionError(
                 f"--kafka_property {key}=... : set it with {_PROPERTIES_WITH_FLAGS[key]} instead"
+            )
+        if is_secret(key):
+            raise OptionError(
+                f"--kafka_property {key}=... puts a secret on the command line (visible in ps, in"
+                " Beam's logged options and in the job's configuration): put it in a client"
+                " properties file given with --kafka_config_file"
             )
         properties[key] = value
     return properties

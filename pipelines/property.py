@@ -33,10 +33,11 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineResult
 
 from pipelines.cli import exit_with_help_if_asked
+from pipelines.kafka_access import KafkaAccessError, check_access, failure_cause
 from pipelines.options import (
     PassthroughOptions,
     PropertyConfig,
@@ -49,6 +50,7 @@ from transforms.dead_letter import DeadLetter
 from transforms.enrichment import EnrichWithMarketData, enriched_event
 from transforms.event_time import AssignEventTime
 from transforms.fraud import DetectExcessiveViewing
+from transforms.io.client_config import librdkafka_config, load_client_security
 from transforms.io.kafka import ReadKafkaRecords, WriteKafkaRecords
 from transforms.lateness import GateLateRecords
 from transforms.types import Decoded, KafkaRecord
@@ -250,9 +252,31 @@ def pipeline_options(argv: Sequence[str]) -> tuple[PipelineOptions, PropertyRunC
     return options, run_config
 
 
+def check_kafka_access(options: PipelineOptions, run_config: PropertyRunConfig) -> None:
+    """With ``--kafka_config_file``: raise ``KafkaAccessError`` (one line) unless its user
+    authenticates, may READ both inputs and WRITE every output. Skipped for Dataflow (the
+    launching machine may not reach the cluster) and with ``--skip_kafka_access_check``."""
+    kafka, topics = run_config.kafka, run_config.topics
+    runner = str(options.view_as(StandardOptions).runner or "")
+    if not kafka.config_file or not kafka.check_access or "Dataflow" in runner:
+        return
+    inputs = [topics.events, topics.views]
+    check_access(
+        kafka.bootstrap_servers,
+        librdkafka_config(load_client_security(kafka.config_file)),
+        read_topics=inputs,
+        write_topics=[t for t in vars(topics).values() if t not in inputs],
+        user=f"the user of {kafka.config_file}",
+    )
+
+
 def start(argv: Sequence[str]) -> PipelineResult:
-    """Submits the pipeline and returns at once; the caller waits or cancels."""
+    """Submits the pipeline and returns at once; the caller waits or cancels.
+
+    Raises ``OptionError`` for bad options and ``KafkaAccessError`` when the Kafka user cannot
+    do what the run needs, before anything is submitted."""
     options, run_config = pipeline_options(argv)
+    check_kafka_access(options, run_config)
     pipeline = beam.Pipeline(options=options)
     attach_kafka(pipeline, run_config)
     return pipeline.run()
@@ -269,7 +293,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     exit_with_help_if_asked(argv, "python -m pipelines.property", __doc__, (PassthroughOptions,))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    print(f"property pipeline finished: {run(argv)}")
+    try:
+        state = run(argv)
+    except KafkaAccessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        cause = failure_cause(str(exc))
+        if cause is None:
+            raise
+        print(f"error: the pipeline failed: {cause}", file=sys.stderr)
+        return 1
+    print(f"property pipeline finished: {state}")
     return 0
 
 

@@ -696,11 +696,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         from runners.local import Stack
 
         bootstrap = Stack.load().bootstrap_servers
+    from pipelines.client_security import tool_client_config
+    from pipelines.kafka_access import KafkaAccessError, check_access
+
+    try:
+        security = tool_client_config("producer", args.bootstrap_servers)
+        if security:
+            # Fail in seconds with one line (librdkafka retries a refused login without end).
+            check_access(
+                bootstrap,
+                security,
+                read_topics=[],
+                write_topics=[args.events_topic, args.views_topic],
+                user="the simulator's Kafka user",
+            )
+    except (KafkaAccessError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     n = produce(
         sim.records,
         bootstrap,
         topics={EVENTS_TOPIC: args.events_topic, VIEWS_TOPIC: args.views_topic},
         rate_per_s=args.rate_per_s,
+        producer_config=security,
     )
     LOG.info("delivered %d records to %s", n, bootstrap)
     return 0

@@ -14,7 +14,9 @@ the result; they never see ports or processes. What each runner gets (flags the 
   cross-language transforms, so a Kafka pipeline runs on Prism instead, said in one log line.
 - ``DataflowRunner`` and others: passed through unchanged (they run elsewhere).
 
-The local runners also get ``--bootstrap_servers`` of the local broker when the user gave none.
+The local runners also get ``--bootstrap_servers`` of the local broker when the user gave none,
+and, when that broker runs secured (``runners.local up --secure``), ``--kafka_config_file`` of its
+``pipeline`` user (the path of a 0600 file; the password stays in it).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class StackAddresses:
     job_endpoint: str | None = None
     marketdata_url: str | None = None
     redis_url: str | None = None
+    kafka_config_file: str | None = None
+    """The pipeline user's client properties file when the local Kafka runs secured."""
 
 
 class PresetError(RuntimeError):
@@ -87,7 +91,9 @@ def load_stack_addresses() -> StackAddresses:
     def address(service: str, prop: str) -> str | None:
         return getattr(stack, prop) if stack.is_running(service) else None
 
+    secured = stack.is_running(local.KAFKA) and stack.kafka_secure
     return StackAddresses(
+        kafka_config_file=str(stack.kafka_config_file("pipeline")) if secured else None,
         bootstrap_servers=address(local.KAFKA, "bootstrap_servers"),
         expansion_service=address(local.EXPANSION_SERVICE, "expansion_service"),
         job_endpoint=address(local.FLINK_JOB_SERVER, "job_endpoint"),
@@ -155,6 +161,10 @@ def runner_args(
         servers = addresses().bootstrap_servers
         if servers:
             added.append(f"--bootstrap_servers={servers}")
+            # A secured local broker: connect as its pipeline user (a path, not a secret).
+            config_file = addresses().kafka_config_file
+            if config_file and not has_flag(argv, "kafka_config_file"):
+                added.append(f"--kafka_config_file={config_file}")
 
     for service in services:
         flag = f"{service}_url"

@@ -29,12 +29,12 @@ def test_kafka_properties_pass_through_to_consumer_and_producer_unchanged():
         "--kafka_property=security.protocol=SASL_SSL",
         "--kafka_property",
         "sasl.mechanism=SCRAM-SHA-512",
-        "--kafka_property=sasl.jaas.config=ScramLoginModule required username=u password=a=b;",
+        "--kafka_property=client.id=a=b",
     )
     security = {
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "SCRAM-SHA-512",
-        "sasl.jaas.config": "ScramLoginModule required username=u password=a=b;",
+        "client.id": "a=b",
     }
     assert config.consumer_config() == {
         **security,
@@ -82,6 +82,9 @@ def test_a_run_is_bounded_exactly_when_it_has_a_stop_condition(argv, bounded):
         (["--kafka_property=novalue"], "--kafka_property"),
         (["--kafka_property=group.id=g"], "--consumer_group"),
         (["--kafka_property=bootstrap.servers=x:1"], "--bootstrap_servers"),
+        (["--kafka_property=sasl.jaas.config=X required;"], "--kafka_config_file"),
+        (["--kafka_property=ssl.truststore.password=p"], "--kafka_config_file"),
+        (["--kafka_config_file=/nonexistent/client.properties"], "does not exist"),
     ],
 )
 def test_bad_options_raise_an_error_naming_the_flag(argv, flag):
@@ -137,3 +140,33 @@ def test_savepoint_path_is_refused_on_an_embedded_flink_and_kept_for_a_cluster()
     check_flink_restart_options(
         [*base, "--job_endpoint=localhost:8099"], embedded_master=lambda _e: False
     )
+
+
+SECRET = "pa55-w0rd"
+CLIENT_FILE = (
+    "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+    "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+    f'username="pipeline" password="{SECRET}";\n'
+    "ssl.truststore.type=PEM\nssl.truststore.location=/ca.pem\n"
+)
+
+
+def test_kafka_config_file_gives_every_client_its_settings_without_the_secret(tmp_path):
+    path = tmp_path / "client.properties"
+    path.write_text(CLIENT_FILE)
+    config = kafka_config(f"--kafka_config_file={path}", "--kafka_property=acks=all")
+    assert config.config_file == str(path.resolve())
+    for client in (config.consumer_config(), config.producer_config()):
+        assert client["security.protocol"] == "SASL_SSL"
+        assert client["ssl.truststore.location"] == "/ca.pem"
+        assert client["sasl.jaas.config"].startswith("${beamsecretfile:")
+        assert client["acks"] == "all"
+        assert SECRET not in repr(client)
+    assert SECRET not in repr(config)
+
+
+def test_a_setting_given_in_the_file_and_as_a_property_is_refused(tmp_path):
+    path = tmp_path / "client.properties"
+    path.write_text(CLIENT_FILE)
+    with pytest.raises(OptionError, match="give each setting once"):
+        kafka_config(f"--kafka_config_file={path}", "--kafka_property=sasl.mechanism=PLAIN")

@@ -1,0 +1,143 @@
+"""Before a pipeline is submitted: can its Kafka user do what the run needs? And after a failure:
+which Kafka cause, in one line.
+
+``check_access`` connects with the same client properties file the job will use (mapped to
+librdkafka), authenticates, and asks the broker which operations the user is authorized for on
+each topic (``DescribeTopics`` with authorized operations): READ on every input, WRITE on every
+output. A wrong password, an untrusted CA, a wrong mechanism or a missing ACL thus fails the run
+at construction, in a couple of seconds, with one line naming the cause and the fix, instead of
+a Java stack trace from the workers.
+
+``failure_cause`` maps the text of a failed job (Java exception names from KafkaIO) to the same
+kind of line, for failures that happen after the check (an ACL removed while the job runs).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+
+
+class KafkaAccessError(RuntimeError):
+    """The pipeline's Kafka user cannot do what the run needs; the message is one line."""
+
+
+# librdkafka error names (error_cb) that will not heal by retrying: report at once.
+_FATAL_CONNECT = {"_AUTHENTICATION": "authentication failed", "_SSL": "TLS handshake failed"}
+
+# Java exception (as KafkaIO reports it) -> the cause in words.
+_JAVA_CAUSES = (
+    (
+        "SaslAuthenticationException",
+        "Kafka authentication failed (wrong password, unknown user or SASL mechanism): check "
+        "sasl.mechanism and sasl.jaas.config in the client properties file",
+    ),
+    (
+        "SSLHandshakeException",
+        "TLS handshake with Kafka failed (untrusted CA or wrong host name): check "
+        "ssl.truststore.* in the client properties file",
+    ),
+    (
+        "TopicAuthorizationException",
+        "Kafka denied the pipeline's user access to a topic (missing ACL: READ on inputs, WRITE "
+        "on outputs; docs/security.md)",
+    ),
+    (
+        "GroupAuthorizationException",
+        "Kafka denied the pipeline's user its consumer group (missing READ ACL on the group; "
+        "docs/security.md)",
+    ),
+    (
+        "ClusterAuthorizationException",
+        "Kafka denied a cluster operation (IDEMPOTENT_WRITE ACL for the idempotent producer; "
+        "docs/security.md)",
+    ),
+)
+
+
+def failure_cause(text: str) -> str | None:
+    """One line naming the Kafka cause of a failed job, from its error text (None: not Kafka's)."""
+    for name, cause in _JAVA_CAUSES:
+        if name in text:
+            for line in text.splitlines():
+                if name in line:
+                    detail = line.split(name, 1)[1].lstrip(": ").strip()
+                    return f"{cause} [{name}: {detail[:200]}]" if detail else cause
+            return cause
+    return None
+
+
+def check_access(
+    bootstrap_servers: str,
+    client_config: Mapping[str, str],
+    *,
+    read_topics: Sequence[str],
+    write_topics: Sequence[str],
+    user: str = "the pipeline's Kafka user",
+    timeout_s: float = 30.0,
+) -> None:
+    """Raise ``KafkaAccessError`` unless ``client_config`` authenticates and may READ every
+    ``read_topics`` and WRITE every ``write_topics`` (DESCRIBE included)."""
+    from confluent_kafka import KafkaException, TopicCollection
+    from confluent_kafka.admin import AclOperation, AdminClient
+
+    fatal: list[str] = []
+    seen = threading.Event()
+
+    def on_error(err) -> None:
+        if err.name() in _FATAL_CONNECT and not fatal:
+            fatal.append(f"{_FATAL_CONNECT[err.name()]}: {err.str()}")
+            seen.set()
+
+    admin = AdminClient(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            **client_config,
+            "error_cb": on_error,
+            "log_level": 0,
+        }
+    )
+    wanted = {t: AclOperation.READ for t in read_topics}
+    wanted.update({t: AclOperation.WRITE for t in write_topics})
+    futures = admin.describe_topics(
+        TopicCollection(sorted(wanted)),
+        include_authorized_operations=True,
+        request_timeout=timeout_s,
+    )
+    deadline = time.monotonic() + timeout_s
+    for topic, future in sorted(futures.items()):
+        while not future.done():
+            if seen.is_set():
+                raise KafkaAccessError(f"Kafka at {bootstrap_servers}: {fatal[0]}")
+            if time.monotonic() > deadline:
+                raise KafkaAccessError(
+                    f"Kafka at {bootstrap_servers} did not answer within {timeout_s:.0f}s"
+                    + (f" ({fatal[0]})" if fatal else "")
+                )
+            admin.poll(0.05)  # serves error_cb
+        try:
+            description = future.result()
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            name = err.name() if err is not None and hasattr(err, "name") else ""
+            if fatal:
+                raise KafkaAccessError(f"Kafka at {bootstrap_servers}: {fatal[0]}") from None
+            if name == "TOPIC_AUTHORIZATION_FAILED":
+                raise KafkaAccessError(
+                    f"{user} may not DESCRIBE topic {topic!r} (no ACL): grant it "
+                    f"{'READ' if wanted[topic] == AclOperation.READ else 'WRITE'} and DESCRIBE"
+                ) from None
+            if name == "UNKNOWN_TOPIC_OR_PART":
+                raise KafkaAccessError(
+                    f"topic {topic!r} does not exist at {bootstrap_servers}: create it first"
+                ) from None
+            raise KafkaAccessError(f"describing topic {topic!r} failed: {exc}") from None
+        allowed = set(description.authorized_operations or ())
+        if wanted[topic] not in allowed and AclOperation.ALL not in allowed:
+            op = wanted[topic].name
+            raise KafkaAccessError(
+                f"{user} lacks the {op} ACL on topic {topic!r} (it has "
+                f"{', '.join(sorted(o.name for o in allowed)) or 'none'}): grant "
+                f"ALLOW {op} on topic {topic} (docs/security.md)"
+            )

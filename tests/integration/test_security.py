@@ -1,0 +1,273 @@
+"""The property pipeline and the tools against a secured Kafka (``runners.local up --secure``):
+SASL_SSL with SCRAM-SHA-512, TLS from the project's CA, deny-by-default ACLs from
+``runners/security.toml``.
+
+A private secured broker is started for this module (its own stack home, free ports) and stopped
+at its end; the Java expansion service, worker pool, Redis and market data are the session's.
+
+- The replayed backlog through ``pipelines.property`` on Prism, connected as the ``pipeline`` user
+  with exactly the documented ACLs, equals the oracle; no password appears in our logs, the
+  Java services' logs or the run's output.
+- A wrong password and a missing READ ACL on an input fail before submission with one line naming
+  the cause, and (with the check skipped) the job itself ends FAILED with a line naming the Kafka
+  cause; the simulator refuses the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import tomllib
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from pipelines import property as property_pipeline
+from pipelines import simulate
+from pipelines.kafka_access import KafkaAccessError, failure_cause
+from pipelines.options import PropertyTopics
+from pipelines.simulate import SimulationSpec, generate, produce
+from pipelines.verify import differences, read_outputs, summarize
+from runners import security
+from transforms.io.kafka import EXPANSION_SERVICE_KEY
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+PARTITIONS = 4  # runners/topics.toml
+SPEC = SimulationSpec(
+    properties=60, users=40, events=400, views=1_600, bots=1, too_late=4, poison_per_class=1
+)
+RUN_TIMEOUT_S = 420
+
+
+@pytest.fixture(scope="module")
+def secure_stack(tmp_path_factory):
+    """A secured single-broker Kafka in a private stack home, with the topics and ACLs."""
+    from runners import local
+
+    home = tmp_path_factory.mktemp("secure-stack")
+    started = time.monotonic()
+    try:
+        stack = local.ensure_up([local.KAFKA], home=home, port_overrides={"kafka": 0}, secure=True)
+        print(f"secured Kafka up in {time.monotonic() - started:.1f}s")
+        yield stack
+    finally:
+        local.down(home=home, say=lambda _msg: None)
+
+
+def _passwords(stack) -> dict[str, str]:
+    files = security.SecurityFiles(Path(stack.record("kafka").extra["security_dir"]))
+    with open(files.passwords, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def _private_file(path: Path, text: str) -> Path:
+    path.touch(mode=0o600)
+    path.write_text(text)
+    return path
+
+
+def _base_argv(stack, expansion_service: str, local_services, config_file: Path) -> list[str]:
+    return [
+        "--runner=PrismRunner",
+        f"--bootstrap_servers={stack.bootstrap_servers}",
+        f"--kafka_config_file={config_file}",
+        "--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: expansion_service}),
+        f"--marketdata_url={local_services.marketdata_url}",
+        f"--redis_url={local_services.redis_url}",
+    ]
+
+
+def _replay_backlog(stack) -> tuple[object, int]:
+    """Fresh topics, the simulated backlog written as ``producer``, and the stop time."""
+    from runners import kafka
+
+    kafka.ensure_topics(
+        stack.bootstrap_servers,
+        kafka.load_topics(),
+        recreate=True,
+        client_config=stack.kafka_client_config("admin"),
+    )
+    sim = generate(SPEC)
+    as_producer = stack.kafka_client_config("producer")
+    produce(sim.records, stack.bootstrap_servers, producer_config=as_producer, progress=False)
+    stop_ms = int(time.time() * 1000) + 1
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers, **as_producer})
+    for topic in (simulate.EVENTS_TOPIC, simulate.VIEWS_TOPIC):
+        for p in range(PARTITIONS):
+            producer.produce(topic, value=b"end", key=b"end", partition=p, timestamp=stop_ms)
+    assert producer.flush(30) == 0
+    return sim, stop_ms
+
+
+def test_pipeline_on_secured_kafka_equals_the_oracle_and_leaks_no_password(
+    secure_stack, expansion_service, local_services, capfd
+):
+    from runners import local
+
+    sim, stop_ms = _replay_backlog(secure_stack)
+    argv = [
+        *_base_argv(
+            secure_stack,
+            expansion_service,
+            local_services,
+            secure_stack.kafka_config_file("pipeline"),
+        ),
+        f"--stop_read_time_ms={stop_ms}",
+    ]
+    result = property_pipeline.start(argv)
+    state = result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
+    assert str(state).endswith("DONE"), f"run ended {state}"
+
+    outputs = read_outputs(
+        secure_stack.bootstrap_servers,
+        PropertyTopics(),
+        timeout_s=120,
+        consumer_config=secure_stack.kafka_client_config("tools"),
+    )
+    assert differences(summarize(outputs), sim.oracle) == []
+
+    # Secrets: in no log of ours (the secured broker's, the shared stack's Java services') and
+    # not in what the run printed.
+    out, err = capfd.readouterr()
+    logs = {
+        log: log.read_text(errors="replace")
+        for home in (secure_stack.paths.home, local.Stack.load().paths.home)
+        for log in sorted((home / "logs").glob("*.log"))
+    }
+    assert any("java-workers" in log.name for log in logs), sorted(logs)
+    for user, password in _passwords(secure_stack).items():
+        assert password not in out + err, f"{user}'s password printed by the run"
+        leaked = [str(log) for log, text in logs.items() if password in text]
+        assert leaked == [], f"{user}'s password in {leaked}"
+
+
+def test_a_wrong_password_fails_in_one_line(
+    secure_stack, expansion_service, local_services, tmp_path
+):
+    good = secure_stack.kafka_config_file("pipeline").read_text()
+    wrong = _private_file(
+        tmp_path / "wrong.properties",
+        "".join(
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+            'username="pipeline" password="not-the-password";\n'
+            if line.startswith("sasl.jaas.config=")
+            else line + "\n"
+            for line in good.splitlines()
+        ),
+    )
+    argv = _base_argv(secure_stack, expansion_service, local_services, wrong)
+    argv.append(f"--stop_read_time_ms={int(time.time() * 1000)}")
+
+    started = time.monotonic()
+    with pytest.raises(KafkaAccessError, match="authentication failed") as info:
+        property_pipeline.start(argv)
+    print(f"wrong password, checked: {time.monotonic() - started:.1f}s: {info.value}")
+    assert "\n" not in str(info.value)
+
+    # Without the check the job itself fails, with the cause named.
+    started = time.monotonic()
+    with pytest.raises(Exception) as failed:  # Beam raises a bare RuntimeError
+        result = property_pipeline.start([*argv, "--skip_kafka_access_check"])
+        result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
+    cause = failure_cause(str(failed.value))
+    print(f"wrong password, job: {time.monotonic() - started:.1f}s: {cause}")
+    assert cause is not None and cause.startswith("Kafka authentication failed")
+
+    # The simulator refuses the same way.
+    code = _simulate_with(wrong, secure_stack, tmp_path)
+    assert code == 1
+
+
+def test_a_missing_read_acl_on_an_input_fails_in_one_line(
+    secure_stack, expansion_service, local_services, tmp_path
+):
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
+    )
+
+    from runners import kafka
+
+    # A user with the pipeline's ACLs except READ on property-views.
+    user, password = f"noread-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    admin = kafka.admin_client(
+        secure_stack.bootstrap_servers, **secure_stack.kafka_client_config("admin")
+    )
+    upsert = UserScramCredentialUpsertion(
+        user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), password.encode()
+    )
+    for future in admin.alter_user_scram_credentials([upsert]).values():
+        future.result(timeout=30)
+    bindings = [
+        AclBinding(
+            b.restype,
+            b.name,
+            b.resource_pattern_type,
+            f"User:{user}",
+            b.host,
+            b.operation,
+            AclPermissionType.ALLOW,
+        )
+        for b in security.acl_bindings(security.load_security())
+        if b.principal == "User:pipeline"
+        and not (b.name == "property-views" and b.operation == AclOperation.READ)
+    ]
+    security.apply_acls(admin, bindings)
+    assert not any(
+        b.restype == ResourceType.TOPIC
+        and b.name == "property-views"
+        and b.operation == AclOperation.READ
+        and b.resource_pattern_type == ResourcePatternType.LITERAL
+        for b in bindings
+    )
+    text = secure_stack.kafka_config_file("pipeline").read_text()
+    config = _private_file(
+        tmp_path / "noread.properties",
+        text.replace('username="pipeline"', f'username="{user}"').replace(
+            _passwords(secure_stack)["pipeline"], password
+        ),
+    )
+    _sim, stop_ms = _replay_backlog(secure_stack)
+    argv = [
+        *_base_argv(secure_stack, expansion_service, local_services, config),
+        f"--stop_read_time_ms={stop_ms}",
+    ]
+    started = time.monotonic()
+    with pytest.raises(KafkaAccessError, match="lacks the READ ACL on topic 'property-views'") as e:
+        property_pipeline.start(argv)
+    print(f"missing READ ACL, checked: {time.monotonic() - started:.1f}s: {e.value}")
+
+    started = time.monotonic()
+    with pytest.raises(Exception) as failed:  # Beam raises a bare RuntimeError
+        result = property_pipeline.start([*argv, "--skip_kafka_access_check"])
+        result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
+    cause = failure_cause(str(failed.value))
+    print(f"missing READ ACL, job: {time.monotonic() - started:.1f}s: {cause}")
+    assert cause is not None and "denied the pipeline's user access to a topic" in cause
+
+
+def _simulate_with(config: Path, stack, tmp_path: Path) -> int:
+    import os
+    from unittest import mock
+
+    with mock.patch.dict(os.environ, {"KAFKA_CONFIG_FILE": str(config)}):
+        started = time.monotonic()
+        code = simulate.main(
+            [
+                f"--bootstrap_servers={stack.bootstrap_servers}",
+                f"--oracle={tmp_path / 'oracle.json'}",
+                "--events=10",
+                "--views=10",
+            ]
+        )
+        print(f"simulate refused in {time.monotonic() - started:.1f}s")
+    return code
