@@ -12,6 +12,9 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 LATENCY_ARGS ?=
 RUN_ARGS ?=
+# SECURE=1: Kafka with SASL_SSL + SCRAM-SHA-512, TLS and ACLs (runners.local up --secure).
+SECURE ?=
+SECURE_FLAG := $(if $(SECURE),--secure)
 
 .PHONY: help setup venv up down status logs topics run test test-unit lint format bench
 
@@ -33,8 +36,8 @@ venv: $(VENV)/.installed ## Create .venv and install the project with its dev ex
 setup: venv ## Install everything: venv + pip, Java jars (Maven, ~/.m2), Prism (go), redis (apt), Flink distribution (PyPI)
 	$(PY) -m runners.install
 
-up: ## Start the local stack (SERVICES='kafka redis' for some; UP_ARGS=--flink adds the Flink job server)
-	$(PY) -m runners.local up $(SERVICES) $(UP_ARGS)
+up: ## Start the local stack (SERVICES='kafka redis' for some; UP_ARGS=--flink adds the Flink job server; SECURE=1 secured Kafka)
+	$(PY) -m runners.local up $(SERVICES) $(SECURE_FLAG) $(UP_ARGS)
 
 down: ## Stop every service of the local stack
 	$(PY) -m runners.local down $(SERVICES)
@@ -48,8 +51,8 @@ logs: ## Tail a service's log (SERVICES=kafka)
 topics: ## (Re)create the topics of runners/topics.toml
 	$(PY) -m runners.local topics
 
-run: setup ## Demo: stack up, simulate, run the property pipeline, live summary vs the oracle (RUNNER=FlinkRunner|PrismRunner, RUN_ARGS=...)
-	$(PY) -m pipelines.demo --runner=$(RUNNER) $(RUN_ARGS)
+run: setup ## Demo: stack up, simulate, run the property pipeline, live summary vs the oracle (RUNNER=FlinkRunner|PrismRunner, SECURE=1, RUN_ARGS=...)
+	$(PY) -m pipelines.demo --runner=$(RUNNER) $(SECURE_FLAG) $(RUN_ARGS)
 
 test: setup ## Run all tests (unit + integration on the real local stack)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
