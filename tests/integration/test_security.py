@@ -181,6 +181,45 @@ def test_a_wrong_password_fails_in_one_line(
     assert code == 1
 
 
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("unknown user", "authentication failed: .*invalid credentials"),
+        (
+            "wrong mechanism",
+            "Unsupported SASL mechanism: broker's supported mechanisms: SCRAM-SHA-512",
+        ),
+        ("untrusted CA", "TLS handshake failed: .*certificate verify failed"),
+        ("no WRITE ACL", "lacks the WRITE ACL on topic 'alerts'"),
+    ],
+)
+def test_each_misconfiguration_is_named_before_submission(
+    secure_stack, expansion_service, local_services, tmp_path, case, message
+):
+    import re
+
+    text = secure_stack.kafka_config_file("pipeline").read_text()
+    if case == "unknown user":
+        text = text.replace('username="pipeline"', 'username="nobody"')
+    elif case == "wrong mechanism":
+        text = text.replace("sasl.mechanism=SCRAM-SHA-512", "sasl.mechanism=SCRAM-SHA-256")
+    elif case == "untrusted CA":
+        other = security.SecurityFiles(tmp_path / "other-ca")
+        security.ensure_tls(other)
+        text = re.sub(
+            r"ssl.truststore.location=.*", f"ssl.truststore.location={other.ca_cert}", text
+        )
+    else:  # the read-only tools user in the pipeline's place
+        text = secure_stack.kafka_config_file("tools").read_text()
+    config = _private_file(tmp_path / "client.properties", text)
+    argv = _base_argv(secure_stack, expansion_service, local_services, config)
+    started = time.monotonic()
+    with pytest.raises(KafkaAccessError, match=message) as info:
+        property_pipeline.start([*argv, f"--stop_read_time_ms={int(time.time() * 1000)}"])
+    print(f"{case}: {time.monotonic() - started:.1f}s: {info.value}")
+    assert "\n" not in str(info.value)
+
+
 def test_a_missing_read_acl_on_an_input_fails_in_one_line(
     secure_stack, expansion_service, local_services, tmp_path
 ):
