@@ -37,6 +37,7 @@ PYTHON_IMAGE = f"gcr.io/cloud-dataflow/v1beta3/beam_python3.11_sdk:{BEAM}"
 EXTERNAL_ENV_URN = "beam:env:external:v1"
 BROKERS = "broker-1.internal:9092,broker-2.internal:9092"
 MARKETDATA = "http://marketdata.internal:8080"
+SECRET = "dry-run-s3cret-never-in-the-spec"
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +48,22 @@ def default_env_expansion_service() -> str:
 
 
 @pytest.fixture(scope="module")
-def job(default_env_expansion_service):
+def client_properties(tmp_path_factory) -> str:
+    """A SASL_SSL client properties file holding ``SECRET``, as a user's cluster needs."""
+    path = tmp_path_factory.mktemp("client") / "client.properties"
+    path.write_text(
+        "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="pipeline" password="{SECRET}";\n'
+    )
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def job(default_env_expansion_service, client_properties):
     """The job of a streaming run, as Beam would send it to Dataflow."""
     argv = [
+        f"--kafka_config_file={client_properties}",
         "--runner=DataflowRunner",
         "--dry_run=True",
         "--project=property-streams-test",
@@ -208,3 +222,12 @@ def test_a_bounded_run_is_a_batch_job_reading_kafka_through_the_bounded_source(b
         assert not read.splittable
         assert bounded_spec.environment_of(read).container_image == JAVA_IMAGE
     assert "pipelines/property.py" in bounded_spec.python_package
+
+
+def test_the_kafka_password_is_not_in_the_job_only_a_reference_to_the_file(job, client_properties):
+    """The Java clients resolve the reference on the worker (docs/security.md)."""
+    pipeline = job.proto_pipeline.SerializeToString()
+    assert SECRET.encode() not in pipeline
+    assert SECRET not in str(job.proto)
+    reference = f"${{beamsecretfile:{client_properties}:sasl.jaas.config}}"
+    assert reference.encode() in pipeline

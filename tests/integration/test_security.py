@@ -144,6 +144,51 @@ def test_pipeline_on_secured_kafka_equals_the_oracle_and_leaks_no_password(
         assert leaked == [], f"{user}'s password in {leaked}"
 
 
+def test_on_a_flink_session_cluster_the_rest_api_shows_no_password(
+    secure_stack, flink_session_cluster, expansion_service, local_services
+):
+    """The same replay on a Flink session cluster: equal to the oracle, and nothing Flink serves
+    about the job (config, plan, exceptions, the JobManager's config) holds a password."""
+    import urllib.request
+
+    sim, stop_ms = _replay_backlog(secure_stack)
+    argv = [
+        *_base_argv(
+            secure_stack,
+            expansion_service,
+            local_services,
+            secure_stack.kafka_config_file("pipeline"),
+        ),
+        f"--stop_read_time_ms={stop_ms}",
+        "--runner=FlinkRunner",
+        f"--job_endpoint={flink_session_cluster.job_endpoint}",
+    ]
+    result = property_pipeline.start(argv)
+    state = result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
+    assert str(state).endswith("DONE"), f"run ended {state}"
+    outputs = read_outputs(
+        secure_stack.bootstrap_servers,
+        PropertyTopics(),
+        timeout_s=120,
+        consumer_config=secure_stack.kafka_client_config("tools"),
+    )
+    assert differences(summarize(outputs), sim.oracle) == []
+
+    def get(path: str) -> str:
+        with urllib.request.urlopen(flink_session_cluster.rest_url + path, timeout=30) as resp:
+            return resp.read().decode()
+
+    jobs = json.loads(get("/jobs/overview"))["jobs"]
+    assert jobs, "the session cluster lists no job"
+    served = [get("/jobmanager/config"), get("/jobs/overview")]
+    for jid in (j["jid"] for j in jobs):
+        for path in ("", "/config", "/plan", "/exceptions"):
+            served.append(get(f"/jobs/{jid}{path}"))
+    text = "\n".join(served)
+    for user, password in _passwords(secure_stack).items():
+        assert password not in text, f"{user}'s password served by Flink's REST API"
+
+
 def test_a_wrong_password_fails_in_one_line(
     secure_stack, expansion_service, local_services, tmp_path
 ):
