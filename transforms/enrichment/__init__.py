@@ -26,7 +26,8 @@ Modules, each composed from Beam's public API only:
   the labelled join.
 
 Counters (namespace ``COUNTER_NAMESPACE``, stable names): ``calls`` (HTTP attempts),
-``call_failures`` (attempts that failed, 404 included), ``retries``, ``cache_hits``,
+``call_failures`` (attempts that failed, 404 included), ``retries``, ``retry_after_wait_ms``
+(time waited honouring a 429's Retry-After, capped at ``max_backoff_s``), ``cache_hits``,
 ``cache_errors`` (Redis commands of the cache that failed: connection refused, timeout),
 ``enriched``, ``stale``, ``fallbacks``, ``circuit_rejected`` (requests answered by an open circuit
 without a call), ``circuit_opened``, ``circuit_half_opened``, ``circuit_closed``. They are

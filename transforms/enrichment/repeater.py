@@ -91,8 +91,9 @@ class ResiliencePolicy:
 
 class _Counters:
     """The repeater's counters: ``calls`` (attempts made), ``call_failures`` (attempts that
-    failed, 404 included), ``retries``, ``circuit_rejected`` (attempts refused by an open
-    circuit), ``circuit_opened``/``circuit_half_opened``/``circuit_closed``."""
+    failed, 404 included), ``retries``, ``retry_after_wait_ms`` (time waited honouring
+    Retry-After), ``circuit_rejected`` (attempts refused by an open circuit),
+    ``circuit_opened``/``circuit_half_opened``/``circuit_closed``."""
 
     def __init__(self) -> None:
         counter = Metrics.counter
@@ -100,6 +101,7 @@ class _Counters:
         self.call_failures = counter(COUNTER_NAMESPACE, "call_failures")
         self.retries = counter(COUNTER_NAMESPACE, "retries")
         self.circuit_rejected = counter(COUNTER_NAMESPACE, "circuit_rejected")
+        self.retry_after_wait_ms = counter(COUNTER_NAMESPACE, "retry_after_wait_ms")
         self.transitions = {
             OPEN: counter(COUNTER_NAMESPACE, "circuit_opened"),
             HALF_OPEN: counter(COUNTER_NAMESPACE, "circuit_half_opened"),
@@ -161,7 +163,9 @@ class ResilientRepeater(Repeater):
                 retry_left = attempts <= policy.max_retries
                 if isinstance(exc, MarketDataRateLimited) and exc.retry_after_s and retry_left:
                     # Honour Retry-After (capped) on top of the backoff that follows.
-                    time.sleep(min(exc.retry_after_s, policy.max_backoff_s))
+                    wait_s = min(exc.retry_after_s, policy.max_backoff_s)
+                    counters.retry_after_wait_ms.inc(round(wait_s * 1000))
+                    time.sleep(wait_s)
                 raise
             counters.transition(breaker.record_success())
             return response
