@@ -38,6 +38,10 @@ class Summary:
     dead_letters_by_stage: dict[str, int] = field(default_factory=dict)
     late: int = 0
     records: dict[str, int] = field(default_factory=dict)
+    # Hourly records repeating an earlier record of the same (property, window, count): a pane
+    # that changed nothing (0 on every runner once SuppressRepeatedPanes runs; a restart from a
+    # checkpoint may repeat panes, which are duplicates, not differences).
+    repeated_hourly_panes: int = 0
 
 
 def summarize(outputs: Mapping[str, Iterable[Mapping[str, Any]]]) -> Summary:
@@ -48,10 +52,13 @@ def summarize(outputs: Mapping[str, Iterable[Mapping[str, Any]]]) -> Summary:
     for z in outputs.get("counts_by_zip", ()):
         s.records["counts_by_zip"] += 1
         s.counts_by_zip[z["zip_code"]] = max(s.counts_by_zip.get(z["zip_code"], 0), z["count"])
+    panes: Counter[tuple[str, int]] = Counter()
     for v in outputs.get("views_hourly", ()):
         s.records["views_hourly"] += 1
         key = f"{v['property_id']}|{v['window_start']}"
         s.hourly_views[key] = max(s.hourly_views.get(key, 0), v["view_count"])
+        panes[(key, v["view_count"])] += 1
+    s.repeated_hourly_panes = sum(n - 1 for n in panes.values())
     alerts = Counter(a["alert_id"] for a in outputs.get("alerts", ()))
     s.records["alerts"] = sum(alerts.values())
     s.alert_ids = sorted(alerts)

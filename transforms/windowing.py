@@ -3,7 +3,8 @@
 Input: ``Decoded`` PropertyView records whose timestamps are their payload ``event_time``
 (``transforms/event_time.AssignEventTime``), normally the ``on_time`` output of
 ``transforms/lateness.GateLateRecords``. Output: PropertyViewCount dicts (``property_id``,
-``window_start``, ``window_end`` as epoch ms, ``view_count``, ``pane``), one per pane fired.
+``window_start``, ``window_end`` as epoch ms, ``view_count``, ``pane``), one per pane fired that
+changes its window's count, in the global window (see the last point below).
 
 Semantics shared by the three variants:
 
@@ -21,13 +22,17 @@ Semantics shared by the three variants:
   and replayed in ``tests/transforms/test_time_composition.py``); Prism, given a record beyond the
   lateness, does not drop it but starts the expired window over: a LATE pane counting from 1
   (verified with TestStream). Raise ``allowed_lateness_s`` for large replays.
-- One more pane when a window expires, on runners that honour the closing behavior: the Python SDK
-  sets every windowing strategy's closing behavior to EMIT_ALWAYS (``Windowing.to_runner_api``),
-  and Prism fires a final pane (``is_last``, timing LATE) at expiry, repeating the last count, or
-  carrying late elements that arrived together with the expiry (a watermark jump, as in a
-  replay). It is emitted as it is: dropping it would lose those late elements, and a repeat is
-  harmless to a consumer that keeps the last pane per (property_id, window). The DirectRunner does
-  not fire it.
+- One record per change of a window's count: a pane whose count equals the last one emitted for
+  the same (property_id, window) is not emitted (``SuppressRepeatedPanes``). Prism fires a final
+  pane (``is_last``, timing LATE) when a window expires, repeating the last count (its element
+  manager re-fires accumulated elements at expiry and ignores the closing behavior), or carrying
+  late elements that arrived together with the expiry (a watermark jump, as in a replay): the
+  repeat is dropped, the pane with new elements is kept. Flink and the DirectRunner do not fire
+  the repeat, so every runner writes the same panes. The suppression keeps, per property, the
+  last count of each window until the window's end + 2 x allowed lateness (a margin for the
+  expiry pane, which a runner emits once its watermark is past end + lateness), then forgets it.
+  Its output is in the global window (the window bounds are in each record), like the fraud
+  alerts: re-window by ``window_start``/``window_end`` to aggregate further.
 - ``pane`` is EARLY/ON_TIME/LATE from Beam's PaneInfo; a runner that reports UNKNOWN timing (a
   batch run fires each window once, at the end) is reported as ON_TIME.
 
@@ -46,15 +51,20 @@ from __future__ import annotations
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.transforms import trigger, window
+from apache_beam.coders import FastPrimitivesCoder
+from apache_beam.transforms import trigger, userstate, window
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from transforms import metrics
-from transforms.event_time import to_epoch_ms
+from transforms.event_time import to_epoch_ms, to_timestamp
 from transforms.types import Decoded
 
-# Counter (transforms/metrics.py's namespace): panes emitted, all variants together.
+# Counters (transforms/metrics.py's namespace), all variants together: panes fired by the
+# windows, and fired panes not emitted because they repeated the window's last count.
 WINDOWS_FIRED_COUNTER = "windows_fired"
+PANES_SUPPRESSED_COUNTER = "panes_suppressed"
 
 # The gate's defaults (transforms/lateness.py): 1 h window + 10 min lateness.
 DEFAULT_ALLOWED_LATENESS_S = 3600 + 600
@@ -112,6 +122,80 @@ class _FormatPanes(beam.DoFn):
         )
 
 
+def _keyed_by_property(pane: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return pane["property_id"], pane
+
+
+class _SuppressRepeatedPanesFn(beam.DoFn):
+    """Per property (global window): drops a pane whose count equals the last count emitted for
+    its window; forgets a window ``forget_after_ms`` after its end."""
+
+    # {(window_start, window_end): (last emitted count, forget at epoch ms)}
+    LAST = userstate.ReadModifyWriteStateSpec("last_counts", FastPrimitivesCoder())
+    FORGET = userstate.TimerSpec("forget", TimeDomain.WATERMARK)
+
+    def __init__(self, forget_after_ms: int) -> None:
+        self._forget_after_ms = forget_after_ms
+        self._suppressed = metrics.counter(PANES_SUPPRESSED_COUNTER)
+
+    def process(
+        self,
+        keyed: tuple[str, dict[str, Any]],
+        last=beam.DoFn.StateParam(LAST),  # noqa: B008 (Beam idiom)
+        forget=beam.DoFn.TimerParam(FORGET),  # noqa: B008
+    ):
+        _, pane = keyed
+        counts: dict[tuple[int, int], tuple[int, int]] = last.read() or {}
+        key = (pane["window_start"], pane["window_end"])
+        previous = counts.get(key)
+        if previous is not None and previous[0] == pane["view_count"]:
+            self._suppressed.inc()
+            return
+        counts[key] = (pane["view_count"], pane["window_end"] - 1 + self._forget_after_ms)
+        last.write(counts)
+        forget.set(to_timestamp(min(at for _, at in counts.values())))
+        yield pane
+
+    @userstate.on_timer(FORGET)
+    def forget_expired(
+        self,
+        fired_at: Timestamp = beam.DoFn.TimestampParam,
+        last=beam.DoFn.StateParam(LAST),  # noqa: B008
+        forget=beam.DoFn.TimerParam(FORGET),  # noqa: B008
+    ):
+        now_ms = to_epoch_ms(fired_at)
+        kept = {k: v for k, v in (last.read() or {}).items() if v[1] > now_ms}
+        if kept:
+            last.write(kept)
+            forget.set(to_timestamp(min(at for _, at in kept.values())))
+        else:
+            last.clear()
+
+
+class SuppressRepeatedPanes(beam.PTransform[beam.PCollection, beam.PCollection]):
+    """PropertyViewCount panes → the same panes minus those repeating their window's last count.
+
+    Input: PropertyViewCount dicts in any windowing (accumulating panes: a window's count only
+    grows, so a repeat carries no news). Output: the kept dicts, in the global window, with their
+    timestamps. A window is remembered until its end + ``forget_after_s``; a repeat arriving later
+    is emitted again (harmless to a consumer that keeps the last pane per window).
+    """
+
+    def __init__(self, forget_after_s: int) -> None:
+        super().__init__()
+        _check_seconds("forget_after_s", forget_after_s, allow_zero=True)
+        self._forget_after_ms = forget_after_s * 1000
+
+    def expand(self, panes: beam.PCollection) -> beam.PCollection:
+        return (
+            panes
+            | "KeyByProperty"
+            >> beam.Map(_keyed_by_property).with_output_types(tuple[str, dict[str, Any]])
+            | "GlobalWindow" >> beam.WindowInto(window.GlobalWindows())
+            | "DropRepeats" >> beam.ParDo(_SuppressRepeatedPanesFn(self._forget_after_ms))
+        )
+
+
 def _check_seconds(name: str, value: int | None, *, allow_zero: bool = False) -> None:
     if value is None:
         return
@@ -151,6 +235,8 @@ class _CountViewsInWindows(beam.PTransform[beam.PCollection[Decoded], beam.PColl
             )
             | "CountPerProperty" >> beam.CombinePerKey(sum)
             | "FormatPanes" >> beam.ParDo(_FormatPanes())
+            # Twice the lateness: the expiry pane comes once the watermark is past end + lateness.
+            | "SuppressRepeatedPanes" >> SuppressRepeatedPanes(2 * self._allowed_lateness_s)
         )
 
 
