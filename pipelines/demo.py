@@ -47,9 +47,7 @@ from apache_beam.runners.runner import PipelineState
 from pipelines import property as property_pipeline
 from pipelines.options import PropertyTopics
 from pipelines.simulate import (
-    EVENTS_TOPIC,
     HOUR_MS,
-    VIEWS_TOPIC,
     SimulationSpec,
     compress_time,
     generate,
@@ -63,63 +61,6 @@ REPORT = Path(".local/demo/report.html")
 
 
 TERMINAL = (PipelineState.DONE, PipelineState.FAILED, PipelineState.CANCELLED)
-
-
-def _mark_end(stack, specs) -> int:
-    """The stop time of a backfill: now, with one record at that time in every input partition
-    (KafkaIO's stop-time read needs a record at or after the stop time to find its stop offset;
-    the marker itself is not read)."""
-    from confluent_kafka import Producer
-
-    stop_ms = int(time.time() * 1000)
-    producer = Producer(
-        {"bootstrap.servers": stack.bootstrap_servers, **stack.kafka_client_config("producer")}
-    )
-    for spec in specs:
-        if spec.name in (EVENTS_TOPIC, VIEWS_TOPIC):
-            for p in range(spec.partitions):
-                producer.produce(
-                    spec.name, key=b"end", value=b"end", partition=p, timestamp=stop_ms
-                )
-    if producer.flush(30):
-        raise RuntimeError("could not write the end-of-backfill markers")
-    return stop_ms
-
-
-class FlinkJobHandle:
-    """The demo's Flink job as Flink sees it, to cancel it through Flink's REST API.
-
-    The REST address is the local session cluster's when it runs (the job server submits there),
-    else the embedded Flink's, which the job server logs when it starts the job."""
-
-    def __init__(self, stack) -> None:
-        from runners import local
-
-        self._cluster_url = stack.flink_rest_url if stack.is_running(local.FLINK_CLUSTER) else None
-        self._log = stack.log_path(local.FLINK_JOB_SERVER)
-        self._offset = self._log.stat().st_size if self._log.exists() else 0
-        self._since_ms = int(time.time() * 1000)
-        self._rest = None
-        self.jid: str | None = None
-
-    def wait_running(self, timeout_s: float = 180.0) -> str:
-        """Waits (bounded) until the job submitted after this handle was made runs all its tasks."""
-        from runners.flink import FlinkRest, embedded_rest_url
-
-        url = self._cluster_url or embedded_rest_url(self._log, self._offset, timeout_s)
-        self._rest = FlinkRest(url)
-        self.jid = self._rest.wait_job_submitted(self._since_ms, timeout_s)
-        return self.jid
-
-    def cancel(self) -> None:
-        from runners.flink import FlinkRestError
-
-        try:
-            if self.jid is None:
-                self.wait_running(30)
-            print(f"Flink job {self.jid}: {self._rest.cancel(self.jid)}")
-        except FlinkRestError as exc:
-            print(f"could not cancel the Flink job through its REST API: {exc}", file=sys.stderr)
 
 
 def summary_lines(summary: Summary, diffs: Sequence[str], elapsed_s: float) -> list[str]:
@@ -173,6 +114,15 @@ def write_report(
         f"<pre>{html.escape(json.dumps(dataclasses.asdict(spec), indent=1))}</pre>",
         encoding="utf-8",
     )
+
+
+def _cancel_in_flink(flink_job) -> None:
+    from runners.flink import FlinkRestError
+
+    try:
+        print(f"Flink job {flink_job.jid or ''}: {flink_job.cancel(30)}")
+    except FlinkRestError as exc:
+        print(f"could not cancel the Flink job through its REST API: {exc}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,7 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         end_ms=now_ms // HOUR_MS * HOUR_MS,
     )
     topics = PropertyTopics()
-    flink_job = FlinkJobHandle(stack) if args.runner == "FlinkRunner" else None
+    from runners.flink import SubmittedJob
+
+    flink_job = SubmittedJob(stack) if args.runner == "FlinkRunner" else None
     producer: threading.Thread | None = None
     if args.live:
         live = scaled_spec(spec, args.speedup)  # ValueError naming what does not divide
@@ -257,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         t = time.monotonic()
         if flink_job is not None:
-            flink_job.wait_running()
+            flink_job.find()
         else:
             time.sleep(15)  # Prism has no job API to wait on; its read starts within seconds
         timings["job_start"] = round(time.monotonic() - t, 1)
@@ -285,11 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sim = generate(spec, now_ms=now_ms)
         produce(sim.records, stack.bootstrap_servers, producer_config=as_producer)
         timings["simulate_and_produce"] = round(time.monotonic() - t, 1)
-        mode = (
-            ["--streaming"]
-            if args.streaming
-            else [f"--stop_read_time_ms={_mark_end(stack, specs)}"]
-        )
+        # A backfill reads each partition up to its end as the pipeline is built: the whole log.
+        mode = ["--streaming"] if args.streaming else ["--backfill"]
         result = property_pipeline.start([f"--runner={args.runner}", *mode])
     print(
         f"the oracle expects {len(sim.oracle.alert_ids)} alerts, "
@@ -317,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if result.state not in TERMINAL:
             if flink_job is not None:
-                flink_job.cancel()
+                _cancel_in_flink(flink_job)
             result.cancel()
         if producer is not None:
             producer.join(timeout=30)

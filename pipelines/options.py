@@ -107,8 +107,15 @@ class KafkaOptions(PipelineOptions):
             "--stop_read_time_ms",
             type=int,
             help="Bounded run: stop each partition before its first record with a timestamp at "
-            "or after this time (ms since the epoch); every partition must hold such a record "
-            "(a replay of the past), else Beam's Kafka read fails.",
+            "or after this time (ms since the epoch), or at its current end when it holds no "
+            "such record (empty or quiet partitions). The offsets are resolved when the "
+            "pipeline is built; nothing is written to the topics.",
+        )
+        parser.add_argument(
+            "--backfill",
+            action="store_true",
+            help="Bounded run: read every partition up to its current end (as of submission), "
+            "then finish.",
         )
 
 
@@ -134,11 +141,12 @@ class KafkaConfig:
     """The client properties file the security settings in ``properties`` come from."""
     check_access: bool = True
     """Check the user's topic ACLs from the launching machine before submitting."""
+    backfill: bool = False
 
     @property
     def bounded(self) -> bool:
         """True when the read has a stop condition (the run ends by itself)."""
-        return any(
+        return self.backfill or any(
             v is not None for v in (self.max_records, self.max_read_time_s, self.stop_read_time_ms)
         )
 
@@ -200,6 +208,17 @@ class KafkaConfig:
             and kafka.stop_read_time_ms <= kafka.start_read_time_ms
         ):
             raise OptionError("--stop_read_time_ms must be after --start_read_time_ms")
+        if kafka.backfill:
+            others = [
+                f"--{name}"
+                for name in ("max_records", "max_read_time_s", "stop_read_time_ms")
+                if getattr(kafka, name) is not None
+            ]
+            if others:
+                raise OptionError(
+                    f"--backfill (up to the current end of every partition) and {others[0]} "
+                    "are two stop conditions: give one"
+                )
         services = options.view_as(CrossLanguageOptions).beam_services or {}
         return cls(
             bootstrap_servers=kafka.bootstrap_servers,
@@ -213,13 +232,14 @@ class KafkaConfig:
             expansion_service=services.get(EXPANSION_SERVICE_KEY),
             config_file=config_file,
             check_access=not kafka.skip_kafka_access_check,
+            backfill=bool(kafka.backfill),
         )
 
 
 def is_bounded_run(options: PipelineOptions) -> bool:
     """True when the options give the Kafka read a stop condition (the run ends by itself)."""
     kafka = options.view_as(KafkaOptions)
-    return any(
+    return bool(kafka.backfill) or any(
         v is not None for v in (kafka.max_records, kafka.max_read_time_s, kafka.stop_read_time_ms)
     )
 

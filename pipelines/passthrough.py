@@ -4,7 +4,7 @@ Elements: ``KafkaRecord`` in, ``(key, value)`` bytes out, one output record per 
 (at-least-once: a restarted run may write a record twice). No windowing: the global window,
 element timestamps are the input records' CreateTime; the output records get the producer's time.
 
-Bounded when a stop condition is given (``--max_records``, ``--max_read_time_s``,
+Bounded when a stop condition is given (``--max_records``, ``--max_read_time_s``, ``--backfill``,
 ``--stop_read_time_ms``): the run ends by itself. Streaming otherwise (``--streaming`` is then set
 for you): it runs until cancelled.
 
@@ -62,6 +62,7 @@ def attach(pipeline: beam.Pipeline, config: PassthroughConfig) -> None:
         max_read_time_s=kafka.max_read_time_s,
         start_read_time_ms=kafka.start_read_time_ms,
         stop_read_time_ms=kafka.stop_read_time_ms,
+        stop_at_current_end=kafka.backfill,
         # Passed explicitly: the pipeline may be run without `with` (see start()).
         expansion_service=kafka.expansion_service,
     )

@@ -213,6 +213,7 @@ def attach_kafka(pipeline: beam.Pipeline, run_config: PropertyRunConfig) -> Prop
             max_read_time_s=kafka.max_read_time_s,
             start_read_time_ms=kafka.start_read_time_ms,
             stop_read_time_ms=kafka.stop_read_time_ms,
+            stop_at_current_end=kafka.backfill,
             commit_offset_in_finalize=run_config.commit_offsets,
             # Explicit: Beam applies --beam_services only inside `with beam.Pipeline()`.
             expansion_service=kafka.expansion_service,
@@ -243,7 +244,7 @@ def attach_kafka(pipeline: beam.Pipeline, run_config: PropertyRunConfig) -> Prop
 def pipeline_options(argv: Sequence[str]) -> tuple[PipelineOptions, PropertyRunConfig]:
     """Options for ``argv`` completed by the runner presets, and the checked run config.
 
-    Streaming unless the read is bounded (``--max_records``, ``--max_read_time_s``,
+    Streaming unless the read is bounded (``--max_records``, ``--max_read_time_s``, ``--backfill``,
     ``--stop_read_time_ms``). Bad options raise ``OptionError`` naming the flag, before anything
     is submitted.
     """

@@ -222,6 +222,52 @@ def embedded_rest_url(log_path: Path, offset: int = 0, wait_s: float = 0.0) -> s
         time.sleep(0.5)
 
 
+class SubmittedJob:
+    """A Beam job about to be submitted to the local stack's Flink, found and cancelled through
+    Flink's REST API (Beam's ``cancel()`` leaves a Flink job running).
+
+    Made *before* submission: it notes where to look (the session cluster's REST url when it
+    runs, else the job server's log, which names each embedded Flink's REST port) and the time,
+    so ``find`` returns the job started after it."""
+
+    def __init__(self, stack: Any) -> None:
+        from runners import local
+
+        running = stack.is_running(local.FLINK_CLUSTER)
+        self._cluster_url = stack.flink_rest_url if running else None
+        self._log = stack.log_path(local.FLINK_JOB_SERVER)
+        self._offset = self._log.stat().st_size if self._log.exists() else 0
+        self._since_ms = int(time.time() * 1000)
+        self._rest: FlinkRest | None = None
+        self.jid: str | None = None
+
+    @classmethod
+    def on_local_stack(cls, job_endpoint: str | None) -> SubmittedJob | None:
+        """A ``SubmittedJob`` when ``job_endpoint`` is the local stack's Flink job server, else
+        None (another Flink: its jobs are not ours to find)."""
+        from runners import local
+
+        stack = local.Stack.load()
+        if not stack.is_running(local.FLINK_JOB_SERVER) or stack.job_endpoint != job_endpoint:
+            return None
+        return cls(stack)
+
+    def find(self, timeout_s: float = 180.0) -> str:
+        """The job's id once all its tasks run (waits, bounded)."""
+        url = self._cluster_url or embedded_rest_url(self._log, self._offset, timeout_s)
+        self._rest = FlinkRest(url)
+        self.jid = self._rest.wait_job_submitted(self._since_ms, timeout_s)
+        return self.jid
+
+    def cancel(self, timeout_s: float = 60.0) -> str:
+        """Cancels the job in Flink; returns its final state (``FlinkRestError`` when it cannot
+        be found or cancelled within ``timeout_s``)."""
+        if self.jid is None or self._rest is None:
+            self.find(timeout_s)
+        assert self._rest is not None and self.jid is not None
+        return self._rest.cancel(self.jid, timeout_s)
+
+
 def _default_url() -> str:
     from runners.local import FLINK_CLUSTER, FLINK_JOB_SERVER, Stack
 

@@ -6,8 +6,9 @@ with a real consumer and asserts the exact multiset of (key, value): nothing los
 duplicated, null keys and tombstones kept.
 
 Bounded runs stop either by ``--max_records`` (the input is spread evenly over the partitions:
-Beam splits the count per partition and would wait forever on a short one) or by
-``--stop_read_time_ms`` (records produced after the stop time must not come through).
+Beam splits the count per partition and would wait forever on a short one), by
+``--stop_read_time_ms`` (records produced after the stop time must not come through; empty and
+quiet partitions included) or by ``--backfill`` (each partition's end at submission).
 """
 
 from __future__ import annotations
@@ -210,19 +211,50 @@ def test_bounded_passthrough_by_record_count_copies_every_record_exactly_once(
     assert Counter(consume_exactly(kafka_bootstrap, sink, N, timeout_s=60)) == Counter(records)
 
 
+def produce_to(bootstrap: str, topic: str, by_partition: dict[int, Sequence[KeyValue]]) -> None:
+    """Writes each partition's records into that partition and waits for the acks."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for partition, records in by_partition.items():
+        for key, value in records:
+            producer.produce(topic, key=key, value=value, partition=partition)
+    assert producer.flush(60) == 0, "records not acknowledged by the broker within 60 s"
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Each partition's high watermark (what a write to the topic would move)."""
+    from confluent_kafka import TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ends-{uuid.uuid4().hex}"})
+    try:
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in range(PARTITIONS)
+        }
+    finally:
+        consumer.close()
+
+
+def uneven_partitions(tag: str) -> dict[int, list[KeyValue]]:
+    """Partition 0 empty, 1 and 2 with records, 3 with one record: unbalanced on purpose."""
+    records = sample_records(N, tag)
+    return {0: [], 1: records[: N // 2], 2: records[N // 2 : N - 1], 3: records[N - 1 :]}
+
+
 @pytest.mark.parametrize("runner", RUNNERS)
-def test_bounded_passthrough_by_stop_time_copies_records_before_it_and_none_after(
+def test_bounded_passthrough_by_stop_time_finishes_on_empty_quiet_and_busy_partitions(
     runner, kafka_bootstrap, expansion_service, flink, make_topic
 ):
+    """The README's backfill (``--stop_read_time_ms``): partition 0 empty, 1 quiet (its last
+    record older than the stop time), 2 and 3 busy (records after the stop time too). Every
+    record before the stop time comes through, none after, and nothing is written to the input."""
     source, sink = make_topic(PARTITIONS, "in"), make_topic(PARTITIONS, "out")
-    before = sample_records(N, runner)
-    produce(kafka_bootstrap, source, before)
+    before = uneven_partitions(runner)
+    produce_to(kafka_bootstrap, source, before)
     time.sleep(0.01)
     stop_ms = int(time.time() * 1000)
     time.sleep(0.01)
-    # One record after the stop time in every partition: KafkaIO needs one to find the stop offset.
-    after = [(b"after-stop", f"late-{p}".encode()) for p in range(PARTITIONS)]
-    produce(kafka_bootstrap, source, after)
+    produce_to(kafka_bootstrap, source, {2: [(b"after-stop", b"late-2")], 3: [(None, b"late-3")]})
+    ends = end_offsets(kafka_bootstrap, source)
 
     result = passthrough.start(
         [
@@ -234,7 +266,34 @@ def test_bounded_passthrough_by_stop_time_copies_records_before_it_and_none_afte
     )
     wait_done(result, BOUNDED_TIMEOUT_S[runner])
 
-    assert Counter(consume_exactly(kafka_bootstrap, sink, N, timeout_s=60)) == Counter(before)
+    expected = Counter(r for records in before.values() for r in records)
+    assert Counter(consume_exactly(kafka_bootstrap, sink, N, timeout_s=60)) == expected
+    assert end_offsets(kafka_bootstrap, source) == ends  # nothing written to the input
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_backfill_reads_every_partition_to_its_end_at_submission_and_finishes(
+    runner, kafka_bootstrap, expansion_service, flink, make_topic
+):
+    """``--backfill``: each partition up to its end when the pipeline is built; records written
+    after that (here: right after submission) are not read, and the run finishes."""
+    source, sink = make_topic(PARTITIONS, "in"), make_topic(PARTITIONS, "out")
+    backlog = uneven_partitions(runner)
+    produce_to(kafka_bootstrap, source, backlog)
+
+    result = passthrough.start(
+        [
+            *runner_argv(runner, kafka_bootstrap, expansion_service, flink),
+            f"--input_topic={source}",
+            f"--output_topic={sink}",
+            "--backfill",
+        ]
+    )
+    produce_to(kafka_bootstrap, source, {p: [(b"after", f"submit-{p}".encode())] for p in (0, 1)})
+    wait_done(result, BOUNDED_TIMEOUT_S[runner])
+
+    expected = Counter(r for records in backlog.values() for r in records)
+    assert Counter(consume_exactly(kafka_bootstrap, sink, N, timeout_s=60)) == expected
 
 
 @pytest.mark.parametrize("runner", RUNNERS)

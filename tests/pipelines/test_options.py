@@ -64,6 +64,7 @@ def test_expansion_service_comes_from_beam_services():
         (["--max_records=10"], True),
         (["--max_read_time_s=30"], True),
         (["--stop_read_time_ms=1700000000000"], True),
+        (["--backfill"], True),
         (["--start_read_time_ms=1700000000000"], False),
     ],
 )
@@ -79,6 +80,8 @@ def test_a_run_is_bounded_exactly_when_it_has_a_stop_condition(argv, bounded):
         (["--max_read_time_s=-1"], "--max_read_time_s"),
         (["--stop_read_time_ms=-5"], "--stop_read_time_ms"),
         (["--start_read_time_ms=20", "--stop_read_time_ms=10"], "--stop_read_time_ms"),
+        (["--backfill", "--stop_read_time_ms=10"], "--backfill.*--stop_read_time_ms"),
+        (["--backfill", "--max_records=10"], "--backfill.*--max_records"),
         (["--kafka_property=novalue"], "--kafka_property"),
         (["--kafka_property=group.id=g"], "--consumer_group"),
         (["--kafka_property=bootstrap.servers=x:1"], "--bootstrap_servers"),

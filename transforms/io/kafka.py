@@ -27,19 +27,14 @@ and the like work by configuration alone (values are strings, as Kafka's Java cl
 from __future__ import annotations
 
 import re
-import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Optional
 
 import apache_beam as beam
-import numpy as np
 from apache_beam import coders
-from apache_beam.io.kafka import ReadFromKafka, ReadFromKafkaSchema, WriteToKafka
-from apache_beam.transforms.external import (
-    ExternalTransform,
-    NamedTupleBasedPayloadBuilder,
-)
+from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
 
+from transforms.io.kafka_ranges import ReadKafkaRanges, resolve_ranges
 from transforms.types import KafkaRecord
 
 # The --beam_services key under which Beam looks up the Kafka IO expansion service
@@ -56,15 +51,6 @@ TIMESTAMP_POLICIES = (
 _READ_OWNED_KEYS = ("key.deserializer", "value.deserializer")
 _WRITE_OWNED_KEYS = ("key.serializer", "value.serializer")
 _HOST_PORT = re.compile(r"^[^\s:,]+:\d{1,5}$")
-
-# Beam's Python payload for the read lacks the Java builder's ``stopReadTime`` (KafkaIO 2.73 has
-# ``setStopReadTime``), so the read is sent with Beam's fields plus that one. Field names are
-# snake_case here; the Java expansion service maps them onto the camelCase setters.
-_ReadPayload = typing.NamedTuple(  # type: ignore[misc]
-    "_ReadPayload",
-    [*ReadFromKafkaSchema.__annotations__.items(), ("stop_read_time", Optional[int])],  # noqa: UP045
-)
-
 
 # Headers need a schema'd (Row) element on the Java side: these two types give Beam the schema.
 # Declared in functional form because this module's string annotations (``from __future__``)
@@ -201,8 +187,11 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
     partitions and waits forever for a partition holding fewer than its share, so use it only with
     balanced partitions), ``max_read_time_s`` (stop after that many seconds of reading) or
     ``stop_read_time_ms`` (each partition stops before its first record with timestamp >= that
-    time; every partition must hold such a record, else KafkaIO 2.73 fails the job with an
-    IllegalStateException in ``ReadFromKafkaDoFn.initialRestriction``: for replays of the past).
+    time, or at its current end when it holds no such record) or ``stop_at_current_end`` (each
+    partition stops at its end as of pipeline construction). The last two resolve every
+    partition's offset range when the pipeline is built and read exactly those ranges
+    (``transforms.io.kafka_ranges``): Beam's KafkaIO 2.73 takes no stop offsets, and its stop-time
+    read fails on a partition without a record at or after the stop time.
     ``start_read_time_ms`` starts each partition at its first record at or after that time;
     otherwise the consumer's committed offset or ``auto.offset.reset`` decides.
     """
@@ -219,6 +208,7 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
         commit_offset_in_finalize: bool = False,
         timestamp_policy: str = ReadFromKafka.create_time_policy,
         expansion_service: Any = None,
+        stop_at_current_end: bool = False,
     ) -> None:
         super().__init__()
         self._bootstrap_servers = _check_bootstrap_servers(bootstrap_servers)
@@ -263,53 +253,31 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
             )
         self._timestamp_policy = timestamp_policy
         self._expansion_service = _check_expansion_service(expansion_service)
+        self._stop_at_current_end = bool(stop_at_current_end)
 
-    def _payload(self) -> _ReadPayload:
-        # Beam's own defaults for the fields we do not expose (see ReadFromKafka.__init__).
-        return _ReadPayload(
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[KafkaRecord]:
+        if self._stop_read_time_ms is not None or self._stop_at_current_end:
+            # Offsets resolved now, at construction (i.e. submission); see kafka_ranges.
+            ranges = resolve_ranges(
+                self._consumer_config,
+                self._topics,
+                stop_time_ms=self._stop_read_time_ms,
+                start_time_ms=self._start_read_time_ms,
+            )
+            return pbegin | "ReadRanges" >> ReadKafkaRanges(
+                ranges, self._consumer_config, commit=self._commit_offset_in_finalize
+            )
+        read = ReadFromKafka(
             consumer_config=self._consumer_config,
             topics=self._topics,
-            key_deserializer=ReadFromKafka.byte_array_deserializer,
-            value_deserializer=ReadFromKafka.byte_array_deserializer,
             start_read_time=self._start_read_time_ms,
             max_num_records=self._max_num_records,
             max_read_time=self._max_read_time_s,
             commit_offset_in_finalize=self._commit_offset_in_finalize,
             timestamp_policy=self._timestamp_policy,
-            consumer_polling_timeout=2,
-            redistribute=False,
-            redistribute_num_keys=np.int32(0),
-            allow_duplicates=False,
-            dynamic_read_poll_interval_seconds=None,
-            consumer_factory_fn_class=None,
-            consumer_factory_fn_params=None,
-            stop_read_time=self._stop_read_time_ms,
+            with_metadata=True,
+            expansion_service=self._expansion_service,
         )
-
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[KafkaRecord]:
-        if self._stop_read_time_ms is None:
-            # Beam's own transform, unchanged, whenever its payload suffices.
-            read: beam.PTransform = ReadFromKafka(
-                consumer_config=self._consumer_config,
-                topics=self._topics,
-                start_read_time=self._start_read_time_ms,
-                max_num_records=self._max_num_records,
-                max_read_time=self._max_read_time_s,
-                commit_offset_in_finalize=self._commit_offset_in_finalize,
-                timestamp_policy=self._timestamp_policy,
-                with_metadata=True,
-                expansion_service=self._expansion_service,
-            )
-        else:
-            # Resolved here, not in __init__, so that --beam_services (active inside
-            # `with beam.Pipeline(...)`) applies, as it does for ReadFromKafka.
-            from apache_beam.io.kafka import default_io_expansion_service
-
-            read = ExternalTransform(
-                ReadFromKafka.URN_WITH_METADATA,
-                NamedTupleBasedPayloadBuilder(self._payload()),
-                self._expansion_service or default_io_expansion_service(),
-            )
         return (
             pbegin
             | "ReadFromKafka" >> read
