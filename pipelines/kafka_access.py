@@ -8,8 +8,9 @@ output. A wrong password, an untrusted CA, a wrong mechanism or a missing ACL th
 at construction, in a couple of seconds, with one line naming the cause and the fix, instead of
 a Java stack trace from the workers.
 
-``failure_cause`` maps the text of a failed job (Java exception names from KafkaIO) to the same
-kind of line, for failures that happen after the check (an ACL removed while the job runs).
+``failure_cause`` maps the text of a failed job (Java exception names from KafkaIO, librdkafka
+error names from the bounded range reads) to the same kind of line, for failures that happen
+after the check (an ACL removed while the job runs).
 """
 
 from __future__ import annotations
@@ -45,6 +46,28 @@ _JAVA_CAUSES = (
     ),
     (
         "GroupAuthorizationException",
+        "Kafka denied the pipeline's user its consumer group (missing READ ACL on the group; "
+        "docs/security.md)",
+    ),
+    # The same causes as librdkafka names them (the bounded range reads, transforms/io/
+    # kafka_ranges.py, use confluent-kafka).
+    (
+        "_AUTHENTICATION",
+        "Kafka authentication failed (wrong password, unknown user or SASL mechanism): check "
+        "sasl.mechanism and sasl.jaas.config in the client properties file",
+    ),
+    (
+        "_SSL",
+        "TLS handshake with Kafka failed (untrusted CA or wrong host name): check "
+        "ssl.truststore.* in the client properties file",
+    ),
+    (
+        "TOPIC_AUTHORIZATION_FAILED",
+        "Kafka denied the pipeline's user access to a topic (missing ACL: READ on inputs, WRITE "
+        "on outputs; docs/security.md)",
+    ),
+    (
+        "GROUP_AUTHORIZATION_FAILED",
         "Kafka denied the pipeline's user its consumer group (missing READ ACL on the group; "
         "docs/security.md)",
     ),

@@ -63,6 +63,7 @@ def attach(pipeline: beam.Pipeline, config: PassthroughConfig) -> None:
         start_read_time_ms=kafka.start_read_time_ms,
         stop_read_time_ms=kafka.stop_read_time_ms,
         stop_at_current_end=kafka.backfill,
+        security_file=kafka.config_file,
         # Passed explicitly: the pipeline may be run without `with` (see start()).
         expansion_service=kafka.expansion_service,
     )

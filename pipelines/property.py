@@ -214,6 +214,7 @@ def attach_kafka(pipeline: beam.Pipeline, run_config: PropertyRunConfig) -> Prop
             start_read_time_ms=kafka.start_read_time_ms,
             stop_read_time_ms=kafka.stop_read_time_ms,
             stop_at_current_end=kafka.backfill,
+            security_file=kafka.config_file,
             commit_offset_in_finalize=run_config.commit_offsets,
             # Explicit: Beam applies --beam_services only inside `with beam.Pipeline()`.
             expansion_service=kafka.expansion_service,

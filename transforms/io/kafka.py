@@ -191,7 +191,8 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
     partition stops at its end as of pipeline construction). The last two resolve every
     partition's offset range when the pipeline is built and read exactly those ranges
     (``transforms.io.kafka_ranges``): Beam's KafkaIO 2.73 takes no stop offsets, and its stop-time
-    read fails on a partition without a record at or after the stop time.
+    read fails on a partition without a record at or after the stop time. Those readers take
+    their security settings from ``security_file`` (a Kafka client properties file) when given.
     ``start_read_time_ms`` starts each partition at its first record at or after that time;
     otherwise the consumer's committed offset or ``auto.offset.reset`` decides.
     """
@@ -209,6 +210,7 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
         timestamp_policy: str = ReadFromKafka.create_time_policy,
         expansion_service: Any = None,
         stop_at_current_end: bool = False,
+        security_file: str | None = None,
     ) -> None:
         super().__init__()
         self._bootstrap_servers = _check_bootstrap_servers(bootstrap_servers)
@@ -254,6 +256,7 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
         self._timestamp_policy = timestamp_policy
         self._expansion_service = _check_expansion_service(expansion_service)
         self._stop_at_current_end = bool(stop_at_current_end)
+        self._security_file = security_file
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[KafkaRecord]:
         if self._stop_read_time_ms is not None or self._stop_at_current_end:
@@ -263,9 +266,13 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
                 self._topics,
                 stop_time_ms=self._stop_read_time_ms,
                 start_time_ms=self._start_read_time_ms,
+                security_file=self._security_file,
             )
             return pbegin | "ReadRanges" >> ReadKafkaRanges(
-                ranges, self._consumer_config, commit=self._commit_offset_in_finalize
+                ranges,
+                self._consumer_config,
+                security_file=self._security_file,
+                commit=self._commit_offset_in_finalize,
             )
         read = ReadFromKafka(
             consumer_config=self._consumer_config,

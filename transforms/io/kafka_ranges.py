@@ -21,13 +21,13 @@ on empty, quiet and busy partitions alike.
 ``ReadKafkaRanges``: ``PBegin`` -> ``PCollection[KafkaRecord]``, the records of every range in
 offset order per partition, element timestamp = the record's timestamp (CreateTime per the wire
 contract), global window. One reader per partition, in parallel (Reshuffle). The reader is
-confluent-kafka (librdkafka): consumer properties must be librdkafka's names (the common ones,
-``security.protocol``, ``sasl.mechanism``, ``ssl.ca.location``, are the same as Java's).
+confluent-kafka (librdkafka): security settings come from the client properties file
+(``--kafka_config_file``), mapped to librdkafka by ``transforms.io.client_config`` where the reader
+runs; other consumer properties pass through and must be names librdkafka knows.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -63,47 +63,72 @@ class KafkaRangeError(RuntimeError):
     """Ranges could not be resolved or read; the message says what to check."""
 
 
-_JAAS = re.compile(
-    r"(?:ScramLoginModule|PlainLoginModule)\s+required\s+"
-    r"(?=.*\busername\s*=\s*\"(?P<user>[^\"]*)\")(?=.*\bpassword\s*=\s*\"(?P<password>[^\"]*)\")",
-    re.DOTALL,
-)
+# Security settings come from the client properties file when one is given (librdkafka's names,
+# secrets read from the file where the consumer runs); the Java form of the same settings (file
+# references, config providers) is left out.
+_SECURITY_PREFIXES = ("security.", "sasl.", "ssl.", "config.providers")
 
 
-def client_config(consumer_config: Mapping[str, str]) -> dict[str, str]:
+def client_config(
+    consumer_config: Mapping[str, str], security_file: str | None = None
+) -> dict[str, str]:
     """The librdkafka consumer config for range reads: the given properties (deserializers
-    dropped: records stay bytes), no auto commit, a group id when none is given.
-
-    The Java clients' SCRAM/PLAIN ``sasl.jaas.config`` becomes librdkafka's ``sasl.username`` and
-    ``sasl.password``, and a PEM ``ssl.truststore.location`` its ``ssl.ca.location``; any other
-    Java-only property makes the consumer refuse the configuration (``KafkaRangeError``)."""
+    dropped: records stay bytes), no auto commit, a group id when none is given; with
+    ``security_file`` (a Kafka client properties file), its security settings mapped to
+    librdkafka (``transforms.io.client_config``) instead of the given ones."""
     config = {k: v for k, v in consumer_config.items() if k not in _DROP_KEYS}
-    jaas = config.get("sasl.jaas.config")
-    match = _JAAS.search(jaas) if jaas else None
-    if match:
-        del config["sasl.jaas.config"]
-        config.setdefault("sasl.username", match["user"])
-        config.setdefault("sasl.password", match["password"])
-    if config.get("ssl.truststore.type", "").upper() == "PEM":
-        del config["ssl.truststore.type"]
-        if "ssl.truststore.location" in config:
-            config.setdefault("ssl.ca.location", config.pop("ssl.truststore.location"))
+    if security_file is not None:
+        from transforms.io.client_config import librdkafka_config, load_client_security
+
+        config = {k: v for k, v in config.items() if not k.startswith(_SECURITY_PREFIXES)}
+        config.update(librdkafka_config(load_client_security(security_file)))
     config.setdefault("group.id", RESOLVER_GROUP)
     config["enable.auto.commit"] = "false"
     return config
 
 
-def _consumer(config: Mapping[str, str]) -> Any:
+# librdkafka errors (error_cb) that retrying will not heal: a resolution fails on them at once.
+_FATAL = ("_AUTHENTICATION", "_SSL")
+
+
+def _consumer(config: Mapping[str, str], errors: list[Any] | None = None) -> Any:
+    """A librdkafka consumer; client-level errors are appended to ``errors`` when given."""
     from confluent_kafka import Consumer, KafkaException
 
+    settings: dict[str, Any] = dict(config)
+    if errors is not None:
+        settings["error_cb"] = errors.append
+        settings["log_level"] = 0  # errors are reported by us, once
     try:
-        return Consumer(dict(config))
+        return Consumer(settings)
     except KafkaException as exc:
         raise KafkaRangeError(
             f"the Kafka consumer of the bounded read refused its configuration: {exc}. "
-            "Give consumer properties with librdkafka's names (e.g. sasl.username and "
-            "sasl.password instead of Java's sasl.jaas.config)"
+            "Give consumer properties with librdkafka's names, and security settings in the "
+            "client properties file (--kafka_config_file)"
         ) from exc
+
+
+def _describe(consumer: Any, topic: str, deadline: float, errors: list[Any], where: str) -> Any:
+    """``list_topics(topic)``, retried in short steps until ``deadline``, failing at once on an
+    authentication or TLS error."""
+    from confluent_kafka import KafkaException
+
+    while True:
+        consumer.poll(0.1)  # serves error_cb (nothing is assigned yet: no record is consumed)
+        fatal = [e for e in errors if e.name() in _FATAL]
+        if fatal:
+            raise KafkaRangeError(
+                f"Kafka at {where} refused the connection: {fatal[0].name()}: {fatal[0].str()}"
+            )
+        step = min(2.0, deadline - time.monotonic())
+        try:
+            return consumer.list_topics(topic, timeout=max(step, 0.1))
+        except KafkaException as exc:
+            if time.monotonic() >= deadline:
+                raise KafkaRangeError(
+                    f"cannot reach Kafka at {where} to bound the read of {topic!r}: {exc}"
+                ) from exc
 
 
 def resolve_ranges(
@@ -112,19 +137,22 @@ def resolve_ranges(
     *,
     stop_time_ms: int | None = None,
     start_time_ms: int | None = None,
+    security_file: str | None = None,
     timeout_s: float = 30.0,
 ) -> list[PartitionRange]:
     """Every partition's ``[start, stop)`` of ``topics`` now (see the module docstring).
 
     ``consumer_config`` holds ``bootstrap.servers`` and optionally ``group.id`` and
-    ``auto.offset.reset``. Raises ``KafkaRangeError`` for a missing topic or an unreachable
-    broker (after ``timeout_s``)."""
-    from confluent_kafka import KafkaException, TopicPartition
+    ``auto.offset.reset``; ``security_file`` as in ``client_config``. Raises
+    ``KafkaRangeError`` for a missing topic or an unreachable broker (after ``timeout_s``)."""
+    from confluent_kafka import TopicPartition
 
-    config = client_config(consumer_config)
+    config = client_config(consumer_config, security_file)
     use_committed = "group.id" in consumer_config
     earliest = config.get("auto.offset.reset", "latest") in ("earliest", "smallest", "beginning")
-    consumer = _consumer(config)
+    errors: list[Any] = []
+    consumer = _consumer(config, errors)
+    where = config.get("bootstrap.servers")
     deadline = time.monotonic() + timeout_s
 
     def left() -> float:
@@ -133,17 +161,11 @@ def resolve_ranges(
     ranges: list[PartitionRange] = []
     try:
         for topic in topics:
-            try:
-                metadata = consumer.list_topics(topic, timeout=left())
-            except KafkaException as exc:
-                raise KafkaRangeError(
-                    f"cannot reach Kafka at {config.get('bootstrap.servers')} to bound the read "
-                    f"of {topic!r}: {exc}"
-                ) from exc
+            metadata = _describe(consumer, topic, deadline, errors, where)
             described = metadata.topics.get(topic)
             if described is None or described.error is not None or not described.partitions:
                 raise KafkaRangeError(
-                    f"topic {topic!r} does not exist on {config.get('bootstrap.servers')}: "
+                    f"topic {topic!r} does not exist on {where}: "
                     "create it (python -m runners.local topics) or fix the topic name"
                 )
             numbers = sorted(described.partitions)
@@ -219,6 +241,10 @@ def read_range(
                         # At the end: the position may have skipped markers up to rng.stop.
                         position = max(position, msg.offset())
                         continue
+                    if error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED and not commit:
+                        # librdkafka looks up the (mandatory) group's coordinator even for an
+                        # assigned read; a user without rights on it still fetches the range.
+                        continue
                     raise KafkaRangeError(f"reading {rng.topic}[{rng.partition}]: {error}")
                 offset = msg.offset()
                 position = offset + 1
@@ -251,14 +277,29 @@ def read_range(
 
 
 class _ReadRange(beam.DoFn):
-    """One ``PartitionRange`` in, its records out, each stamped with its record timestamp."""
+    """One ``PartitionRange`` in, its records out, each stamped with its record timestamp.
 
-    def __init__(self, config: Mapping[str, str], commit: bool, idle_timeout_s: float):
-        self._config = dict(config)
+    Holds the security file's path, not its settings: secrets are read where the reader runs,
+    never carried in the job's definition."""
+
+    def __init__(
+        self,
+        config: Mapping[str, str],
+        security_file: str | None,
+        commit: bool,
+        idle_timeout_s: float,
+    ):
+        self._base_config = dict(config)
+        self._security_file = security_file
         self._commit = commit
         self._idle_timeout_s = idle_timeout_s
+        self._config: dict[str, str] | None = None
+
+    def setup(self) -> None:
+        self._config = client_config(self._base_config, self._security_file)
 
     def process(self, rng: PartitionRange) -> Iterator[TimestampedValue]:
+        assert self._config is not None
         for record in read_range(
             self._config, rng, commit=self._commit, idle_timeout_s=self._idle_timeout_s
         ):
@@ -269,14 +310,17 @@ class ReadKafkaRanges(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafka
     """Reads exactly ``ranges`` (from ``resolve_ranges``): a bounded PCollection of
     ``KafkaRecord``, element timestamps = record timestamps, global window.
 
-    ``consumer_config``: librdkafka properties with ``bootstrap.servers``; ``commit``: commit
-    each range's stop offset for ``group.id`` once it is read (a later run resumes there)."""
+    ``consumer_config``: consumer properties with ``bootstrap.servers``; ``security_file``: a
+    Kafka client properties file whose security settings the readers use (read where they run);
+    ``commit``: commit each range's stop offset for ``group.id`` once it is read (a later run
+    resumes there)."""
 
     def __init__(
         self,
         ranges: Sequence[PartitionRange],
         consumer_config: Mapping[str, str],
         *,
+        security_file: str | None = None,
         commit: bool = False,
         idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
     ) -> None:
@@ -286,19 +330,24 @@ class ReadKafkaRanges(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafka
         if commit and "group.id" not in consumer_config:
             raise ValueError("commit=True needs a consumer group: set consumer_config['group.id']")
         self._ranges = [PartitionRange(*r) for r in ranges]
-        self._config = client_config(consumer_config)
-        _consumer(self._config).close()  # a configuration librdkafka refuses fails here
+        base = dict(consumer_config)
+        if security_file is not None:
+            base = {k: v for k, v in base.items() if not k.startswith(_SECURITY_PREFIXES)}
+        self._base_config = base
+        self._security_file = security_file
+        # A configuration librdkafka refuses fails here, at construction.
+        _consumer(client_config(base, security_file)).close()
         self._commit = commit
         self._idle_timeout_s = idle_timeout_s
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[KafkaRecord]:
+        reader = _ReadRange(
+            self._base_config, self._security_file, self._commit, self._idle_timeout_s
+        )
         return (
             pbegin
             | "Ranges" >> beam.Create([r for r in self._ranges if r.size > 0])
             # One reader per partition, in parallel, not fused with the Create.
             | "OneReaderPerPartition" >> beam.Reshuffle()
-            | "ReadRange"
-            >> beam.ParDo(
-                _ReadRange(self._config, self._commit, self._idle_timeout_s)
-            ).with_output_types(KafkaRecord)
+            | "ReadRange" >> beam.ParDo(reader).with_output_types(KafkaRecord)
         )

@@ -30,31 +30,29 @@ def test_client_config_keeps_bytes_and_never_auto_commits():
     }
 
 
-def test_java_scram_and_pem_truststore_settings_become_librdkafka_ones():
-    jaas = (
-        "org.apache.kafka.common.security.scram.ScramLoginModule required "
-        'username="app" password="s3cret";'
+def test_security_comes_from_the_properties_file_instead_of_its_java_form(tmp_path):
+    from transforms.io.client_config import java_client_config, load_client_security
+
+    path = tmp_path / "client.properties"
+    path.write_text(
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+        'username="app" password="s3cret";\n'
     )
-    config = client_config(
-        {
-            "bootstrap.servers": "h:1",
-            "security.protocol": "SASL_SSL",
-            "sasl.mechanism": "SCRAM-SHA-512",
-            "sasl.jaas.config": jaas,
-            "ssl.truststore.type": "PEM",
-            "ssl.truststore.location": "/ca.pem",
-        }
-    )
+    java_form = java_client_config(load_client_security(path))  # what the pipeline passes on
+    assert "s3cret" not in str(java_form)
+    config = client_config({"bootstrap.servers": "h:1", **java_form}, str(path))
     assert config == {
         "bootstrap.servers": "h:1",
-        "security.protocol": "SASL_SSL",
-        "sasl.mechanism": "SCRAM-SHA-512",
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanisms": "SCRAM-SHA-512",
         "sasl.username": "app",
         "sasl.password": "s3cret",
-        "ssl.ca.location": "/ca.pem",
         "group.id": RESOLVER_GROUP,
         "enable.auto.commit": "false",
     }
+    read = ReadKafkaRanges([], {"bootstrap.servers": "h:1", **java_form}, security_file=str(path))
+    assert "s3cret" not in repr(read.__dict__)  # the job's definition holds the path only
 
 
 def test_a_java_only_property_fails_at_construction_saying_which_names_to_use():
