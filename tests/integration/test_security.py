@@ -355,3 +355,26 @@ def _simulate_with(config: Path, stack, tmp_path: Path) -> int:
         )
         print(f"simulate refused in {time.monotonic() - started:.1f}s")
     return code
+
+
+def test_the_dlq_tool_reads_as_tools_and_names_a_refused_login(secure_stack, tmp_path, capsys):
+    import os
+    from unittest import mock
+
+    from pipelines import dlq
+
+    tools = secure_stack.kafka_config_file("tools")
+    args = ["inspect", f"--bootstrap_servers={secure_stack.bootstrap_servers}", "--timeout_s=30"]
+    with mock.patch.dict(os.environ, {"KAFKA_CONFIG_FILE": str(tools)}):
+        assert dlq.main(args) == 0
+    wrong = _private_file(
+        tmp_path / "wrong.properties",
+        tools.read_text().replace(_passwords(secure_stack)["tools"], "not-the-password"),
+    )
+    capsys.readouterr()
+    started = time.monotonic()
+    with mock.patch.dict(os.environ, {"KAFKA_CONFIG_FILE": str(wrong)}):
+        assert dlq.main(args) == dlq.EXIT_FAILED
+    err = capsys.readouterr().err.strip()
+    print(f"dlq inspect, wrong password: {time.monotonic() - started:.1f}s: {err}")
+    assert len(err.splitlines()) == 1 and "authentication failed" in err
