@@ -1,14 +1,18 @@
 """The plain rules of the enrichment: response parsing, the enriched record, the circuit breaker,
-argument validation. No Beam pipeline, no service."""
+the repeater with plain callers, argument validation. No Beam pipeline, no service."""
 
 from __future__ import annotations
 
 import io
 import json
+import threading
+import uuid
 from pathlib import Path
+from typing import Any
 
 import fastavro
 import pytest
+from apache_beam.io.requestresponse import Caller, UserCodeTimeoutException
 
 from runners.marketdata.dataset import market_record
 from schemas import ENRICHED_PROPERTY_EVENT_ID, parse_for_python
@@ -24,7 +28,12 @@ from transforms.enrichment import (
     STALE,
     CircuitBreaker,
     EnrichWithMarketData,
+    MarketDataNotFound,
+    MarketDataUnavailable,
+    ResiliencePolicy,
+    ResilientRepeater,
     cache_key,
+    call_with_timeout,
     enriched_event,
     is_transient,
     parse_batch_results,
@@ -246,3 +255,64 @@ def test_batch_results_are_checked_against_the_keys_asked() -> None:
 def test_batch_size_outside_the_service_limit_is_rejected() -> None:
     with pytest.raises(ValueError, match=r"batch_size must be in 1\.\.100"):
         EnrichWithMarketData("http://127.0.0.1:8700", batch_size=101)
+
+
+class _Flaky(Caller):
+    """Fails with ``failure`` ``fail_times`` times, then answers ``(request, "ok")``."""
+
+    def __init__(self, failure: Exception, fail_times: int) -> None:
+        self.failure = failure
+        self.fail_times = fail_times
+        self.calls = 0
+
+    def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.fail_times:
+            raise self.failure
+        return request, "ok"
+
+
+class _FlakyWithFallback(_Flaky):
+    def fallback_response(self, request: Any, reason: str, exc: BaseException) -> Any:
+        return request, f"fallback: {reason}"
+
+
+def _repeater(max_retries: int = 2) -> ResilientRepeater:
+    policy = ResiliencePolicy(max_retries=max_retries, initial_backoff_s=0, max_backoff_s=0)
+    return ResilientRepeater(uuid.uuid4().hex, policy)
+
+
+def test_repeater_retries_transient_failures_until_an_answer() -> None:
+    caller = _FlakyWithFallback(MarketDataUnavailable("503"), fail_times=2)
+    assert _repeater().repeat(caller, "r", timeout=5) == ("r", "ok")
+    assert caller.calls == 3
+
+
+def test_repeater_falls_back_through_the_callers_protocol_after_the_last_retry() -> None:
+    caller = _FlakyWithFallback(MarketDataUnavailable("503"), fail_times=10)
+    request, answer = _repeater().repeat(caller, "r", timeout=5)
+    assert (request, answer) == ("r", "fallback: MarketDataUnavailable: 503 (after 3 attempts)")
+    assert caller.calls == 3
+
+
+def test_repeater_does_not_retry_a_permanent_failure() -> None:
+    caller = _FlakyWithFallback(MarketDataNotFound("404"), fail_times=10)
+    assert _repeater().repeat(caller, "r", timeout=5) == ("r", "fallback: MarketDataNotFound: 404")
+    assert caller.calls == 1
+
+
+def test_repeater_raises_for_a_caller_without_a_fallback_as_beams_repeaters_do() -> None:
+    caller = _Flaky(MarketDataUnavailable("503"), fail_times=10)
+    with pytest.raises(MarketDataUnavailable, match="503"):
+        _repeater(max_retries=1).repeat(caller, "r", timeout=5)
+    assert caller.calls == 2
+
+
+def test_call_with_timeout_turns_an_overrun_into_beams_timeout_exception() -> None:
+    class Slow(Caller):
+        def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            threading.Event().wait(0.3)
+            return request
+
+    with pytest.raises(UserCodeTimeoutException, match=r"no answer within 0\.05 s"):
+        call_with_timeout(Slow(), "r", 0.05)
