@@ -8,9 +8,11 @@ at its end; the Java expansion service, worker pool, Redis and market data are t
 - The replayed backlog through ``pipelines.property`` on Prism, connected as the ``pipeline`` user
   with exactly the documented ACLs, equals the oracle; no password appears in our logs, the
   Java services' logs or the run's output.
-- A wrong password and a missing READ ACL on an input fail before submission with one line naming
-  the cause, and (with the check skipped) the job itself ends FAILED with a line naming the Kafka
-  cause; the simulator refuses the same way.
+- The same on a Flink session cluster, and nothing Flink's REST API serves holds a password.
+- A wrong password, an unknown user, a wrong mechanism, an untrusted CA, a missing READ ACL on an
+  input and a missing WRITE ACL on an output fail before submission with one line naming the
+  cause; with the check skipped, the job itself ends FAILED with a line naming the Kafka cause.
+  The simulator and the DLQ tool refuse the same way.
 """
 
 from __future__ import annotations
