@@ -97,11 +97,13 @@ def check_access(
     *,
     read_topics: Sequence[str],
     write_topics: Sequence[str],
+    group: str | None = None,
     user: str = "the pipeline's Kafka user",
     timeout_s: float = 30.0,
 ) -> None:
     """Raise ``KafkaAccessError`` unless ``client_config`` authenticates and may READ every
-    ``read_topics`` and WRITE every ``write_topics`` (DESCRIBE included)."""
+    ``read_topics`` and WRITE every ``write_topics`` (DESCRIBE included), and READ ``group``
+    when one is given (a consumer group that commits offsets)."""
     from confluent_kafka import KafkaException, TopicCollection
     from confluent_kafka.admin import AclOperation, AdminClient
 
@@ -164,3 +166,32 @@ def check_access(
                 f"{', '.join(sorted(o.name for o in allowed)) or 'none'}): grant "
                 f"ALLOW {op} on topic {topic} (docs/security.md)"
             )
+    if group is not None:
+        _check_group(admin, group, user, timeout_s)
+
+
+def _check_group(admin, group: str, user: str, timeout_s: float) -> None:
+    """READ on ``group`` (a group that does not exist yet is described as DEAD, with the user's
+    authorized operations all the same)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AclOperation
+
+    future = admin.describe_consumer_groups(
+        [group], include_authorized_operations=True, request_timeout=timeout_s
+    )[group]
+    try:
+        description = future.result(timeout=timeout_s)
+    except KafkaException as exc:
+        err = exc.args[0] if exc.args else None
+        if err is not None and err.name() == "GROUP_AUTHORIZATION_FAILED":
+            raise KafkaAccessError(
+                f"{user} may not use consumer group {group!r} (no ACL): grant ALLOW READ on "
+                f"group {group} (docs/security.md)"
+            ) from None
+        raise KafkaAccessError(f"describing consumer group {group!r} failed: {exc}") from None
+    allowed = set(description.authorized_operations or ())
+    if AclOperation.READ not in allowed and AclOperation.ALL not in allowed:
+        raise KafkaAccessError(
+            f"{user} lacks the READ ACL on consumer group {group!r}: grant ALLOW READ on group "
+            f"{group} (docs/security.md)"
+        )

@@ -256,8 +256,9 @@ def pipeline_options(argv: Sequence[str]) -> tuple[PipelineOptions, PropertyRunC
 
 def check_kafka_access(options: PipelineOptions, run_config: PropertyRunConfig) -> None:
     """With ``--kafka_config_file``: raise ``KafkaAccessError`` (one line) unless its user
-    authenticates, may READ both inputs and WRITE every output. Skipped for Dataflow (the
-    launching machine may not reach the cluster) and with ``--skip_kafka_access_check``."""
+    authenticates, may READ both inputs, WRITE every output and READ ``--consumer_group``.
+    Skipped for Dataflow (the launching machine may not reach the cluster) and with
+    ``--skip_kafka_access_check``."""
     kafka, topics = run_config.kafka, run_config.topics
     runner = str(options.view_as(StandardOptions).runner or "")
     if not kafka.config_file or not kafka.check_access or "Dataflow" in runner:
@@ -268,6 +269,7 @@ def check_kafka_access(options: PipelineOptions, run_config: PropertyRunConfig) 
         librdkafka_config(load_client_security(kafka.config_file)),
         read_topics=inputs,
         write_topics=[t for t in vars(topics).values() if t not in inputs],
+        group=kafka.consumer_group,
         user=f"the user of {kafka.config_file}",
     )
 

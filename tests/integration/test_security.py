@@ -238,6 +238,7 @@ def test_a_wrong_password_fails_in_one_line(
         ),
         ("untrusted CA", "TLS handshake failed: .*certificate verify failed"),
         ("no WRITE ACL", "lacks the WRITE ACL on topic 'alerts'"),
+        ("no group ACL", "may not use consumer group 'other-group' \\(no ACL\\)"),
     ],
 )
 def test_each_misconfiguration_is_named_before_submission(
@@ -256,10 +257,12 @@ def test_each_misconfiguration_is_named_before_submission(
         text = re.sub(
             r"ssl.truststore.location=.*", f"ssl.truststore.location={other.ca_cert}", text
         )
-    else:  # the read-only tools user in the pipeline's place
+    elif case == "no WRITE ACL":  # the read-only tools user in the pipeline's place
         text = secure_stack.kafka_config_file("tools").read_text()
     config = _private_file(tmp_path / "client.properties", text)
     argv = _base_argv(secure_stack, expansion_service, local_services, config)
+    if case == "no group ACL":  # the pipeline's ACLs cover groups property-pipeline* only
+        argv.append("--consumer_group=other-group")
     started = time.monotonic()
     with pytest.raises(KafkaAccessError, match=message) as info:
         property_pipeline.start([*argv, f"--stop_read_time_ms={int(time.time() * 1000)}"])
