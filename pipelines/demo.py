@@ -162,7 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if f.name not in ("end_ms",):
             parser.add_argument(f"--{f.name}", type=type(f.default), default=f.default)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from pipelines import run_control
+
+    run_control.setup_logging("demo")  # Beam's shutdown noise kept off the console
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
 
     from runners import kafka, local

@@ -36,22 +36,30 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineResult
 
+from pipelines import run_control
 from pipelines.cli import exit_with_help_if_asked
-from pipelines.kafka_access import KafkaAccessError, check_access, failure_cause
+from pipelines.kafka_access import KafkaAccessError, check_access
 from pipelines.options import (
+    OptionError,
     PassthroughOptions,
     PropertyConfig,
     PropertyRunConfig,
     complete_argv,
 )
+from runners.presets import PresetError
 from transforms.aggregation import CountByZip, HighValueListings, ListingUpdates
 from transforms.codec import DecodeAvro, EncodeAvro, FieldKey
 from transforms.dead_letter import DeadLetter
 from transforms.enrichment import EnrichWithMarketData, enriched_event
 from transforms.event_time import AssignEventTime
 from transforms.fraud import DetectExcessiveViewing
-from transforms.io.client_config import librdkafka_config, load_client_security
+from transforms.io.client_config import (
+    ClientConfigError,
+    librdkafka_config,
+    load_client_security,
+)
 from transforms.io.kafka import ReadKafkaRecords, WriteKafkaRecords
+from transforms.io.kafka_ranges import KafkaRangeError
 from transforms.lateness import GateLateRecords
 from transforms.types import Decoded, KafkaRecord
 from transforms.validation import ValidateEvents, ValidateViews
@@ -274,39 +282,61 @@ def check_kafka_access(options: PipelineOptions, run_config: PropertyRunConfig) 
     )
 
 
-def start(argv: Sequence[str]) -> PipelineResult:
-    """Submits the pipeline and returns at once; the caller waits or cancels.
-
-    Raises ``OptionError`` for bad options and ``KafkaAccessError`` when the Kafka user cannot
-    do what the run needs, before anything is submitted."""
-    options, run_config = pipeline_options(argv)
+def _submit(options: PipelineOptions, run_config: PropertyRunConfig) -> PipelineResult:
     check_kafka_access(options, run_config)
     pipeline = beam.Pipeline(options=options)
     attach_kafka(pipeline, run_config)
     return pipeline.run()
 
 
+def start(argv: Sequence[str]) -> PipelineResult:
+    """Submits the pipeline and returns at once; the caller waits or cancels.
+
+    Raises ``OptionError`` for bad options and ``KafkaAccessError`` when the Kafka user cannot
+    do what the run needs, before anything is submitted."""
+    return _submit(*pipeline_options(argv))
+
+
 def run(argv: Sequence[str] | None = None) -> str:
-    """Runs until the read stops (bounded) or the job is cancelled; returns the final state."""
-    result = start(sys.argv[1:] if argv is None else argv)
-    return result.wait_until_finish()
+    """Runs until the read stops (bounded) or the job is cancelled; returns the final state.
+
+    On ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM under ``main``) the job is cancelled, on Flink
+    through Flink's REST API (``run_control.stop_job``), and the interrupt propagates."""
+    options, run_config = pipeline_options(sys.argv[1:] if argv is None else argv)
+    flink_job = run_control.flink_job_of(options)  # before submission: it looks for newer jobs
+    result = _submit(options, run_config)
+    try:
+        return result.wait_until_finish()
+    except KeyboardInterrupt:
+        LOG.warning("interrupted: stopping the job")
+        run_control.stop_job(
+            result, flink=run_control.is_flink(options), flink_job=flink_job, say=LOG.warning
+        )
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line: ``--help`` lists every option (ours, then Beam's, grouped)."""
+    """The command line: ``--help`` lists every option (ours, then Beam's, grouped); Ctrl-C or
+    SIGTERM stops the job (exit 130); a failure is one line on stderr with its cause (exit 1),
+    the whole trace in the run's log file (``run_control``)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     exit_with_help_if_asked(argv, "python -m pipelines.property", __doc__, (PassthroughOptions,))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log_path = run_control.setup_logging("property")
     try:
-        state = run(argv)
-    except KafkaAccessError as exc:
+        with run_control.sigterm_as_interrupt():
+            state = run(argv)
+    except KeyboardInterrupt:
+        print("property pipeline stopped: the job was cancelled", file=sys.stderr)
+        return 130
+    except (OptionError, PresetError, KafkaAccessError, KafkaRangeError, ClientConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
-        cause = failure_cause(str(exc))
-        if cause is None:
-            raise
-        print(f"error: the pipeline failed: {cause}", file=sys.stderr)
+        run_control.FILE_ONLY.error("the pipeline failed", exc_info=True)
+        print(
+            f"error: the pipeline failed: {run_control.failure_line(exc)} (full trace: {log_path})",
+            file=sys.stderr,
+        )
         return 1
     print(f"property pipeline finished: {state}")
     return 0

@@ -1,0 +1,225 @@
+"""What a pipeline's command line does around the run: logs, signals, stopping, failing.
+
+- **Logs** (``setup_logging``): everything goes to a file under ``.local/logs/runs/`` (full
+  traces included); the console gets the same records except Beam's known shutdown noise, and of
+  the ERROR records of Beam, a runner or a worker only the first, as one line (the rest, and every
+  traceback, are in the file).
+  The noise, dropped from the console only: the data plane's "Failed to read inputs" with a gRPC
+  ``CANCELLED`` (the runner closes the data stream when a job ends: "Multiplexer hanging up") and
+  any worker thread ending on such a cancelled stream; the Java gRPC warning "was garbage collected
+  without being shut down" that Prism relays from the Java worker; Prism's "Bundle Failed" for the
+  bundles in flight when a job is cancelled ("pipeline canceled").
+- **Signals** (``sigterm_as_interrupt``): SIGTERM is turned into ``KeyboardInterrupt``, so
+  ``kill`` stops a run as Ctrl-C does, through the same cleanup (Python's default SIGTERM kills
+  the process at once: Beam's exit handlers, which stop the Prism process it started, never ran).
+- **Stopping** (``stop_job``): the job is cancelled. Prism: Beam's ``cancel()``, then Beam's exit
+  handler stops the Prism process. Flink: Beam's ``cancel()`` leaves the Flink job running, so the
+  job is cancelled through Flink's REST API when it runs on the local stack's job server; for
+  another Flink, the message says how to find and cancel it (``python -m runners.flink``).
+- **Failing** (``failure_line``): one line with the cause and what to do, for the exceptions a
+  user can act on (bad option, Kafka access, a Java exception from Kafka IO or a runner).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+RUN_LOG_DIR = Path(".local") / "logs" / "runs"
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# Records of this logger go to the run's log file only.
+FILE_ONLY = logging.getLogger("run.file_only")
+_OUR_LOGGERS = ("pipelines", "transforms", "runners", "__main__")
+_GC_WARNING = "was garbage collected without being shut down"
+_DATA_PLANE_READ = "Failed to read inputs in the data plane"
+# Prism, for each bundle in flight when the job is cancelled.
+_CANCELLED_BUNDLE = re.compile(r"Bundle Failed\..*pipeline canceled")
+
+
+def _is_cancelled_rpc(exc: BaseException | None) -> bool:
+    """True for a gRPC call ended with CANCELLED (what a runner does to streams at job end)."""
+    import grpc
+
+    return isinstance(exc, grpc.RpcError) and getattr(exc, "code", lambda: None)() == (
+        grpc.StatusCode.CANCELLED
+    )
+
+
+def is_shutdown_noise(record: logging.LogRecord) -> bool:
+    """Beam's known shutdown noise (see the module docstring)."""
+    if record.name == FILE_ONLY.name:
+        return True
+    message = record.getMessage()
+    if _GC_WARNING in message or _CANCELLED_BUNDLE.search(message):
+        return True
+    if message.startswith(_DATA_PLANE_READ) and record.exc_info:
+        return _is_cancelled_rpc(record.exc_info[1])
+    return False
+
+
+class ConsoleFilter(logging.Filter):
+    """The console's view of the run's records: no shutdown noise; of the ERROR records of Beam,
+    a runner or a worker, only the first, as its first line, without a traceback (the log file
+    has them whole; the command line ends with one line naming the cause).
+
+    Attach to the console handler only, after the file handler: it shortens the record it lets
+    through."""
+
+    def __init__(self, log_path: Path | None = None) -> None:
+        super().__init__()
+        self._where = f" (details: {log_path})" if log_path else ""
+        self._runner_errors = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if is_shutdown_noise(record):
+            return False
+        if record.levelno >= logging.ERROR and not record.name.startswith(_OUR_LOGGERS):
+            self._runner_errors += 1
+            if self._runner_errors > 1:
+                return False
+            first = record.getMessage().strip().splitlines()[0] if record.getMessage() else ""
+            record.msg, record.args = f"{first[:300]}{self._where}", None
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+def _quiet_thread_hook(original: Any) -> Any:
+    def hook(args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread else ""
+        if _is_cancelled_rpc(args.exc_value):
+            FILE_ONLY.info(
+                "thread %s: its gRPC stream was closed by the runner",
+                name,
+                exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+            )
+            return
+        original(args)
+
+    return hook
+
+
+def setup_logging(name: str, *, console_level: int = logging.INFO) -> Path:
+    """Log the run to ``.local/logs/runs/<name>-<time>-<pid>.log`` and, filtered, to stderr;
+    returns the file's path."""
+    RUN_LOG_DIR.mkdir(parents=True, exist_ok=True)
+    path = RUN_LOG_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter(FORMAT))
+    root.addHandler(to_file)  # first: it sees every record whole
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(console_level)
+    console.setFormatter(logging.Formatter(FORMAT))
+    console.addFilter(ConsoleFilter(path))
+    root.addHandler(console)
+    threading.excepthook = _quiet_thread_hook(threading.excepthook)
+    return path
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``KeyboardInterrupt`` in the main thread."""
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def is_flink(options: Any) -> bool:
+    """True when the run goes to Flink (Beam's Flink or portable runner)."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    runner = str(options.view_as(StandardOptions).runner or "").rsplit(".", 1)[-1]
+    return runner in ("FlinkRunner", "PortableRunner")
+
+
+def flink_job_of(options: Any) -> Any:
+    """A ``runners.flink.SubmittedJob`` for a Flink run on the local stack's job server (made
+    before submission), else None."""
+    from apache_beam.options.pipeline_options import PortableOptions
+
+    if not is_flink(options):
+        return None
+    from runners.flink import SubmittedJob
+
+    return SubmittedJob.on_local_stack(options.view_as(PortableOptions).job_endpoint)
+
+
+def stop_job(result: Any, *, flink: bool, flink_job: Any, say: Any = print) -> None:
+    """Cancel an interrupted run (see the module docstring); never raises."""
+    if flink_job is not None:
+        from runners.flink import FlinkRestError
+
+        try:
+            say(f"Flink job cancelled through Flink's REST API: {flink_job.cancel(30)}")
+        except (FlinkRestError, OSError) as exc:
+            say(f"could not cancel the Flink job ({exc})")
+            flink_job = None
+    if flink and flink_job is None:
+        say(
+            "the Flink job may still run: list it with `python -m runners.flink jobs [--url "
+            "FLINK_REST_URL]`, cancel it with `python -m runners.flink cancel JOBID`"
+        )
+    # ValueError: Beam already closed the job service channel; other errors: the job server is
+    # gone. Either way nothing is left to cancel through Beam.
+    with contextlib.suppress(Exception):
+        result.cancel()
+
+
+# A Java exception class name (not a stack frame's "Class.method"), then its message, if any.
+_JAVA_EXCEPTION = re.compile(r"(?:[a-z_$][\w$]*\.)+([A-Z][\w$]*(?:Exception|Error))(?![\w$.])")
+# (pattern in the error text, what to do)
+_FIXES = (
+    (
+        r"Could not find any partitions info|not present in metadata|UNKNOWN_TOPIC",
+        "a Kafka topic does not exist: create it (python -m runners.local topics) or fix the "
+        "--*_topic options",
+    ),
+    (
+        r"org\.apache\.kafka\.common\.errors\.TimeoutException|Failed to construct kafka",
+        "Kafka is not reachable at --bootstrap_servers from the Java workers: check "
+        "`python -m runners.local status`",
+    ),
+    (
+        r"UNAVAILABLE|failed to connect to all addresses|Connection refused",
+        "a service the run needs is not reachable (Beam expansion service, Java workers, job "
+        "server or Kafka): check `python -m runners.local status`, start it with `make up`",
+    ),
+)
+
+
+def failure_line(exc: BaseException) -> str:
+    """One line with the cause of a failed run and, where known, what to do."""
+    from pipelines.kafka_access import failure_cause
+
+    text = str(exc)
+    kafka_cause = failure_cause(text)
+    if kafka_cause:
+        return kafka_cause
+    fix = next((what for pattern, what in _FIXES if re.search(pattern, text)), None)
+    java = list(_JAVA_EXCEPTION.finditer(text))
+    if java:
+        # The innermost cause is the last one named (wrappers and "Caused by:" chains end there).
+        last = java[-1]
+        detail = text[last.end() :].split("\n", 1)[0].lstrip(": \t").strip()
+        cause = f"{last.group(1)}: {detail[:200]}" if detail else last.group(1)
+        return f"{cause}; {fix}" if fix else cause
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"{first[:300]}; {fix}" if fix else first[:300]
