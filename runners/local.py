@@ -461,7 +461,7 @@ def _plan_kafka(
         text = kafka_admin.broker_properties(node, nodes, LOOPBACK, security)
         if secure:
             # It holds the broker's SCRAM password.
-            kafka_security._write_private(props, text)
+            kafka_security.write_private(props, text)
         else:
             props.write_text(text)
         log = paths.log(KAFKA if node.node_id == 1 else f"{KAFKA}-{node.node_id}")

@@ -147,7 +147,7 @@ class SecurityFiles:
         return self.root / f"{user}.properties"
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write ``text`` to a file that only its owner can read (created 0600, never wider)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -228,8 +228,8 @@ def ensure_tls(files: SecurityFiles, host: str = "127.0.0.1") -> None:
     def pem(c: x509.Certificate) -> str:
         return c.public_bytes(serialization.Encoding.PEM).decode()
 
-    _write_private(files.ca_key, pkcs8(ca_key))
-    _write_private(files.broker_keystore, pkcs8(key) + pem(cert) + pem(ca_cert))
+    write_private(files.ca_key, pkcs8(ca_key))
+    write_private(files.broker_keystore, pkcs8(key) + pem(cert) + pem(ca_cert))
     files.ca_cert.write_text(pem(ca_cert))
 
 
@@ -244,7 +244,7 @@ def ensure_passwords(files: SecurityFiles, config: SecurityConfig) -> dict[str, 
         return have
     for user in wanted:
         have.setdefault(user, secrets.token_urlsafe(24))
-    _write_private(files.passwords, "".join(f'{u} = "{p}"\n' for u, p in have.items()))
+    write_private(files.passwords, "".join(f'{u} = "{p}"\n' for u, p in have.items()))
     return have
 
 
@@ -269,7 +269,7 @@ def write_client_properties(files: SecurityFiles, passwords: Mapping[str, str]) 
     for user, password in passwords.items():
         if user == BROKER_USER:
             continue
-        _write_private(
+        write_private(
             files.client_properties(user), client_properties_text(user, password, files.ca_cert)
         )
 
@@ -334,7 +334,7 @@ def format_storage_secure(
         masked += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password=***]"]
     argfile = argfile_dir / f"format-{os.getpid()}.args"
     # One argument per line, quoted: the java launcher's @argfile syntax.
-    _write_private(argfile, "".join(f'"{a}"\n' for a in args))
+    write_private(argfile, "".join(f'"{a}"\n' for a in args))
     cmd = [java, "-Xmx256m", "-cp", classpath, f"@{argfile}"]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
