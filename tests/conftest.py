@@ -29,6 +29,27 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
+
+# The runner of every TestPipeline, pinned: Beam 2.73's DirectRunner first tries Prism (which it
+# downloads from GitHub when it can) and falls back otherwise, so the runner depended on the
+# machine's network. ``--update_compatibility_version`` at the installed Beam version makes the
+# DirectRunner skip that attempt (and changes nothing else: no compatibility path applies to the
+# current version), so a TestPipeline always runs on Beam's FnApiRunner, or on the
+# BundleBasedDirectRunner for a pipeline the FnApiRunner cannot run (TestStream, streaming).
+# ``--test-pipeline-options`` on the pytest command line still overrides it.
+def pinned_test_pipeline_options() -> str:
+    from apache_beam import version
+
+    return f"--runner=DirectRunner --update_compatibility_version={version.__version__}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    if TestPipeline.pytest_test_pipeline_options is None:
+        TestPipeline.pytest_test_pipeline_options = pinned_test_pipeline_options()
+
+
 KAFKA_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 EXPANSION_ENV = "BEAM_EXPANSION_SERVICE"
 FLINK_ENV = "FLINK_JOB_ENDPOINT"

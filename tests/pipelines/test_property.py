@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 
 import apache_beam as beam
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that
@@ -113,8 +113,8 @@ def simulation():
 def test_pipeline_outputs_equal_the_simulators_oracle(simulation):
     oracle = simulation.oracle
     log = kafka_log(simulation.records)
-    options = PipelineOptions()
-    options.view_as(StandardOptions).streaming = True
+    # The pinned test runner's options (tests/conftest.py), streaming.
+    options = PipelineOptions(TestPipeline().get_full_options_as_args(streaming=True))
     with TestPipeline(options=options) as p:
         events, views = (
             p

@@ -1,4 +1,7 @@
-"""The market-data service as a real process: data, 404s, fault injection, statistics."""
+"""The market-data service as a real process: data, 404s, fault injection, statistics.
+
+Every test here starts the service (a process of the stack), hence ``integration``; the dataset
+alone is tested in ``test_marketdata_dataset.py``."""
 
 from __future__ import annotations
 
@@ -8,11 +11,13 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from runners.marketdata.dataset import PROPERTY_TYPES, MarketDataset, market_record, zip_codes
+from runners.marketdata.dataset import market_record
 from runners.marketdata.processes import MarketDataServer, market_data_server
 
 # The fields the pipeline reads from a response (what the service must serve).
 from transforms.enrichment import MARKET_FIELDS
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -31,27 +36,6 @@ def get_market(server: MarketDataServer, zip_code: str, ptype: str) -> requests.
     return requests.get(
         f"{server.url}/v1/market", params={"zip": zip_code, "type": ptype}, timeout=5
     )
-
-
-def test_dataset_is_deterministic_for_a_seed_and_differs_between_seeds() -> None:
-    assert MarketDataset.generate(seed=7).records == MarketDataset.generate(seed=7).records
-    assert market_record(7, "10001", "CONDO") != market_record(8, "10001", "CONDO")
-
-
-def test_dataset_covers_200_zips_times_5_types_with_plausible_values() -> None:
-    dataset = MarketDataset.generate()
-    assert len(zip_codes()) == 200
-    assert zip_codes()[0] == "10001" and zip_codes()[-1] == "10200"
-    assert len(dataset.records) == 200 * len(PROPERTY_TYPES)
-    for record in dataset.records.values():
-        assert 0 < record["median_price"] < 5_000_000
-        assert 0 <= record["market_score"] <= 100
-        assert len(record["comparable_properties"]) == 3
-
-
-def test_zip_count_out_of_range_is_rejected_with_a_reason() -> None:
-    with pytest.raises(ValueError, match="zip_count must be between"):
-        zip_codes(0)
 
 
 def test_known_zip_and_type_answers_the_seeded_record(server: MarketDataServer) -> None:
