@@ -305,6 +305,7 @@ def run(argv: Sequence[str] | None = None) -> str:
     options, run_config = pipeline_options(sys.argv[1:] if argv is None else argv)
     flink_job = run_control.flink_job_of(options)  # before submission: it looks for newer jobs
     result = _submit(options, run_config)
+    run_control.reclaim_signals()
     try:
         return result.wait_until_finish()
     except KeyboardInterrupt:
@@ -323,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit_with_help_if_asked(argv, "python -m pipelines.property", __doc__, (PassthroughOptions,))
     log_path = run_control.setup_logging("property")
     try:
-        with run_control.sigterm_as_interrupt():
+        with run_control.signals_as_interrupt():
             state = run(argv)
     except KeyboardInterrupt:
         print("property pipeline stopped: the job was cancelled", file=sys.stderr)

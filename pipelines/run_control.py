@@ -9,9 +9,11 @@
   any worker thread ending on such a cancelled stream; the Java gRPC warning "was garbage collected
   without being shut down" that Prism relays from the Java worker; Prism's "Bundle Failed" for the
   bundles in flight when a job is cancelled ("pipeline canceled").
-- **Signals** (``sigterm_as_interrupt``): SIGTERM is turned into ``KeyboardInterrupt``, so
+- **Signals** (``signals_as_interrupt``): SIGTERM and SIGINT raise ``KeyboardInterrupt``, so
   ``kill`` stops a run as Ctrl-C does, through the same cleanup (Python's default SIGTERM kills
-  the process at once: Beam's exit handlers, which stop the Prism process it started, never ran).
+  the process at once: Beam's exit handlers, which stop the Prism process it started, never ran;
+  Beam's own SIGINT handler stops Prism before the job is cancelled, so ``reclaim_signals``
+  takes SIGINT back once the job is submitted).
 - **Stopping** (``stop_job``): the job is cancelled. Prism: Beam's ``cancel()``, then Beam's exit
   handler stops the Prism process. Flink: Beam's ``cancel()`` leaves the Flink job running, so the
   job is cancelled through Flink's REST API when it runs on the local stack's job server; for
@@ -128,18 +130,36 @@ def setup_logging(name: str, *, console_level: int = logging.INFO) -> Path:
     return path
 
 
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+_active = False
+
+
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises ``KeyboardInterrupt`` in the main thread."""
-
-    def interrupt(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt("SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+def signals_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT raise ``KeyboardInterrupt`` in the main thread."""
+    global _active
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    for s in previous:
+        signal.signal(s, _interrupt)
+    _active = True
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _active = False
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def reclaim_signals() -> None:
+    """Inside ``signals_as_interrupt``: take SIGINT back after submission. Beam's job-server
+    wrapper installs its own SIGINT handler when it starts Prism, and that handler stops Prism
+    before the job is cancelled (the run then ends as a failed RPC, not an interrupt)."""
+    if _active and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 def is_flink(options: Any) -> bool:

@@ -4,9 +4,10 @@
   stays in the run's log file).
 - A Java exception from Kafka IO (a missing input topic) ends the run with one line naming the
   cause and the fix; the whole trace is in the log file the line names.
-- SIGTERM (as Ctrl-C) of a streaming run stops what the run started: it exits 130 saying the job
-  was cancelled; every process it started (Prism's, on Prism) is gone; on Flink the job no longer
-  runs in Flink (cancelled through Flink's REST API: Beam's own cancel leaves it running).
+- SIGTERM or SIGINT (Ctrl-C) of a streaming run stops what the run started: it exits 130 saying
+  the job was cancelled; every process it started (Prism's, on Prism) is gone; on Flink the job
+  no longer runs in Flink (cancelled through Flink's REST API: Beam's own cancel leaves it
+  running).
 """
 
 from __future__ import annotations
@@ -67,10 +68,12 @@ def _wait_for_text(path: Path, text: str, proc: subprocess.Popen, timeout_s: flo
     raise AssertionError(f"no {text!r} within {timeout_s} s:\n{path.read_text()[-3000:]}")
 
 
-def _stop_with_sigterm(proc: subprocess.Popen, stderr: Path) -> list[psutil.Process]:
-    """SIGTERM, then the exit; returns the processes the run had started (now to be gone)."""
+def _stop_with(
+    proc: subprocess.Popen, stderr: Path, signum: int = signal.SIGTERM
+) -> list[psutil.Process]:
+    """The signal, then the exit; returns the processes the run had started (now to be gone)."""
     started = psutil.Process(proc.pid).children(recursive=True)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     code = proc.wait(timeout=EXIT_TIMEOUT_S)
     assert code == 130, f"exit {code}:\n{stderr.read_text()[-3000:]}"
     assert "the job was cancelled" in stderr.read_text()
@@ -179,8 +182,9 @@ def _kill_leftovers(proc: subprocess.Popen, children: list[psutil.Process]) -> N
         proc.wait(timeout=30)
 
 
-def test_sigterm_of_a_prism_run_cancels_its_job_and_stops_prism(
-    kafka_bootstrap, expansion_service, local_services, make_topic, tmp_path
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_or_ctrl_c_of_a_prism_run_cancels_its_job_and_stops_prism(
+    signum, kafka_bootstrap, expansion_service, local_services, make_topic, tmp_path
 ):
     argv = _argv("PrismRunner", kafka_bootstrap, expansion_service, local_services, make_topic)
     proc, stderr = _launch(argv, tmp_path)
@@ -190,7 +194,7 @@ def test_sigterm_of_a_prism_run_cancels_its_job_and_stops_prism(
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any(p.name() == "prism" for p in children), [p.name() for p in children]
 
-        started = _stop_with_sigterm(proc, stderr)
+        started = _stop_with(proc, stderr, signum)
         _, alive = psutil.wait_procs(started, timeout=30)
         assert alive == [], f"left running: {[(p.pid, p.name()) for p in alive]}"
     finally:
@@ -217,7 +221,7 @@ def test_sigterm_of_a_flink_run_cancels_the_flink_job(
         jid = rest.wait_job_submitted(since_ms, START_TIMEOUT_S)
         children = psutil.Process(proc.pid).children(recursive=True)
 
-        started = _stop_with_sigterm(proc, stderr)
+        started = _stop_with(proc, stderr)
         try:
             state = rest.state(jid)
         except FlinkUnreachable:

@@ -14,7 +14,8 @@ from pipelines.run_control import (
     ConsoleFilter,
     failure_line,
     is_shutdown_noise,
-    sigterm_as_interrupt,
+    reclaim_signals,
+    signals_as_interrupt,
 )
 
 
@@ -84,10 +85,13 @@ def test_a_failure_is_one_line_naming_the_cause_and_the_fix(text, expected):
     assert line.startswith(expected) or (expected == "UNAVAILABLE" and "make up" in line)
 
 
-def test_sigterm_raises_keyboard_interrupt_inside_the_block_only():
-    before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
-        os.kill(os.getpid(), signal.SIGTERM)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_raise_keyboard_interrupt_inside_the_block_only(signum):
+    before = signal.getsignal(signum)
+    with pytest.raises(KeyboardInterrupt), signals_as_interrupt():
+        signal.signal(signum, signal.default_int_handler)  # what Beam's job server does
+        reclaim_signals()
+        os.kill(os.getpid(), signum)
         for _ in range(100):  # the handler runs at the next bytecode boundary
             time.sleep(0.01)
-    assert signal.getsignal(signal.SIGTERM) is before
+    assert signal.getsignal(signum) is before
