@@ -86,6 +86,15 @@ class KafkaOptions(PipelineOptions):
             "runs skip it).",
         )
         parser.add_argument(
+            "--kafka_poll_timeout_s",
+            type=int,
+            default=None,
+            help="Seconds the streaming Kafka read polls a partition before it hands the records "
+            "it has to the runner (Beam KafkaIO's consumer_polling_timeout; whole seconds, >= 1; "
+            "default: the runner preset's, else Beam's 2). Each partition's records reach the "
+            "pipeline at most this long after their append (docs/performance.md, Latency).",
+        )
+        parser.add_argument(
             "--max_records",
             type=int,
             help="Bounded run: stop after this many records (split evenly across partitions; "
@@ -142,6 +151,8 @@ class KafkaConfig:
     check_access: bool = True
     """Check the user's topic ACLs from the launching machine before submitting."""
     backfill: bool = False
+    poll_timeout_s: int | None = None
+    """KafkaIO's ``consumer_polling_timeout`` (s) of the streaming read; None: Beam's 2 s."""
 
     @property
     def bounded(self) -> bool:
@@ -194,7 +205,7 @@ class KafkaConfig:
                     "remove it from the file)"
                 )
             properties = {**from_file, **properties}
-        for name in ("max_records", "max_read_time_s"):
+        for name in ("max_records", "max_read_time_s", "kafka_poll_timeout_s"):
             value = getattr(kafka, name)
             if value is not None and value <= 0:
                 raise OptionError(f"--{name} must be a positive integer, got {value}")
@@ -233,6 +244,7 @@ class KafkaConfig:
             config_file=config_file,
             check_access=not kafka.skip_kafka_access_check,
             backfill=bool(kafka.backfill),
+            poll_timeout_s=kafka.kafka_poll_timeout_s,
         )
 
 

@@ -64,6 +64,7 @@ def attach(pipeline: beam.Pipeline, config: PassthroughConfig) -> None:
         stop_read_time_ms=kafka.stop_read_time_ms,
         stop_at_current_end=kafka.backfill,
         security_file=kafka.config_file,
+        poll_timeout_s=kafka.poll_timeout_s,
         # Passed explicitly: the pipeline may be run without `with` (see start()).
         expansion_service=kafka.expansion_service,
     )

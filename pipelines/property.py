@@ -224,6 +224,7 @@ def attach_kafka(pipeline: beam.Pipeline, run_config: PropertyRunConfig) -> Prop
             stop_at_current_end=kafka.backfill,
             security_file=kafka.config_file,
             commit_offset_in_finalize=run_config.commit_offsets,
+            poll_timeout_s=kafka.poll_timeout_s,
             # Explicit: Beam applies --beam_services only inside `with beam.Pipeline()`.
             expansion_service=kafka.expansion_service,
         )

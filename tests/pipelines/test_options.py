@@ -78,6 +78,7 @@ def test_a_run_is_bounded_exactly_when_it_has_a_stop_condition(argv, bounded):
     [
         (["--max_records=0"], "--max_records"),
         (["--max_read_time_s=-1"], "--max_read_time_s"),
+        (["--kafka_poll_timeout_s=0"], "--kafka_poll_timeout_s"),
         (["--stop_read_time_ms=-5"], "--stop_read_time_ms"),
         (["--start_read_time_ms=20", "--stop_read_time_ms=10"], "--stop_read_time_ms"),
         (["--backfill", "--stop_read_time_ms=10"], "--backfill.*--stop_read_time_ms"),
@@ -93,6 +94,11 @@ def test_a_run_is_bounded_exactly_when_it_has_a_stop_condition(argv, bounded):
 def test_bad_options_raise_an_error_naming_the_flag(argv, flag):
     with pytest.raises(OptionError, match=flag):
         kafka_config(*argv)
+
+
+def test_kafka_poll_timeout_is_passed_through_in_whole_seconds():
+    assert kafka_config().poll_timeout_s is None  # Beam's default (2 s) then applies
+    assert kafka_config("--kafka_poll_timeout_s=1").poll_timeout_s == 1
 
 
 def test_missing_bootstrap_servers_says_how_to_get_one():

@@ -193,6 +193,9 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
     (``transforms.io.kafka_ranges``): Beam's KafkaIO 2.73 takes no stop offsets, and its stop-time
     read fails on a partition without a record at or after the stop time. Those readers take
     their security settings from ``security_file`` (a Kafka client properties file) when given.
+    ``poll_timeout_s`` is KafkaIO's ``consumer_polling_timeout`` (whole seconds, >= 1; Beam's
+    default 2): the Java read polls a partition for up to this long before it returns what it read
+    to the runner, which bounds how long a record waits in the read (docs/performance.md).
     ``start_read_time_ms`` starts each partition at its first record at or after that time;
     otherwise the consumer's committed offset or ``auto.offset.reset`` decides.
     """
@@ -211,9 +214,11 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
         expansion_service: Any = None,
         stop_at_current_end: bool = False,
         security_file: str | None = None,
+        poll_timeout_s: int | None = None,
     ) -> None:
         super().__init__()
         self._bootstrap_servers = _check_bootstrap_servers(bootstrap_servers)
+        self._poll_timeout_s = _check_optional_positive(poll_timeout_s, "poll_timeout_s")
         if (
             isinstance(topics, str)
             or not topics
@@ -284,6 +289,11 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
             timestamp_policy=self._timestamp_policy,
             with_metadata=True,
             expansion_service=self._expansion_service,
+            **(
+                {"consumer_polling_timeout": self._poll_timeout_s}
+                if self._poll_timeout_s is not None
+                else {}
+            ),
         )
         return (
             pbegin

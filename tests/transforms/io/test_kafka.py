@@ -107,6 +107,8 @@ def test_write_row_with_headers_round_trips_through_its_row_coder():
         ({"consumer_config": {"bootstrap.servers": "other:9092"}}, "give the servers once"),
         ({"max_num_records": 0}, "max_num_records must be a positive int"),
         ({"max_read_time_s": -5}, "max_read_time_s must be a positive int"),
+        ({"poll_timeout_s": 0}, "poll_timeout_s must be a positive int"),
+        ({"poll_timeout_s": 0.5}, "poll_timeout_s must be a positive int"),
         ({"start_read_time_ms": -1}, "start_read_time_ms must be milliseconds"),
         ({"start_read_time_ms": 20, "stop_read_time_ms": 10}, "must be after"),
         ({"commit_offset_in_finalize": True}, r"set consumer_config\['group.id'\]"),
