@@ -193,7 +193,12 @@ def apply(plan: FaultPlan) -> beam.PTransform:
 def cached(
     service: MarketDataServer, redis: RestartableRedis, **cache: int
 ) -> EnrichWithMarketData:
-    return fast(service.url).with_redis_cache(redis.host, redis.port, 300, timeout_s=0.5, **cache)
+    # Generous timeouts: these tests count calls and cache errors exactly, and a call or a Redis
+    # command timing out on a loaded machine would add a retry or an error that no fault caused
+    # (a killed Redis refuses connections at once; the hung-Redis test sets its own timeout).
+    return fast(service.url, call_timeout_s=10.0).with_redis_cache(
+        redis.host, redis.port, 300, timeout_s=5.0, **cache
+    )
 
 
 def test_redis_killed_between_runs_degrades_to_no_cache_and_is_used_again_once_restarted(
@@ -257,14 +262,15 @@ def test_hung_redis_times_out_to_no_cache_and_answers_again_when_it_resumes(
     n = 10
     events = spread_events(n)
 
-    def transform() -> EnrichWithMarketData:
-        return fast(service.url).with_redis_cache(
-            fresh_redis.host, fresh_redis.port, 300, timeout_s=0.2
+    def transform(redis_timeout_s: float = 5.0) -> EnrichWithMarketData:
+        return fast(service.url, call_timeout_s=10.0).with_redis_cache(
+            fresh_redis.host, fresh_redis.port, 300, timeout_s=redis_timeout_s
         )
 
     run(events, transform(), tmp_path)  # warm: every key cached
     fresh_redis.pause()  # accepts connections (the kernel does), answers nothing
-    outputs, counters = run(events, transform(), tmp_path)
+    # Any finite timeout expires on a Redis that never answers; a short one keeps the run short.
+    outputs, counters = run(events, transform(redis_timeout_s=0.2), tmp_path)
     assert_accounted(outputs, n)
     assert statuses(outputs) == {ENRICHED: n}
     assert counters["calls"] == n and counters.get("cache_hits", 0) == 0
