@@ -252,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         while time.monotonic() - started < args.timeout_s:
             time.sleep(args.interval_s)
+            # Noted before reading: once the job has ended, this summary holds all it wrote.
+            finished = result.state in TERMINAL
             summary = summarize(
                 read_outputs(
                     stack.bootstrap_servers, topics, timeout_s=60, consumer_config=as_tools
@@ -263,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not diffs and (producer is None or not producer.is_alive()):
                 timings["pipeline_to_all_outputs_match"] = round(time.monotonic() - started, 1)
                 break
-            if result.state in TERMINAL and (time.monotonic() - started) > args.interval_s:
+            if finished:
                 break  # a backfill that finished: the outputs above are final
     finally:
         if result.state not in TERMINAL:

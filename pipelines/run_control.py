@@ -8,7 +8,9 @@
   ``CANCELLED`` (the runner closes the data stream when a job ends: "Multiplexer hanging up") and
   any worker thread ending on such a cancelled stream; the Java gRPC warning "was garbage collected
   without being shut down" that Prism relays from the Java worker; Prism's "Bundle Failed" for the
-  bundles in flight when a job is cancelled ("pipeline canceled").
+  bundles in flight when a job is cancelled ("pipeline canceled") and Flink's
+  "JobCancellationException" for a cancelled job (a run ended that way still ends with its one
+  line).
 - **Signals** (``signals_as_interrupt``): SIGTERM and SIGINT raise ``KeyboardInterrupt``, so
   ``kill`` stops a run as Ctrl-C does, through the same cleanup (Python's default SIGTERM kills
   the process at once: Beam's exit handlers, which stop the Prism process it started, never ran;
@@ -44,7 +46,9 @@ _OUR_LOGGERS = ("pipelines", "transforms", "runners", "__main__")
 _GC_WARNING = "was garbage collected without being shut down"
 _DATA_PLANE_READ = "Failed to read inputs in the data plane"
 # Prism, for each bundle in flight when the job is cancelled.
-_CANCELLED_BUNDLE = re.compile(r"Bundle Failed\..*pipeline canceled")
+_CANCELLED_BUNDLE = re.compile(
+    r"Bundle Failed\..*pipeline canceled|JobCancellationException: Job was cancelled"
+)
 
 
 def _is_cancelled_rpc(exc: BaseException | None) -> bool:

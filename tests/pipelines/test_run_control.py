@@ -45,6 +45,8 @@ def test_a_cancelled_data_stream_at_job_end_is_noise_any_other_failure_is_not():
     bundle = "Bundle Failed. (error='pipeline canceled')"
     assert is_shutdown_noise(_record("PrismRunner", logging.ERROR, bundle))
     assert not is_shutdown_noise(_record("PrismRunner", logging.ERROR, "Bundle Failed. (x)"))
+    cancelled = "org.apache.flink.runtime.client.JobCancellationException: Job was cancelled."
+    assert is_shutdown_noise(_record("root", logging.ERROR, cancelled))
 
 
 def test_the_console_shows_the_first_runner_error_as_one_line_and_ours_whole():
