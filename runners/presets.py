@@ -10,6 +10,8 @@ the result; they never see ports or processes. What each runner gets (flags the 
   ``--environment_type=LOOPBACK``, ``--beam_services``, and with ``--streaming`` the flags of
   ``runners.flink_event_time.flink_streaming_event_time_args`` (checkpointing: an unbounded
   Kafka read on Flink delivers records downstream only when checkpointing is on, DESIGN.md).
+- Both local runners, for a pipeline with Kafka IO: ``--kafka_poll_timeout_s=1`` (Beam's 2 s
+  poll of each partition is most of the streaming latency; docs/performance.md, Latency).
 - ``DirectRunner`` (also Beam's default when no runner is named): it cannot execute Java
   cross-language transforms, so a Kafka pipeline runs on Prism instead, said in one log line.
 - ``DataflowRunner`` and others: passed through unchanged (they run elsewhere).
@@ -42,6 +44,12 @@ PRISM_BINARY = REPO_ROOT / ".local" / "bin" / "prism"
 _PORTABLE_JOB_RUNNERS = ("FlinkRunner", "PortableRunner")
 PRISM_NO_SDF_SPLIT = "--experiments=prism_disable_sdf_split"
 PRISM_NO_SINGLETON = "--experiments=disable_prism_server_singleton"
+# Beam KafkaIO's SDF read polls a partition for consumer_polling_timeout (whole seconds, Beam's
+# default 2) before it returns what it read, and a runner bundle holds several partitions' reads
+# one after another: each record waits up to (partitions per bundle) x this in the read. 1 s is
+# KafkaIO's minimum. Measured (docs/performance.md, Latency; stateless path at 150 events/s):
+# Flink p50 5.7 -> 2.5 s, p99 11.9 -> 4.8 s; Prism in the same section. Same outputs.
+KAFKA_POLL_TIMEOUT = "--kafka_poll_timeout_s=1"
 # Stack services a pipeline may ask for by name: flag -> StackAddresses field.
 _SERVICE_URL_FIELDS = {"marketdata_url": "marketdata_url", "redis_url": "redis_url"}
 
@@ -188,6 +196,9 @@ def runner_args(
                     "start it with `python -m runners.local up`"
                 )
             added.append("--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: expansion}))
+
+    if uses_kafka and not has_flag(argv, "kafka_poll_timeout_s"):
+        added.append(KAFKA_POLL_TIMEOUT)
 
     if short == "PrismRunner" and not has_flag(argv, "prism_location"):
         if not PRISM_BINARY.exists():

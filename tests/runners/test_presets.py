@@ -35,6 +35,7 @@ def test_prism_gets_binary_loopback_and_the_running_expansion_service():
         "--bootstrap_servers=127.0.0.1:9092",
         "--environment_type=LOOPBACK",
         BEAM_SERVICES,
+        "--kafka_poll_timeout_s=1",
         f"--prism_location={PRISM_BINARY}",
         "--experiments=prism_disable_sdf_split",
         "--experiments=disable_prism_server_singleton",
@@ -72,6 +73,7 @@ def test_flink_streaming_gets_job_endpoint_loopback_services_and_checkpointing()
         "--bootstrap_servers=127.0.0.1:9092",
         "--environment_type=LOOPBACK",
         BEAM_SERVICES,
+        "--kafka_poll_timeout_s=1",
         "--job_endpoint=localhost:8099",
         "--checkpointing_interval=1000",
         "--finish_bundle_before_checkpointing",
@@ -91,6 +93,7 @@ def test_flags_the_user_gave_win_over_the_stack():
         "--environment_type=DOCKER",
         '--beam_services={"x": "y:1"}',
         "--job_endpoint=flink.prod:8099",
+        "--kafka_poll_timeout_s=2",
         "--checkpointing_interval=60000",
         "--finish_bundle_before_checkpointing",
     ]
