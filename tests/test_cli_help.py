@@ -32,6 +32,7 @@ ARGPARSE_COMMANDS = [
     "runners.marketdata.__main__",
     "bench.compare",
     "bench.latency",
+    "bench.latency_attribution",
     "bench.enrichment",
     "bench.passthrough",
     "bench.profile_pyspy",
