@@ -13,6 +13,7 @@ never a sleep.
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import time
 import tomllib
@@ -149,34 +150,50 @@ def format_storage(
     properties: Path,
     log_path: Path,
     timeout_s: float = 120,
+    *,
+    secret_args: Sequence[str] = (),
+    shown_args: Sequence[str] = (),
+    argfile_dir: Path | None = None,
 ) -> None:
-    """Format a node's log directory with Kafka's StorageTool (skipped by the tool if formatted)."""
-    cmd = [
-        java,
-        "-Xmx256m",
-        "-cp",
-        classpath,
-        STORAGE_TOOL,
-        "format",
-        "-t",
-        cluster_id,
-        "-c",
-        str(properties),
-        "--ignore-formatted",
-    ]
+    """Format a node's log directory with Kafka's StorageTool (skipped by the tool if formatted).
+
+    ``secret_args`` (e.g. ``--add-scram`` credentials) never go on a command line: the whole
+    argument list goes to ``java`` in a 0600 ``@argfile`` under ``argfile_dir``, deleted
+    afterwards, and the log shows ``shown_args`` (the same arguments, secrets masked) instead.
+    """
+    args = [STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(properties), "--ignore-formatted"]
+    cmd = [java, "-Xmx256m", "-cp", classpath]
+    shown = [*cmd, *args, *shown_args]
+    argfile = None
+    if secret_args:
+        if argfile_dir is None:
+            raise ValueError("secret_args need an argfile_dir")
+        argfile = argfile_dir / f"format-{os.getpid()}.args"
+        argfile_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            # One argument per line, quoted: the java launcher's @argfile syntax.
+            fh.write("".join(f'"{a}"\n' for a in [*args, *secret_args]))
+        cmd.append(f"@{argfile}")
+    else:
+        cmd += args
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        log.write(f"=== format storage: {' '.join(cmd)}\n".encode())
-        log.flush()
-        try:
-            proc = subprocess.run(
-                cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise RuntimeError(
-                f"Kafka StorageTool did not finish formatting {properties} in {timeout_s:.0f}s;"
-                f" see {log_path}"
-            ) from exc
+    try:
+        with open(log_path, "ab") as log:
+            log.write(f"=== format storage: {' '.join(shown)}\n".encode())
+            log.flush()
+            try:
+                proc = subprocess.run(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s, check=False
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise RuntimeError(
+                    f"Kafka StorageTool did not finish formatting {properties} in"
+                    f" {timeout_s:.0f}s; see {log_path}"
+                ) from exc
+    finally:
+        if argfile is not None:
+            argfile.unlink(missing_ok=True)
     if proc.returncode != 0:
         raise RuntimeError(
             f"Kafka StorageTool format failed (exit {proc.returncode}); see {log_path}"

@@ -28,7 +28,6 @@ import datetime as dt
 import ipaddress
 import os
 import secrets
-import subprocess
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -320,42 +319,26 @@ def format_storage_secure(
     argfile_dir: Path,
     timeout_s: float = 120,
 ) -> None:
-    """Format a node's storage with a SCRAM-SHA-512 credential for every user.
+    """Format a node's storage with a SCRAM-SHA-512 credential for every user; the passwords go
+    to the StorageTool in a 0600 ``@argfile`` (never in the process list), masked in the log."""
+    from runners.kafka import format_storage
 
-    The command line goes into a 0600 ``@argfile`` for ``java`` (deleted afterwards), so that no
-    password is visible in the process list; the log gets the command with passwords masked.
-    """
-    from runners.kafka import STORAGE_TOOL
-
-    args = [STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(properties), "--ignore-formatted"]
-    masked = list(args)
+    secret: list[str] = []
+    shown: list[str] = []
     for user, password in passwords.items():
-        args += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={password}]"]
-        masked += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password=***]"]
-    argfile = argfile_dir / f"format-{os.getpid()}.args"
-    # One argument per line, quoted: the java launcher's @argfile syntax.
-    write_private(argfile, "".join(f'"{a}"\n' for a in args))
-    cmd = [java, "-Xmx256m", "-cp", classpath, f"@{argfile}"]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(log_path, "ab") as log:
-            log.write(f"=== format storage: {' '.join(cmd[:-1] + masked)}\n".encode())
-            log.flush()
-            try:
-                proc = subprocess.run(
-                    cmd, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s, check=False
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise RuntimeError(
-                    f"Kafka StorageTool did not finish formatting {properties} in"
-                    f" {timeout_s:.0f}s; see {log_path}"
-                ) from exc
-    finally:
-        argfile.unlink(missing_ok=True)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"Kafka StorageTool format failed (exit {proc.returncode}); see {log_path}"
-        )
+        secret += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={password}]"]
+        shown += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password=***]"]
+    format_storage(
+        java,
+        classpath,
+        cluster_id,
+        properties,
+        log_path,
+        timeout_s,
+        secret_args=secret,
+        shown_args=shown,
+        argfile_dir=argfile_dir,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
