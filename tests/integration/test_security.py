@@ -24,7 +24,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
 
 from pipelines import property as property_pipeline
 from pipelines import simulate
@@ -37,7 +36,6 @@ from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-PARTITIONS = 4  # runners/topics.toml
 SPEC = SimulationSpec(
     properties=60, users=40, events=400, views=1_600, bots=1, too_late=4, poison_per_class=1
 )
@@ -82,8 +80,8 @@ def _base_argv(stack, expansion_service: str, local_services, config_file: Path)
     ]
 
 
-def _replay_backlog(stack) -> tuple[object, int]:
-    """Fresh topics, the simulated backlog written as ``producer``, and the stop time."""
+def _replay_backlog(stack):
+    """Fresh topics and the simulated backlog written as ``producer``; the simulation."""
     from runners import kafka
 
     kafka.ensure_topics(
@@ -95,13 +93,22 @@ def _replay_backlog(stack) -> tuple[object, int]:
     sim = generate(SPEC)
     as_producer = stack.kafka_client_config("producer")
     produce(sim.records, stack.bootstrap_servers, producer_config=as_producer, progress=False)
-    stop_ms = int(time.time() * 1000) + 1
-    producer = Producer({"bootstrap.servers": stack.bootstrap_servers, **as_producer})
-    for topic in (simulate.EVENTS_TOPIC, simulate.VIEWS_TOPIC):
-        for p in range(PARTITIONS):
-            producer.produce(topic, value=b"end", key=b"end", partition=p, timestamp=stop_ms)
-    assert producer.flush(30) == 0
-    return sim, stop_ms
+    return sim
+
+
+def _backfill_equals_the_oracle(stack, argv: list[str], sim) -> None:
+    """Runs the pipeline over the backlog (``--backfill``) and compares every output, read back
+    as the read-only ``tools`` user, with the oracle."""
+    result = property_pipeline.start([*argv, "--backfill"])
+    state = result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
+    assert str(state).endswith("DONE"), f"run ended {state}"
+    outputs = read_outputs(
+        stack.bootstrap_servers,
+        PropertyTopics(),
+        timeout_s=120,
+        consumer_config=stack.kafka_client_config("tools"),
+    )
+    assert differences(summarize(outputs), sim.oracle) == []
 
 
 def test_pipeline_on_secured_kafka_equals_the_oracle_and_leaks_no_password(
@@ -109,27 +116,11 @@ def test_pipeline_on_secured_kafka_equals_the_oracle_and_leaks_no_password(
 ):
     from runners import local
 
-    sim, stop_ms = _replay_backlog(secure_stack)
-    argv = [
-        *_base_argv(
-            secure_stack,
-            expansion_service,
-            local_services,
-            secure_stack.kafka_config_file("pipeline"),
-        ),
-        f"--stop_read_time_ms={stop_ms}",
-    ]
-    result = property_pipeline.start(argv)
-    state = result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
-    assert str(state).endswith("DONE"), f"run ended {state}"
-
-    outputs = read_outputs(
-        secure_stack.bootstrap_servers,
-        PropertyTopics(),
-        timeout_s=120,
-        consumer_config=secure_stack.kafka_client_config("tools"),
+    sim = _replay_backlog(secure_stack)
+    argv = _base_argv(
+        secure_stack, expansion_service, local_services, secure_stack.kafka_config_file("pipeline")
     )
-    assert differences(summarize(outputs), sim.oracle) == []
+    _backfill_equals_the_oracle(secure_stack, argv, sim)
 
     # Secrets: in no log of ours (the secured broker's, the shared stack's Java services') and
     # not in what the run printed.
@@ -153,7 +144,7 @@ def test_on_a_flink_session_cluster_the_rest_api_shows_no_password(
     about the job (config, plan, exceptions, the JobManager's config) holds a password."""
     import urllib.request
 
-    sim, stop_ms = _replay_backlog(secure_stack)
+    sim = _replay_backlog(secure_stack)
     argv = [
         *_base_argv(
             secure_stack,
@@ -161,20 +152,10 @@ def test_on_a_flink_session_cluster_the_rest_api_shows_no_password(
             local_services,
             secure_stack.kafka_config_file("pipeline"),
         ),
-        f"--stop_read_time_ms={stop_ms}",
         "--runner=FlinkRunner",
         f"--job_endpoint={flink_session_cluster.job_endpoint}",
     ]
-    result = property_pipeline.start(argv)
-    state = result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
-    assert str(state).endswith("DONE"), f"run ended {state}"
-    outputs = read_outputs(
-        secure_stack.bootstrap_servers,
-        PropertyTopics(),
-        timeout_s=120,
-        consumer_config=secure_stack.kafka_client_config("tools"),
-    )
-    assert differences(summarize(outputs), sim.oracle) == []
+    _backfill_equals_the_oracle(secure_stack, argv, sim)
 
     def get(path: str) -> str:
         with urllib.request.urlopen(flink_session_cluster.rest_url + path, timeout=30) as resp:
@@ -325,11 +306,8 @@ def test_a_missing_read_acl_on_an_input_fails_in_one_line(
             _passwords(secure_stack)["pipeline"], password
         ),
     )
-    _sim, stop_ms = _replay_backlog(secure_stack)
-    argv = [
-        *_base_argv(secure_stack, expansion_service, local_services, config),
-        f"--stop_read_time_ms={stop_ms}",
-    ]
+    _replay_backlog(secure_stack)
+    argv = [*_base_argv(secure_stack, expansion_service, local_services, config), "--backfill"]
     started = time.monotonic()
     with pytest.raises(KafkaAccessError, match="lacks the READ ACL on topic 'property-views'") as e:
         property_pipeline.start(argv)
