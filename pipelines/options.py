@@ -19,6 +19,7 @@ from types import MappingProxyType
 from apache_beam.options.pipeline_options import CrossLanguageOptions, PipelineOptions
 
 from runners.presets import check_runner_supports, flag_value, has_flag, runner_args
+from schemas import contract
 from transforms.io.client_config import (
     ClientConfigError,
     is_secret,
@@ -391,27 +392,27 @@ class PropertyOptions(PipelineOptions):
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("property pipeline")
         for flag, default, what in (
-            ("events_topic", "property-events", "input: PropertyEvent records"),
-            ("views_topic", "property-views", "input: PropertyView records"),
-            ("enriched_topic", "enriched-property-events", "output: EnrichedPropertyEvent"),
-            ("high_value_topic", "high-value-properties", "output: high-value PropertyEvents"),
-            ("zip_counts_topic", "properties-by-zip", "output: ZipCount updates"),
-            ("views_hourly_topic", "property-views-hourly", "output: PropertyViewCount"),
-            ("alerts_topic", "alerts", "output: Alert"),
-            ("dlq_topic", "property-events-dlq", "output: DeadLetter"),
-            ("late_topic", "property-events-late", "output: LateRecord"),
+            ("events_topic", contract.EVENTS_TOPIC, "input: PropertyEvent records"),
+            ("views_topic", contract.VIEWS_TOPIC, "input: PropertyView records"),
+            ("enriched_topic", contract.ENRICHED_TOPIC, "output: EnrichedPropertyEvent"),
+            ("high_value_topic", contract.HIGH_VALUE_TOPIC, "output: high-value PropertyEvents"),
+            ("zip_counts_topic", contract.ZIP_COUNTS_TOPIC, "output: ZipCount updates"),
+            ("views_hourly_topic", contract.VIEWS_HOURLY_TOPIC, "output: PropertyViewCount"),
+            ("alerts_topic", contract.ALERTS_TOPIC, "output: Alert"),
+            ("dlq_topic", contract.DLQ_TOPIC, "output: DeadLetter"),
+            ("late_topic", contract.LATE_TOPIC, "output: LateRecord"),
         ):
             group.add_argument(f"--{flag}", default=default, help=f"Kafka topic, {what}.")
         group.add_argument(
             "--window_size_s",
             type=int,
-            default=3600,
+            default=contract.WINDOW_SIZE_S,
             help="Tumbling event-time window of the hourly view counts and of the late gate.",
         )
         group.add_argument(
             "--allowed_lateness_s",
             type=int,
-            default=600,
+            default=contract.ALLOWED_LATENESS_S,
             help="A record is late when its partition's stream time passed its window's end "
             "plus this; late records go to the late topic.",
         )
@@ -499,15 +500,15 @@ class PropertyOptions(PipelineOptions):
 class PropertyTopics:
     """Input and output topic names of the property pipeline."""
 
-    events: str = "property-events"
-    views: str = "property-views"
-    enriched: str = "enriched-property-events"
-    high_value: str = "high-value-properties"
-    zip_counts: str = "properties-by-zip"
-    views_hourly: str = "property-views-hourly"
-    alerts: str = "alerts"
-    dlq: str = "property-events-dlq"
-    late: str = "property-events-late"
+    events: str = contract.EVENTS_TOPIC
+    views: str = contract.VIEWS_TOPIC
+    enriched: str = contract.ENRICHED_TOPIC
+    high_value: str = contract.HIGH_VALUE_TOPIC
+    zip_counts: str = contract.ZIP_COUNTS_TOPIC
+    views_hourly: str = contract.VIEWS_HOURLY_TOPIC
+    alerts: str = contract.ALERTS_TOPIC
+    dlq: str = contract.DLQ_TOPIC
+    late: str = contract.LATE_TOPIC
 
 
 BACKFILL_ALLOWED_LATENESS_S = 7 * 24 * 3600
@@ -517,8 +518,8 @@ BACKFILL_ALLOWED_LATENESS_S = 7 * 24 * 3600
 class PropertyConfig:
     """What the property pipeline computes (no I/O, no runner); checked at construction."""
 
-    window_size_s: int = 3600
-    allowed_lateness_s: int = 600
+    window_size_s: int = contract.WINDOW_SIZE_S
+    allowed_lateness_s: int = contract.ALLOWED_LATENESS_S
     early_firing_s: int | None = None
     gate_max_held: int = 0
     fraud_threshold: int = 50

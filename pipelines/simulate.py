@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.delivery import DeliveryReport
+from schemas.contract import EVENT_TYPES, EVENTS_TOPIC, PROPERTY_TYPES, VIEWS_TOPIC
 from transforms.codec import encode_record
 
 LOG = logging.getLogger(__name__)
@@ -43,13 +44,22 @@ LOG = logging.getLogger(__name__)
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 
-EVENTS_TOPIC = "property-events"
-VIEWS_TOPIC = "property-views"
-
-EVENT_TYPES = ("LISTING_CREATED", "LISTING_UPDATED", "PRICE_CHANGED", "LISTING_REMOVED")
-EVENT_TYPE_WEIGHTS = (0.15, 0.45, 0.30, 0.10)
-PROPERTY_TYPES = ("SINGLE_FAMILY", "CONDO", "TOWNHOUSE", "MULTI_FAMILY", "LAND")
-PROPERTY_TYPE_WEIGHTS = (0.45, 0.25, 0.15, 0.10, 0.05)
+# Share of each event type and property type (symbols from the contract's schema, in its order).
+_EVENT_TYPE_SHARE = {
+    "LISTING_CREATED": 0.15,
+    "LISTING_UPDATED": 0.45,
+    "PRICE_CHANGED": 0.30,
+    "LISTING_REMOVED": 0.10,
+}
+_PROPERTY_TYPE_SHARE = {
+    "SINGLE_FAMILY": 0.45,
+    "CONDO": 0.25,
+    "TOWNHOUSE": 0.15,
+    "MULTI_FAMILY": 0.10,
+    "LAND": 0.05,
+}
+EVENT_TYPE_WEIGHTS = tuple(_EVENT_TYPE_SHARE[t] for t in EVENT_TYPES)
+PROPERTY_TYPE_WEIGHTS = tuple(_PROPERTY_TYPE_SHARE[t] for t in PROPERTY_TYPES)
 # Median asking price per property type (USD); prices are log-normal around these.
 MEDIAN_PRICE = {
     "SINGLE_FAMILY": 420_000,

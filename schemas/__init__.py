@@ -186,7 +186,7 @@ def load_catalog(catalog_file: Path = CATALOG_FILE) -> Catalog:
 
 CATALOG: Catalog = load_catalog()
 
-# Ids of the wire contract (see ../shared/contract/README.md) and of the project's own schemas.
+# Ids of the wire contract (``docs/contract.md``) and of the project's own schemas.
 PROPERTY_EVENT_ID = 1
 PROPERTY_VIEW_ID = 2
 ENRICHED_PROPERTY_EVENT_ID = 100

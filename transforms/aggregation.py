@@ -21,11 +21,10 @@ import apache_beam as beam
 from apache_beam.coders import VarIntCoder
 from apache_beam.transforms import userstate, window
 
+from schemas.contract import EVENT_TYPES, LISTING_UPDATED
 from transforms.types import Decoded
 
 DEFAULT_HIGH_VALUE_THRESHOLD = 500_000
-LISTING_UPDATED = "LISTING_UPDATED"
-EVENT_TYPES = frozenset({"LISTING_CREATED", "LISTING_UPDATED", "PRICE_CHANGED", "LISTING_REMOVED"})
 
 
 # ---- business rules (no Beam) ---------------------------------------------------------------

@@ -60,14 +60,15 @@ from apache_beam.coders import BooleanCoder
 from apache_beam.transforms import combiners, trigger, userstate, window
 from apache_beam.transforms.timeutil import TimeDomain
 
+from schemas.contract import BEAM_ALLOWED_LATENESS_S
 from transforms import metrics
 from transforms.event_time import to_epoch_ms, to_timestamp
 from transforms.types import Decoded
 
 DEFAULT_THRESHOLD = 50
 DEFAULT_WINDOW_S = 600
-# The gate's defaults (transforms/lateness.py): 1 h window + 10 min lateness.
-DEFAULT_ALLOWED_LATENESS_S = 3600 + 600
+# Behind the late gate: its 1 h window + 10 min lateness (schemas/contract.py).
+DEFAULT_ALLOWED_LATENESS_S = BEAM_ALLOWED_LATENESS_S
 REASON = "excessive_viewing"
 
 

@@ -68,6 +68,7 @@ from apache_beam.transforms.window import GlobalWindow, TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+from schemas.contract import ALLOWED_LATENESS_S, WINDOW_SIZE_S
 from transforms import metrics
 from transforms.event_time import event_time_ms
 from transforms.types import Decoded, KafkaRecord
@@ -83,8 +84,8 @@ DEFAULT_MAX_HELD = 10_000
 T = TypeVar("T")
 
 LATE_STAGE = "late_gate"
-DEFAULT_WINDOW_SIZE_S = 3600
-DEFAULT_ALLOWED_LATENESS_S = 600
+DEFAULT_WINDOW_SIZE_S = WINDOW_SIZE_S
+DEFAULT_ALLOWED_LATENESS_S = ALLOWED_LATENESS_S
 
 ON_TIME_TAG = "on_time"
 LATE_TAG = "late"

@@ -6,7 +6,7 @@ transforms run them under Beam's ``with_exception_handling(exc_class=ValidationE
 rule id. A record breaking several rules is dead-lettered once, for the first rule in
 ``EVENT_RULES`` / ``VIEW_RULES`` order (one record, one dead letter).
 
-Rules (``../shared/contract/README.md``):
+Rules (``docs/contract.md``):
 
 ============================  ==========================================================
 rule id                       a PropertyEvent is invalid when
@@ -35,7 +35,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import apache_beam as beam
 
-from schemas import CATALOG
+from schemas.contract import EVENT_TYPES as CONTRACT_EVENT_TYPES
 from transforms import metrics
 from transforms.dead_letter import DeadLetter
 from transforms.types import Decoded
@@ -48,15 +48,8 @@ EVENT_TIME_HORIZON_MS = 60 * 60 * 1000  # an event may be at most 1 h ahead of t
 _ZIP_CODE = re.compile(r"[0-9]{5}")  # not \d: that also matches non-ASCII digits
 
 
-def _enum_symbols(record: str, field: str) -> frozenset[str]:
-    for f in CATALOG.latest(record).definition["fields"]:
-        if f["name"] == field:
-            return frozenset(f["type"]["symbols"])
-    raise LookupError(f"{record} has no enum field {field}")
-
-
 # The contract's event types, read from the schema so the rule cannot drift from it.
-EVENT_TYPES = _enum_symbols("PropertyEvent", "event_type")
+EVENT_TYPES = frozenset(CONTRACT_EVENT_TYPES)
 
 
 # --- rules (plain functions) --------------------------------------------------------------------

@@ -57,6 +57,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
+from schemas.contract import BEAM_ALLOWED_LATENESS_S
 from transforms import metrics
 from transforms.event_time import to_epoch_ms, to_timestamp
 from transforms.types import Decoded
@@ -66,8 +67,8 @@ from transforms.types import Decoded
 WINDOWS_FIRED_COUNTER = "windows_fired"
 PANES_SUPPRESSED_COUNTER = "panes_suppressed"
 
-# The gate's defaults (transforms/lateness.py): 1 h window + 10 min lateness.
-DEFAULT_ALLOWED_LATENESS_S = 3600 + 600
+# Behind the late gate: its 1 h window + 10 min lateness (schemas/contract.py).
+DEFAULT_ALLOWED_LATENESS_S = BEAM_ALLOWED_LATENESS_S
 
 _PANE_NAMES = {
     PaneInfoTiming.EARLY: "EARLY",

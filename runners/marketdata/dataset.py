@@ -30,10 +30,11 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.contract import PROPERTY_TYPES  # the types the vendor knows
+
 FIRST_ZIP = 10001
 DEFAULT_ZIP_COUNT = 200
 DEFAULT_SEED = 42
-PROPERTY_TYPES = ("SINGLE_FAMILY", "CONDO", "TOWNHOUSE", "MULTI_FAMILY", "LAND")
 _TYPE_FACTOR = {
     "LAND": 0.35,
     "CONDO": 0.7,

@@ -8,7 +8,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-ENRICHED_SCHEMA_ID = 100
+from schemas.contract import ENRICHED_SCHEMA_ID  # noqa: F401 (re-exported)
+
 ENRICHED = "ENRICHED"
 FALLBACK = "FALLBACK"
 STALE = "STALE"
