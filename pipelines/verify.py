@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,3 +187,101 @@ def read_outputs(
     finally:
         consumer.close()
     return result
+
+
+#: The key that identifies a repeat of the same output record, per output (``docs/delivery.md``,
+#: "Writing Kafka"): a record retried by an at-least-once sink carries the same key and value.
+#: Running counts and accumulating panes repeat with the same value, so the value is part of
+#: their key: a different value for the same zip or pane is a new update, not a repeat.
+DEDUP_KEYS: dict[str, Callable[[Mapping[str, Any]], Hashable]] = {
+    "alerts": lambda r: r["alert_id"],
+    "counts_by_zip": lambda r: (r["zip_code"], r["count"]),
+    "views_hourly": lambda r: (r["property_id"], r["window_start"], r["view_count"]),
+    "enriched": lambda r: r["event_id"],
+    "high_value": lambda r: r["event_id"],
+    "dead_letters": lambda r: (r["topic"], r["partition"], r["offset"]),
+    "late": lambda r: (r["topic"], r["partition"], r["offset"]),
+}
+
+
+def deduplicate(
+    outputs: Mapping[str, Iterable[Mapping[str, Any]]],
+) -> tuple[dict[str, list[Mapping[str, Any]]], dict[str, int]]:
+    """The outputs with every repeat dropped (first occurrence kept, by ``DEDUP_KEYS``), and the
+    number of repeats dropped per output: what a consumer following ``docs/delivery.md`` sees."""
+    kept: dict[str, list[Mapping[str, Any]]] = {}
+    repeats: dict[str, int] = {}
+    for name, records in outputs.items():
+        key = DEDUP_KEYS[name]
+        seen: set[Hashable] = set()
+        kept[name] = []
+        repeats[name] = 0
+        for record in records:
+            k = key(record)
+            if k in seen:
+                repeats[name] += 1
+            else:
+                seen.add(k)
+                kept[name].append(record)
+    return kept, repeats
+
+
+@dataclass
+class Judgement:
+    """Outputs judged against the oracle after de-duplication.
+
+    ``records``: output records read (repeats included), per output. ``duplicates``: repeats
+    dropped, per output. ``lost``: what the oracle expects and the de-duplicated outputs lack,
+    per output (a missing id or dead letter, a zip or pane whose final count is below the
+    oracle's). ``diffs``: every difference left after de-duplication (``differences``): loss,
+    but also a count above the oracle (a record counted twice in state) or an unexpected id.
+    """
+
+    records: dict[str, int]
+    duplicates: dict[str, int]
+    lost: dict[str, int]
+    diffs: list[str]
+    summary: Summary
+
+    @property
+    def total_lost(self) -> int:
+        return sum(self.lost.values())
+
+    @property
+    def total_duplicates(self) -> int:
+        return sum(self.duplicates.values())
+
+    @property
+    def total_records(self) -> int:
+        return sum(self.records.values())
+
+
+def losses(summary: Summary, oracle: Oracle) -> dict[str, int]:
+    """Per output, how many expected keys the (de-duplicated) ``summary`` lacks or undercounts."""
+
+    def below(got: Mapping[str, int], want: Mapping[str, int]) -> int:
+        return sum(1 for k, n in want.items() if got.get(k, 0) < n)
+
+    return {
+        "counts_by_zip": below(summary.counts_by_zip, oracle.counts_by_zip),
+        "views_hourly": below(summary.hourly_views, oracle.hourly_views),
+        "alerts": len(set(oracle.alert_ids) - set(summary.alert_ids)),
+        "high_value": len(set(oracle.high_value_event_ids) - set(summary.high_value_event_ids)),
+        "enriched": len(set(oracle.listing_updated_event_ids) - set(summary.enriched_event_ids)),
+        "dead_letters": max(0, oracle.dead_letters - summary.dead_letters),
+        "late": max(0, oracle.late - summary.late),
+    }
+
+
+def judge(outputs: Mapping[str, Iterable[Mapping[str, Any]]], oracle: Oracle) -> Judgement:
+    """De-duplicate ``outputs`` (as read by ``read_outputs``) and compare them with ``oracle``."""
+    raw = {name: list(records) for name, records in outputs.items()}
+    kept, repeats = deduplicate(raw)
+    summary = summarize(kept)
+    return Judgement(
+        records={name: len(records) for name, records in raw.items()},
+        duplicates=repeats,
+        lost=losses(summary, oracle),
+        diffs=differences(summary, oracle),
+        summary=summary,
+    )

@@ -105,6 +105,21 @@ class FlinkRest:
     def state(self, jid: str) -> str:
         return str(self._call("GET", f"/jobs/{jid}")["state"])
 
+    def restarts(self, jid: str) -> int:
+        """How many times Flink restarted ``jid`` (its ``numRestarts`` metric; 0 before any)."""
+        reply = self._call("GET", f"/jobs/{jid}/metrics?get=numRestarts") or []
+        return int(float(reply[0]["value"])) if reply else 0
+
+    def failures(self, jid: str) -> list[str]:
+        """The failures of ``jid`` that Flink kept (its exception history), oldest first: each
+        the exception's class and the first 2 000 characters of its stack trace."""
+        reply = self._call("GET", f"/jobs/{jid}/exceptions")
+        entries = (reply.get("exceptionHistory") or {}).get("entries") or []
+        return [
+            f"{e.get('exceptionName', '')}: {e.get('stacktrace', '')[:2000]}"
+            for e in sorted(entries, key=lambda e: e.get("timestamp", 0))
+        ]
+
     def cancel(self, jid: str, wait_s: float = 60.0) -> str:
         """Cancel ``jid`` and wait (bounded) until Flink reports it CANCELED; returns the state
         (``GONE`` when the REST API vanished meanwhile: an embedded Flink ends with its job)."""

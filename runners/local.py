@@ -38,6 +38,7 @@ Python (pytest fixtures)::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import json
@@ -73,7 +74,9 @@ __all__ = [
     "UpOptions",
     "down",
     "ensure_up",
+    "kill_process",
     "resolve_services",
+    "restart_process",
     "status_lines",
     "up",
 ]
@@ -1071,6 +1074,83 @@ def down(
             del state[name]
             save_state(paths.state_file, state)
     return results
+
+
+def kill_process(
+    service: str,
+    sig: int,
+    *,
+    role: str = "main",
+    home: Path | str | None = None,
+    wait_s: float = STOP_TIMEOUT_S,
+) -> ProcessRecord:
+    """Send ``sig`` to one process (group) of a running service and wait, bounded by ``wait_s``,
+    until it has exited. For fault tests: the service stays recorded, dead, so that
+    ``restart_process`` starts it again on the same ports with the same data; ``down`` still
+    cleans up. Raises ``ServiceNotRunning`` when that process does not run, ``StackError`` when
+    it outlives ``wait_s`` (a SIGTERM not honoured: send SIGKILL)."""
+    paths = StackPaths.resolve(home)
+    with _locked(paths):
+        rec = Stack(paths, load_state(paths.state_file)).record(service)
+    procs = [p for p in rec.processes if p.role == role]
+    if not procs or not _procs.is_alive(procs[0].pid, procs[0].create_time):
+        raise ServiceNotRunning(f"{service} ({role}) is not running")
+    proc = procs[0]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    deadline = time.monotonic() + wait_s
+    while _procs.is_alive(proc.pid, proc.create_time):
+        if time.monotonic() >= deadline:
+            raise StackError(
+                f"{service} ({role}, pid {proc.pid}) still runs {wait_s:.0f}s after {sig}"
+            )
+        time.sleep(0.1)
+    return proc
+
+
+def restart_process(
+    service: str,
+    *,
+    role: str = "main",
+    home: Path | str | None = None,
+    say: Callable[[str], None] = lambda _msg: None,
+) -> Stack:
+    """Start one dead process of a recorded service again, exactly as ``up`` planned it: the
+    recorded ports (clients reconnect to the same address) and the same data directory (a Kafka
+    broker recovers its log); waits until the service is healthy (bounded by its start timeout).
+    """
+    paths = StackPaths.resolve(home)
+    with _locked(paths):
+        state = load_state(paths.state_file)
+        rec = Stack(paths, state).record(service)
+        old = next((p for p in rec.processes if p.role == role), None)
+        if old is None:
+            raise StackError(f"{service} has no process {role!r}")
+        if _procs.is_alive(old.pid, old.create_time):
+            raise StackError(f"{service} ({role}, pid {old.pid}) still runs: kill it first")
+        options = UpOptions(
+            brokers=int(rec.extra.get("brokers", 1)),
+            flink_master=str(rec.extra.get("flink_master", "[local]")),
+        )
+        plan = _plan_for(service, paths, rec.ports, options, state)
+        proc = next(p for p in plan.processes if p.role == role)
+        started = time.monotonic()
+        sp = _procs.spawn(proc.argv, log_path=proc.log, env=proc.env, cwd=proc.cwd)
+        _pid_file(paths, service, role).write_text(f"{sp.pid}\n")
+        new = ProcessRecord(pid=sp.pid, create_time=sp.create_time, log=str(proc.log), role=role)
+        state[service] = dataclasses.replace(
+            rec, processes=tuple(new if p.role == role else p for p in rec.processes)
+        )
+        save_state(paths.state_file, state)
+        _procs.wait_until(
+            plan.ready,
+            what=f"{service}: {plan.ready_what}",
+            timeout_s=START_TIMEOUT_S[service],
+            alive=lambda: _procs.is_alive(sp.pid, sp.create_time),
+            log_path=proc.log,
+        )
+        say(f"{service} ({role}): restarted in {time.monotonic() - started:.1f}s")
+        return Stack(paths, dict(state))
 
 
 def status_lines(home: Path | str | None = None) -> list[str]:

@@ -9,7 +9,8 @@ the result; they never see ports or processes. What each runner gets (flags the 
 - ``FlinkRunner`` / ``PortableRunner``: ``--job_endpoint`` of Beam's Flink job server,
   ``--environment_type=LOOPBACK``, ``--beam_services``, and with ``--streaming`` the flags of
   ``runners.flink_event_time.flink_streaming_event_time_args`` (checkpointing: an unbounded
-  Kafka read on Flink delivers records downstream only when checkpointing is on, DESIGN.md).
+  Kafka read on Flink delivers records downstream only when checkpointing is on, DESIGN.md)
+  and a bounded restart strategy (``FLINK_RESTART_ARGS``).
 - Both local runners, for a pipeline with Kafka IO: ``--kafka_poll_timeout_s=1`` (Beam's 2 s
   poll of each partition is most of the streaming latency; docs/performance.md, Latency).
 - ``DirectRunner`` (also Beam's default when no runner is named): it cannot execute Java
@@ -50,6 +51,15 @@ PRISM_NO_SINGLETON = "--experiments=disable_prism_server_singleton"
 # KafkaIO's minimum. Measured (docs/performance.md, Latency; stateless path at 150 events/s):
 # Flink p50 5.7 -> 2.5 s, p99 11.9 -> 4.8 s; Prism in the same section. Same outputs.
 KAFKA_POLL_TIMEOUT = "--kafka_poll_timeout_s=1"
+#: Flink's restart strategy for a streaming job, bounded. With checkpointing on and nothing set,
+#: Flink 1.19 restarts a failed job with an exponential delay forever: a permanent failure (a bad
+#: record that fails a step, a missing topic) loops instead of ending FAILED with its cause.
+#: Beam's Flink runner 2.62 turns these two options into Flink's fixed-delay strategy (N
+#: restarts, D ms apart; ``ExecutionConfig.getRestartStrategy``), then the job fails with the
+#: cause. The N restarts count over the job's whole life: a long-lived job that must survive
+#: more transient failures needs a larger N, or a failure-rate strategy in the cluster's
+#: configuration with these flags set to -1 (Flink's configuration then applies).
+FLINK_RESTART_ARGS = ("--number_of_execution_retries=3", "--execution_retry_delay=10000")
 # Stack services a pipeline may ask for by name: flag -> StackAddresses field.
 _SERVICE_URL_FIELDS = {"marketdata_url": "marketdata_url", "redis_url": "redis_url"}
 
@@ -235,7 +245,7 @@ def runner_args(
         if has_flag(argv, "streaming"):
             # What a streaming Kafka read on the Flink runner needs for its output to flow and
             # for event-time windows to be correct (runners/flink_event_time.py, issue 8).
-            for arg in flink_streaming_event_time_args():
+            for arg in (*flink_streaming_event_time_args(), *FLINK_RESTART_ARGS):
                 name = arg.removeprefix("--").split("=", 1)[0]
                 if not has_flag(argv, name):
                     added.append(arg)

@@ -186,10 +186,13 @@ def flink_job_server(session_stack: _SessionStack) -> FlinkJobServer:
 
 @dataclass(frozen=True)
 class FlinkSessionCluster:
-    """A Flink session cluster and a Beam Flink job server that submits jobs to it."""
+    """A Flink session cluster and a Beam Flink job server that submits jobs to it; ``home`` is
+    the private stack home that runs them (None when given by the environment), for tests that
+    kill and restart its processes (``runners.local.kill_process``)."""
 
     job_endpoint: str
     rest_url: str
+    home: Path | None = None
 
 
 @pytest.fixture(scope="session")
@@ -212,7 +215,7 @@ def flink_session_cluster(
         stack = local.ensure_up(
             services, home=home, port_overrides=dict.fromkeys(services, 0), create_topics=False
         )
-        yield FlinkSessionCluster(stack.job_endpoint, stack.flink_rest_url)
+        yield FlinkSessionCluster(stack.job_endpoint, stack.flink_rest_url, home)
     finally:
         local.down(home=home, say=lambda _msg: None)
 

@@ -28,160 +28,29 @@ during restore": state lost, records repeated; seen).
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import json
 import os
 import threading
 import time
-from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
-from apache_beam.runners.runner import PipelineState
 
-from pipelines import property as property_pipeline
-from pipelines.options import PropertyTopics
-from pipelines.simulate import (
-    EVENTS_TOPIC,
-    HOUR_MS,
-    VIEWS_TOPIC,
-    Simulation,
-    SimulationSpec,
-    compress_time,
-    generate,
-    produce,
-    scaled_spec,
-)
-from pipelines.verify import Summary, differences, read_outputs, summarize
-from runners.flink import FlinkRest, FlinkRestError, embedded_rest_url
+from pipelines.simulate import scaled_spec
 from tests.conftest import FLINK_REST_ENV
+from tests.integration.live import (
+    MATCH_TIMEOUT_S,
+    SPEC,
+    SPEEDUP,
+    FlinkJob,
+    PrismJob,
+    assert_accounted,
+    live_simulation,
+    pipeline_argv,
+    produce_live,
+    wait_for_oracle,
+)
 from tests.integration.test_property_e2e import _topics
-from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
-
-SPEEDUP = 120
-SPEC = SimulationSpec(
-    properties=60, users=40, events=300, views=1_200, bots=2, too_late=8, poison_per_class=1
-)
-JOB_START_TIMEOUT_S = 180  # submission, embedded Flink start, Java workers connecting back
-MATCH_TIMEOUT_S = 90  # after the last record was sent: every output must equal the oracle by then
-POLL_S = 5.0
-
-
-def live_simulation(now_ms: int) -> tuple[Simulation, SimulationSpec]:
-    """The e2e test's log compressed ``SPEEDUP`` times, starting at the next 5 s boundary a few
-    seconds from now (a multiple of the compressed fraud window, so that each bot's burst stays
-    in one window as in the uncompressed log)."""
-    end_ms = now_ms // HOUR_MS * HOUR_MS
-    spec = dataclasses.replace(SPEC, end_ms=end_ms)
-    # The clock of generate() at the span's end: the clock-skewed poison record lands there.
-    sim = generate(spec, now_ms=end_ms)
-    step_ms = scaled_spec(spec, SPEEDUP).fraud_window_s * 1000
-    origin_ms = (now_ms + 2_000) // step_ms * step_ms + step_ms
-    return compress_time(sim, spec, SPEEDUP, origin_ms), scaled_spec(spec, SPEEDUP)
-
-
-def pipeline_argv(
-    runner_args: Sequence[str],
-    spec: SimulationSpec,
-    topics: PropertyTopics,
-    kafka_bootstrap: str,
-    expansion_service: str,
-    services,
-    extra: Sequence[str] = (),
-) -> list[str]:
-    """A streaming run (no stop condition) with ``spec``'s compressed time semantics;
-    ``runner_args`` name the runner and its endpoint (the presets add the rest)."""
-    return [
-        *runner_args,
-        f"--bootstrap_servers={kafka_bootstrap}",
-        "--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: expansion_service}),
-        # Nothing produced before the read starts may be missed: read from the earliest offset.
-        "--offset_reset=earliest",
-        f"--window_size_s={spec.gate_window_s}",
-        f"--allowed_lateness_s={spec.allowed_lateness_s}",
-        f"--fraud_window_s={spec.fraud_window_s}",
-        f"--marketdata_url={services.marketdata_url}",
-        f"--redis_url={services.redis_url}",
-        *(f"--{field}_topic={name}" for field, name in vars(topics).items()),
-        *extra,
-    ]
-
-
-class FlinkJob:
-    """One Flink job started by ``pipelines.property.start``, reached over Flink's REST API at
-    ``rest_url`` (a session cluster), or else at the embedded Flink's address, which the job
-    server writes to its log at ``log_path`` (one embedded Flink per job)."""
-
-    def __init__(self, argv: list[str], rest_url: str | None, log_path: Path | None) -> None:
-        if not rest_url and log_path is None:
-            pytest.fail("set FLINK_REST_URL with FLINK_JOB_ENDPOINT (a session cluster)")
-        offset = log_path.stat().st_size if log_path and log_path.exists() else 0
-        submitted_ms = int(time.time() * 1000)
-        self.result = property_pipeline.start(argv)
-        if not rest_url:
-            rest_url = embedded_rest_url(log_path, offset, JOB_START_TIMEOUT_S)
-        self.rest = FlinkRest(rest_url)
-        self.jid = self.rest.wait_job_submitted(submitted_ms, JOB_START_TIMEOUT_S)
-
-    def cancel(self) -> None:
-        with contextlib.suppress(FlinkRestError):
-            self.rest.cancel(self.jid, wait_s=60)
-        with contextlib.suppress(Exception):  # Beam's own view of the job; Flink's is above
-            self.result.cancel()
-
-
-def wait_for_oracle(
-    bootstrap: str, topics: PropertyTopics, sim: Simulation, timeout_s: float
-) -> tuple[Summary, list[str]]:
-    """Reads every output topic every ``POLL_S`` until it equals the oracle or ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        summary = summarize(read_outputs(bootstrap, topics, timeout_s=60))
-        diffs = differences(summary, sim.oracle)
-        if not diffs or time.monotonic() > deadline:
-            return summary, diffs
-        time.sleep(POLL_S)
-
-
-def assert_accounted(summary: Summary, sim: Simulation) -> None:
-    """Every input record is counted (valid), dead-lettered or late, exactly once."""
-    assert (
-        sim.oracle.valid_events + sim.oracle.valid_views + summary.dead_letters + summary.late
-        == sum(sim.oracle.records_by_topic.values())
-    )
-
-
-def produce_live(sim: Simulation, bootstrap: str, topics: PropertyTopics, records=None) -> None:
-    produce(
-        sim.records if records is None else records,
-        bootstrap,
-        topics={EVENTS_TOPIC: topics.events, VIEWS_TOPIC: topics.views},
-        follow_timestamps=True,
-        # A record whose CreateTime is "now" must reach the broker before its partition idles,
-        # or the reader may already have moved the watermark past it.
-        producer_config={"linger.ms": "0"},
-        progress=False,
-    )
-
-
-class PrismJob:
-    """One Prism job started by ``pipelines.property.start``; Beam's cancel() stops it."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.result = property_pipeline.start(argv)
-        deadline = time.monotonic() + JOB_START_TIMEOUT_S
-        while self.result.state != PipelineState.RUNNING:
-            if self.result.state in (PipelineState.FAILED, PipelineState.CANCELLED):
-                pytest.fail(f"the Prism job ended {self.result.state} before it ran")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the Prism job is {self.result.state} after {JOB_START_TIMEOUT_S} s")
-            time.sleep(1)
-
-    def cancel(self) -> None:
-        self.result.cancel()
 
 
 @pytest.mark.parametrize(

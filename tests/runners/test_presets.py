@@ -77,12 +77,15 @@ def test_flink_streaming_gets_job_endpoint_loopback_services_and_checkpointing()
         "--job_endpoint=localhost:8099",
         "--checkpointing_interval=1000",
         "--finish_bundle_before_checkpointing",
+        "--number_of_execution_retries=3",
+        "--execution_retry_delay=10000",
     ]
 
 
-def test_flink_batch_gets_no_checkpointing():
+def test_flink_batch_gets_no_checkpointing_and_no_restart_strategy():
     args = runner_args(["--runner=FlinkRunner"], STACK)
     assert not any(a.startswith("--checkpointing_interval") for a in args)
+    assert not any(a.startswith("--number_of_execution_retries") for a in args)
 
 
 def test_flags_the_user_gave_win_over_the_stack():
@@ -96,6 +99,8 @@ def test_flags_the_user_gave_win_over_the_stack():
         "--kafka_poll_timeout_s=2",
         "--checkpointing_interval=60000",
         "--finish_bundle_before_checkpointing",
+        "--number_of_execution_retries=-1",
+        "--execution_retry_delay=1000",
     ]
     assert runner_args(given, StackAddresses()) == given
 

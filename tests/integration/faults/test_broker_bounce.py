@@ -1,0 +1,95 @@
+"""Broker bounce: the single Kafka broker stopped and restarted while a Flink streaming job runs.
+
+The job (Flink session cluster) reads a live log from a broker of the test's own (a private stack
+home: the session's broker and the other tests are not touched). Twenty seconds into the log the
+broker gets SIGTERM (controlled shutdown) and is started again on the same port with the same
+data; 55 s in, SIGKILL (no shutdown at all: the log is recovered at start) and again a restart.
+The simulator keeps writing meanwhile (its idempotent producer buffers and retries), the job's
+Kafka clients reconnect by themselves. Judged after de-duplication: nothing lost, the outputs
+equal the oracle; duplicates are counted, and the seconds from each restart to the first new
+output record are reported.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from pipelines.simulate import scaled_spec
+from runners import local
+from tests.integration.faults.harness import (
+    RESUME_TIMEOUT_S,
+    FaultReport,
+    LiveProducer,
+    OutputProgress,
+    judge_until,
+    make_topics,
+    output_topics,
+    private_broker,
+)
+from tests.integration.live import SPEC, SPEEDUP, FlinkJob, live_simulation, pipeline_argv
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]
+
+#: (second of the live log, signal): the log lasts about 90 s.
+BOUNCES = ((20, signal.SIGTERM), (55, signal.SIGKILL))
+BROKER_ROLE = "node-1"
+
+
+@pytest.mark.flink
+def test_broker_bounce_on_flink_loses_nothing(
+    tmp_path, expansion_service, flink_session_cluster, local_services, record_property
+):
+    started = time.monotonic()
+    home = tmp_path / "broker"
+    with private_broker(home) as stack:
+        bootstrap = stack.bootstrap_servers
+        topics = make_topics(bootstrap, "bounce")
+        argv = pipeline_argv(
+            ["--runner=FlinkRunner", f"--job_endpoint={flink_session_cluster.job_endpoint}"],
+            scaled_spec(SPEC, SPEEDUP),
+            topics,
+            bootstrap,
+            expansion_service,
+            local_services,
+        )
+        job = FlinkJob(argv, flink_session_cluster.rest_url, None)
+        recovery: list[float | None] = []
+        downtime: list[float] = []
+        try:
+            with OutputProgress(bootstrap, output_topics(topics)) as progress:
+                sim, _ = live_simulation(int(time.time() * 1000))
+                producer = LiveProducer(sim, bootstrap, topics).start()
+                for second, sig in BOUNCES:
+                    producer.wait_until_log_second(second)
+                    baseline = progress.latest()
+                    killed_at = time.monotonic()
+                    local.kill_process(local.KAFKA, sig, role=BROKER_ROLE, home=home)
+                    local.restart_process(local.KAFKA, role=BROKER_ROLE, home=home)
+                    up_at = time.monotonic()
+                    downtime.append(up_at - killed_at)
+                    recovery.append(progress.grown_since(up_at, baseline, RESUME_TIMEOUT_S))
+                producer.join()
+                verdict = judge_until(bootstrap, topics, sim)
+                final_state = job.rest.state(job.jid)
+        finally:
+            job.cancel()
+    FaultReport(
+        "broker_bounce",
+        "Flink session cluster",
+        len(sim.records),
+        verdict,
+        recovery,
+        notes={
+            "faults": [signal.Signals(s).name for _, s in BOUNCES],
+            "broker_down_s": [round(d, 1) for d in downtime],
+            "job_state": final_state,
+        },
+        started=started,
+    ).emit(record_property)
+    assert verdict.diffs == [], verdict.diffs
+    assert verdict.total_lost == 0
+    assert None not in recovery, f"output did not resume within {RESUME_TIMEOUT_S} s: {recovery}"
+    assert final_state == "RUNNING"

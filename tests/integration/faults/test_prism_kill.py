@@ -1,0 +1,167 @@
+"""Prism: the pipeline process SIGKILLed mid-run and started again with committed offsets.
+
+The pipeline runs as its own process (``python -m pipelines.property --runner=PrismRunner``, Prism
+and the Python workers in its process group) with ``--consumer_group --commit_offsets``: Kafka's
+read commits the offsets of the records it finalized to the group. Forty seconds into a live log
+the whole group gets SIGKILL (no drain, no commit), and the same command starts again: it resumes
+at the group's committed offsets (``--offset_reset=earliest`` where none was committed).
+
+What Prism can promise (``docs/delivery.md``): at least once for the per-record outputs
+(enriched and high-value events, dead letters): nothing lost, the records read between the last
+commit and the kill come out again (counted here as duplicates). Prism keeps state in memory
+only, so the stateful outputs (running counts by zip, hourly panes, fraud alerts, the late gate)
+restart from zero at the resumed offset: they are reported, not asserted equal to the oracle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from pipelines.simulate import scaled_spec
+from tests.integration.faults.harness import (
+    QUIET,
+    RESUME_TIMEOUT_S,
+    FaultReport,
+    LiveProducer,
+    OutputProgress,
+    judge_until,
+    output_topics,
+)
+from tests.integration.live import (
+    JOB_START_TIMEOUT_S,
+    SPEC,
+    SPEEDUP,
+    live_simulation,
+    pipeline_argv,
+)
+from tests.integration.test_property_e2e import _topics
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]
+
+KILL_AT_LOG_S = 40
+#: The outputs one input record makes by itself (no state): at least once across the restart.
+PER_RECORD = ("enriched", "high_value", "dead_letters")
+STOP_WAIT_S = 20.0
+
+
+class PipelineProcess:
+    """``python -m pipelines.property ARGV`` in its own process group (Prism and the LOOPBACK
+    workers are its children), logging to ``log``."""
+
+    def __init__(self, argv: list[str], log: Path) -> None:
+        self._log = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.property", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def signal_group(self, sig: int, wait_s: float = STOP_WAIT_S) -> None:
+        """Send ``sig`` to the whole group and wait (bounded) until all of it has exited."""
+        members = []
+        for p in psutil.process_iter():
+            with contextlib.suppress(psutil.Error, ProcessLookupError):
+                if os.getpgid(p.pid) == self.proc.pid:
+                    members.append(p)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+        _, alive = psutil.wait_procs(members, timeout=wait_s)
+        if alive and sig != signal.SIGKILL:
+            self.signal_group(signal.SIGKILL, wait_s)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=wait_s)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None or psutil.pid_exists(self.proc.pid):
+            self.signal_group(signal.SIGTERM)
+        self._log.close()
+
+
+def committed(bootstrap: str, group: str, topics: list[str], partitions: int = 4) -> int:
+    """The sum of ``group``'s committed offsets over ``topics`` (0 where none)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **QUIET})
+    try:
+        offsets = consumer.committed(
+            [TopicPartition(t, p) for t in topics for p in range(partitions)], timeout=10
+        )
+        return sum(max(0, tp.offset) for tp in offsets)
+    finally:
+        consumer.close()
+
+
+def test_prism_killed_and_restarted_from_committed_offsets_loses_nothing(
+    kafka_bootstrap,
+    expansion_service,
+    make_topic,
+    local_services,
+    tmp_path,
+    record_property,
+):
+    started = time.monotonic()
+    topics = _topics(make_topic)
+    group = f"fault-prism-{time.time_ns()}"
+    argv = pipeline_argv(
+        ["--runner=PrismRunner"],
+        scaled_spec(SPEC, SPEEDUP),
+        topics,
+        kafka_bootstrap,
+        expansion_service,
+        local_services,
+        extra=[f"--consumer_group={group}", "--commit_offsets"],
+    )
+    first = PipelineProcess(argv, tmp_path / "pipeline-1.log")
+    second: PipelineProcess | None = None
+    try:
+        with OutputProgress(kafka_bootstrap, output_topics(topics)) as progress:
+            sim, _ = live_simulation(int(time.time() * 1000))
+            producer = LiveProducer(sim, kafka_bootstrap, topics).start()
+            producer.wait_until_log_second(KILL_AT_LOG_S)
+            # Kill a job that runs: its first output is there (bounded wait).
+            assert progress.grown_since(started, 0, JOB_START_TIMEOUT_S) is not None, (
+                "the first Prism job wrote nothing"
+            )
+            committed_at_kill = committed(kafka_bootstrap, group, [topics.events, topics.views])
+            first.signal_group(signal.SIGKILL)
+            baseline = progress.latest()
+            restarted_at = time.monotonic()
+            second = PipelineProcess(argv, tmp_path / "pipeline-2.log")
+            resumed = progress.grown_since(restarted_at, baseline, RESUME_TIMEOUT_S)
+            producer.join()
+            verdict = judge_until(
+                kafka_bootstrap,
+                topics,
+                sim,
+                done=lambda v: all(v.lost[o] == 0 for o in PER_RECORD),
+            )
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    FaultReport(
+        "prism_pipeline_sigkill",
+        "Prism",
+        len(sim.records),
+        verdict,
+        [resumed],
+        notes={
+            "committed_offsets_at_kill": committed_at_kill,
+            "state_outputs_differing": [
+                d for d in verdict.diffs if not d.startswith(("enriched", "high-value", "dead"))
+            ],
+        },
+        started=started,
+    ).emit(record_property)
+    assert {o: verdict.lost[o] for o in PER_RECORD} == dict.fromkeys(PER_RECORD, 0)
+    assert resumed is not None, f"output did not resume within {RESUME_TIMEOUT_S} s"
