@@ -270,7 +270,25 @@ def complete_argv(
     argv = runner_args(argv, services=services)
     check_runner_supports(argv, uses_event_time=uses_event_time)
     check_flink_restart_options(argv)
+    check_prism_restart_options(argv)
     return argv
+
+
+def check_prism_restart_options(argv: Sequence[str]) -> None:
+    """Refuse ``--commit_offsets`` on Prism before submission: committing offsets when a read is
+    finalized needs stable input (``beam:requirement:pardo:stable_input:v1``), which Prism 2.73
+    does not support: it rejects the job at submission ("prism runner doesn't support the
+    following required features"). Seen with ``tests/integration/faults/test_prism_kill.py``.
+    """
+    runner = (flag_value(argv, "runner") or "").rsplit(".", 1)[-1]
+    if runner == "PrismRunner" and has_flag(argv, "commit_offsets"):
+        raise OptionError(
+            "--commit_offsets does not work on Prism 2.73: committing offsets at finalization "
+            "needs stable input (beam:requirement:pardo:stable_input:v1), which Prism rejects at "
+            "submission. Drop it: a restarted Prism job then reads from --offset_reset "
+            "(earliest: everything again, at least once) or from --start_read_time_ms; for "
+            "restarts without replay use Flink's savepoints (docs/delivery.md)."
+        )
 
 
 def check_flink_restart_options(

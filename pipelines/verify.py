@@ -192,11 +192,13 @@ def read_outputs(
 #: The key that identifies a repeat of the same output record, per output (``docs/delivery.md``,
 #: "Writing Kafka"): a record retried by an at-least-once sink carries the same key and value.
 #: Running counts and accumulating panes repeat with the same value, so the value is part of
-#: their key: a different value for the same zip or pane is a new update, not a repeat.
+#: their key: a different value for the same zip or window is a new update, not a repeat. A
+#: pane's timing (EARLY, ON_TIME, LATE) is part of it too: the pipeline itself may fire a window
+#: twice with the same count (e.g. a LATE pane after the ON_TIME one), which is no redelivery.
 DEDUP_KEYS: dict[str, Callable[[Mapping[str, Any]], Hashable]] = {
     "alerts": lambda r: r["alert_id"],
     "counts_by_zip": lambda r: (r["zip_code"], r["count"]),
-    "views_hourly": lambda r: (r["property_id"], r["window_start"], r["view_count"]),
+    "views_hourly": lambda r: (r["property_id"], r["window_start"], r["view_count"], r["pane"]),
     "enriched": lambda r: r["event_id"],
     "high_value": lambda r: r["event_id"],
     "dead_letters": lambda r: (r["topic"], r["partition"], r["offset"]),

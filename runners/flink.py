@@ -4,7 +4,7 @@ Stop a streaming job and restart it without losing or double-counting data::
 
     python -m runners.flink jobs                          # find the job id
     python -m runners.flink stop JOBID --dir /tmp/sp      # savepoint, then stop; prints its path
-    python -m pipelines.property --runner=FlinkRunner --consumer_group=G --commit_offsets
+    python -m pipelines.property --runner=FlinkRunner --consumer_group=G
         --savepoint_path=<printed path>                   # resume from it (one command line)
 
 ``stop`` is Flink's stop-with-savepoint (``POST /jobs/<id>/stop``, no drain): the savepoint is
@@ -112,11 +112,12 @@ class FlinkRest:
 
     def failures(self, jid: str) -> list[str]:
         """The failures of ``jid`` that Flink kept (its exception history), oldest first: each
-        the exception's class and the first 2 000 characters of its stack trace."""
+        the exception's class and its whole stack trace (a Python step's error sits deep in the
+        trace, under the runner's own exceptions)."""
         reply = self._call("GET", f"/jobs/{jid}/exceptions")
         entries = (reply.get("exceptionHistory") or {}).get("entries") or []
         return [
-            f"{e.get('exceptionName', '')}: {e.get('stacktrace', '')[:2000]}"
+            f"{e.get('exceptionName', '')}: {e.get('stacktrace', '')}"
             for e in sorted(entries, key=lambda e: e.get("timestamp", 0))
         ]
 

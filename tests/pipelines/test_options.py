@@ -130,9 +130,20 @@ def test_commit_offsets_is_refused_in_a_streaming_flink_run():
         check_flink_restart_options(
             ["--runner=FlinkRunner", "--streaming", "--consumer_group=g", "--commit_offsets"]
         )
-    # Batch on Flink, and Prism, keep it.
+    # Batch on Flink keeps it; Prism is checked on its own (below).
     check_flink_restart_options(["--runner=FlinkRunner", "--consumer_group=g", "--commit_offsets"])
     check_flink_restart_options(["--runner=PrismRunner", "--streaming", "--commit_offsets"])
+
+
+def test_commit_offsets_is_refused_on_prism_which_lacks_stable_input():
+    from pipelines.options import check_prism_restart_options
+
+    with pytest.raises(OptionError, match=r"--commit_offsets does not work on Prism.*stable input"):
+        check_prism_restart_options(
+            ["--runner=PrismRunner", "--streaming", "--consumer_group=g", "--commit_offsets"]
+        )
+    check_prism_restart_options(["--runner=PrismRunner", "--consumer_group=g"])
+    check_prism_restart_options(["--runner=FlinkRunner", "--consumer_group=g", "--commit_offsets"])
 
 
 def test_savepoint_path_is_refused_on_an_embedded_flink_and_kept_for_a_cluster():

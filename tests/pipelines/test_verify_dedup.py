@@ -19,7 +19,9 @@ ORACLE = Oracle(
 def _outputs(**overrides):
     outputs = {
         "counts_by_zip": [{"zip_code": "10001", "count": 1}, {"zip_code": "10001", "count": 2}],
-        "views_hourly": [{"property_id": "p1", "window_start": 0, "view_count": 3}],
+        "views_hourly": [
+            {"property_id": "p1", "window_start": 0, "view_count": 3, "pane": "ON_TIME"}
+        ],
         "alerts": [{"alert_id": "u1:0"}],
         "high_value": [{"event_id": "e2"}],
         "enriched": [{"event_id": "e1", "enrichment_status": "ENRICHED"}],
@@ -50,6 +52,12 @@ def test_a_running_count_with_a_new_value_is_an_update_not_a_repeat():
     kept, repeats = deduplicate(_outputs())
     assert repeats["counts_by_zip"] == 0
     assert len(kept["counts_by_zip"]) == 2
+
+
+def test_a_later_pane_with_the_same_count_is_a_firing_not_a_repeat():
+    on_time = {"property_id": "p1", "window_start": 0, "view_count": 3, "pane": "ON_TIME"}
+    _, repeats = deduplicate(_outputs(views_hourly=[on_time, {**on_time, "pane": "LATE"}]))
+    assert repeats["views_hourly"] == 0
 
 
 def test_missing_records_are_lost_per_output():

@@ -1,0 +1,114 @@
+"""A killed TaskManager: Flink restarts the job from its last checkpoint, nothing is lost.
+
+The session cluster's only TaskManager is SIGKILLed 35 s into a live log and started again;
+Flink restarts the job from its last completed checkpoint (read positions and state together,
+with the preset's bounded restart strategy), the records after that checkpoint are processed
+again, and after de-duplication every output equals the oracle.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from pipelines.simulate import scaled_spec
+from runners import local
+from runners.flink import FlinkRest
+from tests.integration.faults.harness import (
+    RESUME_TIMEOUT_S,
+    FaultReport,
+    LiveProducer,
+    OutputProgress,
+    judge_until,
+    output_topics,
+)
+from tests.integration.live import SPEC, SPEEDUP, FlinkJob, live_simulation, pipeline_argv
+from tests.integration.test_property_e2e import _topics
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.faults,
+    pytest.mark.flink,
+    pytest.mark.timeout(900),
+]
+
+RESTART_TIMEOUT_S = 240.0
+KILL_AT_LOG_S = 35
+
+
+def _wait_restarted(rest: FlinkRest, jid: str, restarts_before: int) -> None:
+    """Wait (bounded) until Flink has restarted ``jid`` once more and all its tasks run."""
+    deadline = time.monotonic() + RESTART_TIMEOUT_S
+    while rest.restarts(jid) <= restarts_before:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {jid} not restarted {RESTART_TIMEOUT_S:.0f} s after")
+        time.sleep(1)
+    rest.wait_tasks_running(jid, max(1.0, deadline - time.monotonic()))
+
+
+def test_taskmanager_killed_restarts_from_checkpoint_without_loss(
+    kafka_bootstrap,
+    expansion_service,
+    flink_session_cluster,
+    make_topic,
+    local_services,
+    record_property,
+):
+    if flink_session_cluster.home is None:
+        pytest.fail("the TaskManager can be killed only on the test's own session cluster")
+    started = time.monotonic()
+    topics = _topics(make_topic)
+    argv = pipeline_argv(
+        ["--runner=FlinkRunner", f"--job_endpoint={flink_session_cluster.job_endpoint}"],
+        scaled_spec(SPEC, SPEEDUP),
+        topics,
+        kafka_bootstrap,
+        expansion_service,
+        local_services,
+    )
+    job = FlinkJob(argv, flink_session_cluster.rest_url, None)
+    try:
+        with OutputProgress(kafka_bootstrap, output_topics(topics)) as progress:
+            sim, _ = live_simulation(int(time.time() * 1000))
+            producer = LiveProducer(sim, kafka_bootstrap, topics).start()
+            producer.wait_until_log_second(KILL_AT_LOG_S)
+            restarts_before = job.rest.restarts(job.jid)
+            killed_at = time.monotonic()
+            local.kill_process(
+                local.FLINK_CLUSTER,
+                signal.SIGKILL,
+                role="taskmanager",
+                home=flink_session_cluster.home,
+            )
+            local.restart_process(
+                local.FLINK_CLUSTER, role="taskmanager", home=flink_session_cluster.home
+            )
+            _wait_restarted(job.rest, job.jid, restarts_before)
+            running_at = time.monotonic()
+            resumed = progress.grown_since(running_at, progress.latest(), RESUME_TIMEOUT_S)
+            producer.join()
+            verdict = judge_until(kafka_bootstrap, topics, sim)
+            final_state = job.rest.state(job.jid)
+            restarts = job.rest.restarts(job.jid) - restarts_before
+    finally:
+        job.cancel()
+    FaultReport(
+        "taskmanager_sigkill",
+        "Flink session cluster",
+        len(sim.records),
+        verdict,
+        [None if resumed is None else running_at - killed_at + resumed],
+        notes={
+            "job_running_again_s": round(running_at - killed_at, 1),
+            "restarts": restarts,
+            "job_state": final_state,
+        },
+        started=started,
+    ).emit(record_property)
+    assert verdict.diffs == [], verdict.diffs
+    assert verdict.total_lost == 0
+    assert resumed is not None, f"output did not resume within {RESUME_TIMEOUT_S} s"
+    assert final_state == "RUNNING"
+    assert restarts >= 1
