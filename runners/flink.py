@@ -105,11 +105,6 @@ class FlinkRest:
     def state(self, jid: str) -> str:
         return str(self._call("GET", f"/jobs/{jid}")["state"])
 
-    def restarts(self, jid: str) -> int:
-        """How many times Flink restarted ``jid`` (its ``numRestarts`` metric; 0 before any)."""
-        reply = self._call("GET", f"/jobs/{jid}/metrics?get=numRestarts") or []
-        return int(float(reply[0]["value"])) if reply else 0
-
     def failures(self, jid: str) -> list[str]:
         """The failures of ``jid`` that Flink kept (its exception history), oldest first: each
         the exception's class and its whole stack trace (a Python step's error sits deep in the

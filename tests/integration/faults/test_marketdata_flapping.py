@@ -27,6 +27,8 @@ from tests.integration.test_property_e2e import _topics
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.faults,
+    # About 3 min; the default fault run keeps one test per fault of issue 15's first items.
+    pytest.mark.faults_slow,
     pytest.mark.flink,
     pytest.mark.timeout(900),
 ]
