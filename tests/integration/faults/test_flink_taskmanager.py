@@ -1,9 +1,11 @@
-"""A killed TaskManager: Flink restarts the job from its last checkpoint, nothing is lost.
+"""A killed Flink worker: Flink restarts the job from its last checkpoint, nothing is lost.
 
-The session cluster's only TaskManager is SIGKILLed 35 s into a live log and started again;
-Flink restarts the job from its last completed checkpoint (read positions and state together,
-with the preset's bounded restart strategy), the records after that checkpoint are processed
-again, and after de-duplication every output equals the oracle.
+35 s into a live log a worker process is SIGKILLed and started again: the session cluster's
+only TaskManager, or (``faults_slow``) the Java SDK worker pool, where Kafka IO's read and write
+run (the expansion service's EXTERNAL environment). Flink restarts the job from its last
+completed checkpoint (read positions and state together, with the preset's bounded restart
+strategy), the records after that checkpoint are processed again, and after de-duplication every
+output equals the oracle.
 """
 
 from __future__ import annotations
@@ -49,7 +51,11 @@ def _wait_restarted(rest: FlinkRest, jid: str, failures_before: int) -> None:
     rest.wait_tasks_running(jid, max(1.0, deadline - time.monotonic()))
 
 
+@pytest.mark.parametrize(
+    "worker", ["taskmanager", pytest.param("java-workers", marks=pytest.mark.faults_slow)]
+)
 def test_taskmanager_killed_restarts_from_checkpoint_without_loss(
+    worker,
     kafka_bootstrap,
     expansion_service,
     flink_session_cluster,
@@ -77,15 +83,15 @@ def test_taskmanager_killed_restarts_from_checkpoint_without_loss(
             producer.wait_until_log_second(KILL_AT_LOG_S)
             failures_before = len(job.rest.failures(job.jid))
             killed_at = time.monotonic()
-            local.kill_process(
-                local.FLINK_CLUSTER,
-                signal.SIGKILL,
-                role="taskmanager",
-                home=flink_session_cluster.home,
+            # The worker pool is the session stack's; it comes back on its port, where the
+            # expansion service's EXTERNAL environment keeps pointing.
+            service, role, home = (
+                (local.FLINK_CLUSTER, "taskmanager", flink_session_cluster.home)
+                if worker == "taskmanager"
+                else (local.JAVA_WORKERS, "main", None)
             )
-            local.restart_process(
-                local.FLINK_CLUSTER, role="taskmanager", home=flink_session_cluster.home
-            )
+            local.kill_process(service, signal.SIGKILL, role=role, home=home)
+            local.restart_process(service, role=role, home=home)
             _wait_restarted(job.rest, job.jid, failures_before)
             running_at = time.monotonic()
             resumed = progress.grown_since(running_at, progress.latest(), RESUME_TIMEOUT_S)
@@ -96,7 +102,7 @@ def test_taskmanager_killed_restarts_from_checkpoint_without_loss(
     finally:
         job.cancel()
     FaultReport(
-        "taskmanager_sigkill",
+        f"{worker}_sigkill",
         "Flink session cluster",
         len(sim.records),
         verdict,
