@@ -220,6 +220,12 @@ class KafkaConfig:
             and kafka.stop_read_time_ms <= kafka.start_read_time_ms
         ):
             raise OptionError("--stop_read_time_ms must be after --start_read_time_ms")
+        if kafka.max_records is not None and kafka.kafka_poll_timeout_s is not None:
+            raise OptionError(
+                "--max_records and --kafka_poll_timeout_s cannot go together: Beam's Kafka read "
+                "counts records with its legacy implementation, which has no poll timeout; drop "
+                "--kafka_poll_timeout_s (or stop with --stop_read_time_ms / --backfill instead)"
+            )
         if kafka.backfill:
             others = [
                 f"--{name}"

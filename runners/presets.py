@@ -207,7 +207,14 @@ def runner_args(
                 )
             added.append("--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: expansion}))
 
-    if uses_kafka and not has_flag(argv, "kafka_poll_timeout_s"):
+    # Not with --max_records: KafkaIO reads a record count with its legacy implementation, which
+    # has no poll timeout (expansion fails: "no Kafka read implementation supports every
+    # configured property").
+    if (
+        uses_kafka
+        and not has_flag(argv, "kafka_poll_timeout_s")
+        and not has_flag(argv, "max_records")
+    ):
         added.append(KAFKA_POLL_TIMEOUT)
 
     if short == "PrismRunner" and not has_flag(argv, "prism_location"):

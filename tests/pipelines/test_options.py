@@ -101,6 +101,11 @@ def test_kafka_poll_timeout_is_passed_through_in_whole_seconds():
     assert kafka_config("--kafka_poll_timeout_s=1").poll_timeout_s == 1
 
 
+def test_a_record_count_read_refuses_a_poll_timeout_and_says_why():
+    with pytest.raises(OptionError, match=r"--max_records and --kafka_poll_timeout_s.*legacy"):
+        kafka_config("--max_records=10", "--kafka_poll_timeout_s=1")
+
+
 def test_missing_bootstrap_servers_says_how_to_get_one():
     with pytest.raises(OptionError, match=r"--bootstrap_servers is required.*runners.local up"):
         KafkaConfig.from_options(PipelineOptions([]))

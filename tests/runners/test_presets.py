@@ -42,6 +42,15 @@ def test_prism_gets_binary_loopback_and_the_running_expansion_service():
     ]
 
 
+@pytest.mark.parametrize("runner", ["PrismRunner", "FlinkRunner"])
+def test_a_record_count_read_gets_no_poll_timeout(runner):
+    """KafkaIO reads --max_records with its legacy implementation, which has no poll timeout:
+    with both, the expansion fails ("no Kafka read implementation supports every property")."""
+    args = runner_args([f"--runner={runner}", "--max_records=10"], STACK)
+    assert not any(a.startswith("--kafka_poll_timeout_s") for a in args)
+    assert "--kafka_poll_timeout_s=1" in runner_args([f"--runner={runner}"], STACK)
+
+
 def test_direct_runner_with_kafka_moves_to_prism_and_says_so_once(caplog):
     with caplog.at_level(logging.INFO, logger="runners.presets"):
         args = runner_args(["--runner", "DirectRunner", "--streaming"], STACK)
