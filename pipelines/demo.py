@@ -73,10 +73,10 @@ def summary_lines(summary: Summary, diffs: Sequence[str], elapsed_s: float) -> l
     status = ", ".join(f"{k} {v}" for k, v in sorted(summary.enrichment_status.items()))
     stages = ", ".join(f"{k} {v}" for k, v in sorted(summary.dead_letters_by_stage.items()))
     r = summary.records
+    enriched = mark("enriched", "enrichment")
     return [
         f"--- {elapsed_s:6.1f} s ---------------------------------------------------------",
-        f" {mark('enriched')} enriched-property-events  {r.get('enriched', 0):7d} records"
-        f"  ({status})",
+        f" {enriched} enriched-property-events  {r.get('enriched', 0):7d} records  ({status})",
         f" {mark('high-value')} high-value-properties     {r.get('high_value', 0):7d} records",
         f" {mark('counts_by_zip')} properties-by-zip         {r.get('counts_by_zip', 0):7d} updates"
         f"  ({len(summary.counts_by_zip)} zips)",
@@ -177,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     stack = local.ensure_up(services, secure=args.secure, say=print)
     timings["stack_up"] = round(time.monotonic() - t0, 1)
+    from runners.marketdata.processes import served_dataset
+
+    # The enriched events are checked against the data the service serves, not only counted.
+    market = served_dataset(stack.marketdata_url).lookup
     # Security settings of each role ({} on an unsecured stack).
     as_admin, as_producer, as_tools = (
         stack.kafka_client_config(user) for user in ("admin", "producer", "tools")
@@ -259,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     stack.bootstrap_servers, topics, timeout_s=60, consumer_config=as_tools
                 )
             )
-            diffs = differences(summary, sim.oracle)
+            diffs = differences(summary, sim.oracle, market)
             lines = summary_lines(summary, diffs, time.monotonic() - started)
             print("\n".join(lines), flush=True)
             if not diffs and (producer is None or not producer.is_alive()):

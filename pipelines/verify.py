@@ -6,7 +6,8 @@ checks the same thing: a fast wrong answer is not a result.
 Outputs are compared by their final values: the last (largest) running count per zip, the last
 (accumulating) pane per property and hour, the set of alert ids (and no duplicates), the number of
 dead letters and late records, the high-value event ids, and the enriched events (one per
-LISTING_UPDATED event, whatever its enrichment status).
+LISTING_UPDATED event). With a ``market`` lookup (the dataset the market-data service serves),
+each enriched event's status and market fields are checked too (``enrichment_differences``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from pipelines.options import PropertyTopics
 from pipelines.property import OUTPUT_SPECS
 from pipelines.simulate import Oracle
 from transforms.codec import DecodeError, decode_record
+from transforms.enrichment.rules import ENRICHED, FALLBACK, MARKET_FIELDS, STALE
+
+#: The market data of a ``(zip_code, property_type)`` as the service serves it, or None when the
+#: service does not know the key (it answers 404).
+MarketLookup = Callable[[str, str], Mapping[str, Any] | None]
+_ENRICHMENT_KEYS = ("event_id", "zip_code", "property_type", "enrichment_status", *MARKET_FIELDS)
 
 
 @dataclass
@@ -34,6 +41,8 @@ class Summary:
     high_value_event_ids: list[str] = field(default_factory=list)
     enriched_event_ids: list[str] = field(default_factory=list)
     enrichment_status: dict[str, int] = field(default_factory=dict)
+    # Per enriched event: its key, status and market fields (what the enrichment checks read).
+    enriched: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: int = 0
     dead_letters_by_stage: dict[str, int] = field(default_factory=dict)
     late: int = 0
@@ -71,6 +80,18 @@ def summarize(outputs: Mapping[str, Iterable[Mapping[str, Any]]]) -> Summary:
         s.records["enriched"] += 1
         s.enriched_event_ids.append(e["event_id"])
         status[e["enrichment_status"]] += 1
+        s.enriched.append(
+            {
+                k: e.get(k)
+                for k in (
+                    "event_id",
+                    "zip_code",
+                    "property_type",
+                    "enrichment_status",
+                    *MARKET_FIELDS,
+                )
+            }
+        )
     s.enrichment_status = dict(status)
     stages: Counter[str] = Counter()
     for d in outputs.get("dead_letters", ()):
@@ -83,8 +104,58 @@ def summarize(outputs: Mapping[str, Iterable[Mapping[str, Any]]]) -> Summary:
     return s
 
 
-def differences(summary: Summary, oracle: Oracle) -> list[str]:
-    """What differs from the oracle, one line per output; empty when everything matches."""
+def enrichment_differences(
+    summary: Summary, market: MarketLookup, *, service_healthy: bool = True
+) -> list[str]:
+    """What is wrong with the enriched events, given the data the market-data service serves.
+
+    An event whose key the service does not know is FALLBACK with null market fields. An
+    ENRICHED or STALE event carries exactly the service's market fields for its key (the dataset
+    is fixed per seed, so a stale copy holds the same values). With ``service_healthy`` (no
+    faults injected while the run flowed), every event with a known key is ENRICHED: a FALLBACK
+    there means the pipeline did not reach or did not use the service.
+    """
+    problems: dict[str, list[str]] = {}
+
+    def wrong(kind: str, event_id: str) -> None:
+        problems.setdefault(kind, []).append(event_id)
+
+    for e in summary.enriched:
+        expected = market(str(e["zip_code"]), str(e["property_type"]))
+        status, event_id = e["enrichment_status"], str(e["event_id"])
+        if expected is None:
+            if status != FALLBACK:
+                wrong(f"unknown key not FALLBACK ({status})", event_id)
+        elif status in (ENRICHED, STALE):
+            if any(e[f] != expected[f] for f in MARKET_FIELDS):
+                wrong(f"{status} with market fields unlike the service's", event_id)
+            if status == STALE and service_healthy:
+                wrong("STALE although the service was healthy", event_id)
+        elif status == FALLBACK:
+            if any(e[f] is not None for f in MARKET_FIELDS):
+                wrong("FALLBACK with market fields set", event_id)
+            if service_healthy:
+                wrong("FALLBACK although the service knows the key and was healthy", event_id)
+        else:
+            wrong(f"unknown status {status!r}", event_id)
+    return [
+        f"enrichment: {len(ids)} events {kind}, e.g. {sorted(ids)[:3]}"
+        for kind, ids in sorted(problems.items())
+    ]
+
+
+def differences(
+    summary: Summary,
+    oracle: Oracle,
+    market: MarketLookup | None = None,
+    *,
+    service_healthy: bool = True,
+) -> list[str]:
+    """What differs from the oracle, one line per output; empty when everything matches.
+
+    With ``market``, the enriched events' statuses and values are checked against it too
+    (``enrichment_differences``); without it, only their ids are.
+    """
     diffs: list[str] = []
 
     def mapping(name: str, got: Mapping[str, int], want: Mapping[str, int]) -> None:
@@ -123,6 +194,8 @@ def differences(summary: Summary, oracle: Oracle) -> list[str]:
     )
     same("dead letters", summary.dead_letters, oracle.dead_letters)
     same("late records", summary.late, oracle.late)
+    if market is not None:
+        diffs.extend(enrichment_differences(summary, market, service_healthy=service_healthy))
     return diffs
 
 
@@ -275,8 +348,15 @@ def losses(summary: Summary, oracle: Oracle) -> dict[str, int]:
     }
 
 
-def judge(outputs: Mapping[str, Iterable[Mapping[str, Any]]], oracle: Oracle) -> Judgement:
-    """De-duplicate ``outputs`` (as read by ``read_outputs``) and compare them with ``oracle``."""
+def judge(
+    outputs: Mapping[str, Iterable[Mapping[str, Any]]],
+    oracle: Oracle,
+    market: MarketLookup | None = None,
+    *,
+    service_healthy: bool = True,
+) -> Judgement:
+    """De-duplicate ``outputs`` (as read by ``read_outputs``) and compare them with ``oracle``
+    (and the enriched events with ``market``, see ``differences``)."""
     raw = {name: list(records) for name, records in outputs.items()}
     kept, repeats = deduplicate(raw)
     summary = summarize(kept)
@@ -284,6 +364,6 @@ def judge(outputs: Mapping[str, Iterable[Mapping[str, Any]]], oracle: Oracle) ->
         records={name: len(records) for name, records in raw.items()},
         duplicates=repeats,
         lost=losses(summary, oracle),
-        diffs=differences(summary, oracle),
+        diffs=differences(summary, oracle, market, service_healthy=service_healthy),
         summary=summary,
     )

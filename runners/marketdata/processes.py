@@ -21,6 +21,8 @@ from typing import Any
 
 import requests
 
+from runners.marketdata.dataset import MarketDataset
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -88,6 +90,15 @@ class MarketDataServer:
 
     def stop(self) -> None:
         _stop(self.proc)
+
+
+def served_dataset(url: str, timeout_s: float = 5.0) -> MarketDataset:
+    """The dataset a running market-data service serves (its seed and zip count, from
+    ``/healthz``), regenerated here: what the pipeline's enriched events must carry."""
+    health = requests.get(f"{url.rstrip('/')}/healthz", timeout=timeout_s)
+    health.raise_for_status()
+    body = health.json()
+    return MarketDataset.generate(seed=int(body["seed"]), zip_count=int(body["zip_count"]))
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ from pipelines.simulate import (
     produce,
     scaled_spec,
 )
-from pipelines.verify import Summary, differences, read_outputs, summarize
+from pipelines.verify import MarketLookup, Summary, differences, read_outputs, summarize
 from runners.flink import FlinkRest, FlinkRestError, embedded_rest_url
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
@@ -111,13 +111,18 @@ class FlinkJob:
 
 
 def wait_for_oracle(
-    bootstrap: str, topics: PropertyTopics, sim: Simulation, timeout_s: float
+    bootstrap: str,
+    topics: PropertyTopics,
+    sim: Simulation,
+    timeout_s: float,
+    market: MarketLookup | None = None,
 ) -> tuple[Summary, list[str]]:
-    """Reads every output topic every ``POLL_S`` until it equals the oracle or ``timeout_s``."""
+    """Reads every output topic every ``POLL_S`` until it equals the oracle (and the enriched
+    events the ``market`` data, when given) or ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
         summary = summarize(read_outputs(bootstrap, topics, timeout_s=60))
-        diffs = differences(summary, sim.oracle)
+        diffs = differences(summary, sim.oracle, market)
         if not diffs or time.monotonic() > deadline:
             return summary, diffs
         time.sleep(POLL_S)

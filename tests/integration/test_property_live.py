@@ -35,6 +35,7 @@ import time
 import pytest
 
 from pipelines.simulate import scaled_spec
+from runners.marketdata.processes import served_dataset
 from tests.conftest import FLINK_REST_ENV
 from tests.integration.live import (
     MATCH_TIMEOUT_S,
@@ -91,7 +92,13 @@ def test_live_run_equals_the_oracle(
         started = time.monotonic()
         produce_live(sim, kafka_bootstrap, topics)
         produced_s = time.monotonic() - started
-        summary, diffs = wait_for_oracle(kafka_bootstrap, topics, sim, MATCH_TIMEOUT_S)
+        summary, diffs = wait_for_oracle(
+            kafka_bootstrap,
+            topics,
+            sim,
+            MATCH_TIMEOUT_S,
+            served_dataset(local_services.marketdata_url).lookup,
+        )
         settled_s = time.monotonic() - started - produced_s
     finally:
         job.cancel()
@@ -155,7 +162,13 @@ def test_stop_with_savepoint_and_restart_neither_loses_nor_repeats(
         restart_s = time.monotonic() - stopped_at - stop_s
         producer.join(timeout=180)
         assert not producer.is_alive(), "the second half was not produced within 180 s"
-        summary, diffs = wait_for_oracle(kafka_bootstrap, topics, sim, MATCH_TIMEOUT_S)
+        summary, diffs = wait_for_oracle(
+            kafka_bootstrap,
+            topics,
+            sim,
+            MATCH_TIMEOUT_S,
+            served_dataset(local_services.marketdata_url).lookup,
+        )
     finally:
         first.cancel()
         if second is not None:

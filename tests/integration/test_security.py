@@ -32,6 +32,7 @@ from pipelines.options import PropertyTopics
 from pipelines.simulate import SimulationSpec, generate, produce
 from pipelines.verify import differences, read_outputs, summarize
 from runners import security
+from runners.marketdata.processes import served_dataset
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -96,7 +97,7 @@ def _replay_backlog(stack):
     return sim
 
 
-def _backfill_equals_the_oracle(stack, argv: list[str], sim) -> None:
+def _backfill_equals_the_oracle(stack, argv: list[str], sim, marketdata_url: str) -> None:
     """Runs the pipeline over the backlog (``--backfill``) and compares every output, read back
     as the read-only ``tools`` user, with the oracle."""
     result = property_pipeline.start([*argv, "--backfill"])
@@ -108,7 +109,8 @@ def _backfill_equals_the_oracle(stack, argv: list[str], sim) -> None:
         timeout_s=120,
         consumer_config=stack.kafka_client_config("tools"),
     )
-    assert differences(summarize(outputs), sim.oracle) == []
+    market = served_dataset(marketdata_url).lookup
+    assert differences(summarize(outputs), sim.oracle, market) == []
 
 
 def test_pipeline_on_secured_kafka_equals_the_oracle_and_leaks_no_password(
@@ -120,7 +122,7 @@ def test_pipeline_on_secured_kafka_equals_the_oracle_and_leaks_no_password(
     argv = _base_argv(
         secure_stack, expansion_service, local_services, secure_stack.kafka_config_file("pipeline")
     )
-    _backfill_equals_the_oracle(secure_stack, argv, sim)
+    _backfill_equals_the_oracle(secure_stack, argv, sim, local_services.marketdata_url)
 
     # Secrets: in no log of ours (the secured broker's, the shared stack's Java services') and
     # not in what the run printed.
@@ -155,7 +157,7 @@ def test_on_a_flink_session_cluster_the_rest_api_shows_no_password(
         "--runner=FlinkRunner",
         f"--job_endpoint={flink_session_cluster.job_endpoint}",
     ]
-    _backfill_equals_the_oracle(secure_stack, argv, sim)
+    _backfill_equals_the_oracle(secure_stack, argv, sim, local_services.marketdata_url)
 
     def get(path: str) -> str:
         with urllib.request.urlopen(flink_session_cluster.rest_url + path, timeout=30) as resp:
