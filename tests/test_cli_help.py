@@ -25,7 +25,7 @@ ARGPARSE_COMMANDS = [
     "pipelines.simulate",
     "pipelines.dlq",
     "pipelines.demo",
-    "runners.local",
+    "runners.local.cli",
     "runners.flink",
     "runners.install",
     "runners.dataflow.__main__",

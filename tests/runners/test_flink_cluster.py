@@ -8,7 +8,7 @@ import urllib.request
 import psutil
 import pytest
 
-from runners import flink_cluster, local
+from runners import _procs, flink_cluster, local
 from runners.flink import FlinkRest, FlinkRestError
 
 pytestmark = [pytest.mark.integration, pytest.mark.flink, pytest.mark.timeout(400)]
@@ -53,7 +53,7 @@ def test_up_flink_cluster_registers_a_taskmanager_exposes_metrics_and_down_stops
     finally:
         local.down(home=tmp_path, say=lambda _m: None)
     for pid in pids:
-        assert not local._procs.is_alive(pid)
+        assert not _procs.is_alive(pid)
         assert not [p for p in psutil.process_iter() if _pgid(p) == pid]
 
 

@@ -5,13 +5,9 @@ from pathlib import Path
 import pytest
 
 from runners import kafka
-from runners.local import (
-    DEFAULT_SERVICES,
-    UpOptions,
-    _desired_ports,
-    _parse_ports,
-    resolve_services,
-)
+from runners.local import DEFAULT_SERVICES, UpOptions, resolve_services
+from runners.local.cli import parse_ports
+from runners.local.options import desired_ports
 
 
 def test_up_without_names_starts_the_default_set_in_dependency_order():
@@ -40,7 +36,7 @@ def test_an_unknown_service_is_rejected_with_the_choices():
 
 
 def test_three_brokers_get_three_broker_and_controller_ports():
-    ports = _desired_ports("kafka", UpOptions(brokers=3))
+    ports = desired_ports("kafka", UpOptions(brokers=3))
     assert ports == {
         "broker-1": (9092, False),
         "controller-1": (9093, False),
@@ -53,17 +49,17 @@ def test_three_brokers_get_three_broker_and_controller_ports():
 
 def test_a_pinned_port_is_strict_and_zero_means_any():
     opts = UpOptions(port_overrides={"kafka": 19092, "kafka.controller-1": 0, "redis": 0})
-    assert _desired_ports("kafka", opts) == {"broker-1": (19092, True), "controller-1": (0, False)}
-    assert _desired_ports("redis", opts) == {"redis": (0, False)}
-    assert _desired_ports("expansion-service", opts) == {"grpc": (8097, False)}
+    assert desired_ports("kafka", opts) == {"broker-1": (19092, True), "controller-1": (0, False)}
+    assert desired_ports("redis", opts) == {"redis": (0, False)}
+    assert desired_ports("expansion-service", opts) == {"grpc": (8097, False)}
 
 
 def test_port_flags_are_parsed_and_checked():
-    assert _parse_ports(["kafka=0", "redis.redis=6380"]) == {"kafka": 0, "redis.redis": 6380}
+    assert parse_ports(["kafka=0", "redis.redis=6380"]) == {"kafka": 0, "redis.redis": 6380}
     with pytest.raises(ValueError, match="SERVICE=PORT"):
-        _parse_ports(["kafka:9092"])
+        parse_ports(["kafka:9092"])
     with pytest.raises(ValueError, match="unknown service"):
-        _parse_ports(["zk=2181"])
+        parse_ports(["zk=2181"])
 
 
 def test_only_one_or_three_brokers_are_supported():
@@ -141,7 +137,7 @@ def test_a_topic_spec_checks_its_arguments():
 
 def test_an_expansion_service_pointing_at_an_old_worker_pool_is_restarted():
     from runners._state import ProcessRecord, ServiceRecord
-    from runners.local import _stale_reason
+    from runners.local.supervisor import stale_reason
 
     def rec(name, ports, extra=None):
         return ServiceRecord(name, (ProcessRecord(1, 1.0, "/l"),), ports, "t", extra or {})
@@ -150,5 +146,5 @@ def test_an_expansion_service_pointing_at_an_old_worker_pool_is_restarted():
     current = rec("expansion-service", {"grpc": 8097}, {"environment": "EXTERNAL localhost:5556"})
     old = rec("expansion-service", {"grpc": 8097}, {"environment": "EXTERNAL localhost:5555"})
     state = {"java-workers": workers}
-    assert _stale_reason("expansion-service", current, state) == ""
-    assert "localhost:5555" in _stale_reason("expansion-service", old, state)
+    assert stale_reason("expansion-service", current, state) == ""
+    assert "localhost:5555" in stale_reason("expansion-service", old, state)

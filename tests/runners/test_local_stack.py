@@ -15,7 +15,7 @@ import psutil
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from runners import kafka, local
+from runners import _procs, kafka, local
 from runners._ports import PortInUseError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -60,7 +60,7 @@ def test_up_kafka_answers_a_metadata_request_and_down_leaves_no_process(home):
 
     assert result == {"kafka": "stopped"}
     for pid in pids:
-        assert not local._procs.is_alive(pid), f"pid {pid} survived down"
+        assert not _procs.is_alive(pid), f"pid {pid} survived down"
         assert group_members(pid) == [], f"process group {pid} survived down"
     listening = {c.laddr.port for c in psutil.net_connections("tcp") if c.status == "LISTEN"}
     assert not set(ports) & listening

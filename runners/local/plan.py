@@ -1,0 +1,84 @@
+"""How one service is started: its processes (``Proc``), how to know it is ready (``Plan``), and
+the readiness probes the planners share."""
+
+from __future__ import annotations
+
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runners._ports import LOOPBACK
+from runners.local.stack import StackError
+
+
+@dataclass(frozen=True)
+class Proc:
+    role: str
+    argv: list[str]
+    log: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to start one service: its processes, how to know it is ready, facts to record."""
+
+    processes: list[Proc]
+    ready: Callable[[], bool]
+    ready_what: str
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
+def java_binary() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise StackError(
+            "java not found on PATH: install a JDK 17 (apt-get install -y openjdk-17-jdk-headless)"
+        )
+    return java
+
+
+def grpc_ready(address: str) -> Callable[[], bool]:
+    def ready() -> bool:
+        import grpc
+
+        channel = grpc.insecure_channel(address)
+        try:
+            grpc.channel_ready_future(channel).result(timeout=2)
+            return True
+        except grpc.FutureTimeoutError:
+            return False
+        finally:
+            channel.close()
+
+    return ready
+
+
+def http_ready(url: str) -> Callable[[], bool]:
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    return ready
+
+
+def redis_ready(port: int) -> Callable[[], bool]:
+    def ready() -> bool:
+        import redis
+
+        client = redis.Redis(host=LOOPBACK, port=port, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    return ready
