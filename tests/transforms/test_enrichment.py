@@ -47,7 +47,7 @@ from transforms.enrichment import (
 )
 from transforms.types import Decoded
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
 @pytest.fixture(scope="module")

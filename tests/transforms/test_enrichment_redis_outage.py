@@ -39,7 +39,7 @@ from tests.transforms.enrichment_support import (
 )
 from transforms.enrichment import ENRICHED, EnrichWithMarketData
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 
 class RestartableRedis:
