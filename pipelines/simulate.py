@@ -165,6 +165,28 @@ class Oracle:
 class Simulation:
     records: list[PlannedRecord]
     oracle: Oracle
+    # How to plan this very log again (seed, clock and every non-default spec field): a test that
+    # fails on a log built from the wall clock says it, so the failure can be replayed.
+    replay: str = ""
+
+
+def replay_command(spec: SimulationSpec, end_ms: int, now_ms: int) -> str:
+    """The simulator command that plans the same records and oracle as ``generate(spec, now_ms)``
+    (``--dry_run`` writes the oracle only; drop it to produce the log)."""
+    default = SimulationSpec()
+    flags = [
+        f"--{f.name}={getattr(spec, f.name)}"
+        for f in dataclasses.fields(SimulationSpec)
+        if f.name != "end_ms" and getattr(spec, f.name) != getattr(default, f.name)
+    ]
+    return " ".join(
+        [
+            "python -m pipelines.simulate --dry_run",
+            *flags,
+            f"--end_ms={end_ms}",
+            f"--now_ms={now_ms}",
+        ]
+    )
 
 
 def partition_for(key: bytes, partitions: int) -> int:
@@ -347,7 +369,11 @@ def generate(spec: SimulationSpec, now_ms: int | None = None) -> Simulation:
     # A clock-skewed record carries its send time as timestamp: it belongs at the end of the log
     # (where the simulated span ends, "now"), so keep those last.
     records.sort(key=lambda r: r.kind == "poison:future_event_time")
-    return Simulation(records=records, oracle=compute_oracle(records, spec))
+    return Simulation(
+        records=records,
+        oracle=compute_oracle(records, spec),
+        replay=replay_command(spec, end_ms, now_ms),
+    )
 
 
 def compress_time(
@@ -392,7 +418,11 @@ def compress_time(
                 payload=payload,
             )
         )
-    return Simulation(records=records, oracle=compute_oracle(records, scaled))
+    return Simulation(
+        records=records,
+        oracle=compute_oracle(records, scaled),
+        replay=f"{sim.replay}, then compress_time(speedup={speedup}, origin_ms={origin_ms})",
+    )
 
 
 def scaled_spec(spec: SimulationSpec, speedup: int) -> SimulationSpec:
@@ -671,16 +701,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if f.name == "end_ms":
             continue
         parser.add_argument(f"--{f.name}", type=type(f.default), default=f.default)
+    parser.add_argument(
+        "--end_ms",
+        type=int,
+        default=None,
+        help="event time of the end of the simulated span (default: now)",
+    )
+    parser.add_argument(
+        "--now_ms",
+        type=int,
+        default=None,
+        help="the clock the plan is made at (default: now); with --end_ms and --seed, replays "
+        "a logged plan exactly",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = SimulationSpec(
-        **{
-            f.name: getattr(args, f.name)
-            for f in dataclasses.fields(SimulationSpec)
-            if f.name != "end_ms"
-        }
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(SimulationSpec)}
     )
-    sim = generate(spec)
+    sim = generate(spec, now_ms=args.now_ms)
+    LOG.info("same plan again: %s", sim.replay)
     import pathlib
 
     path = pathlib.Path(args.oracle)

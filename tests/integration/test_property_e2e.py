@@ -80,7 +80,7 @@ def test_backlog_replay_outputs_equal_the_oracle(
     # Enrichment checked against the dataset the service serves: a run where every event fell
     # back (service unreachable, cache misused) differs here, not only in the ids.
     market = served_dataset(local_services.marketdata_url).lookup
-    assert differences(summary, sim.oracle, market) == []
+    assert differences(summary, sim.oracle, market) == [], sim.replay
     # One record per change of a window's count on every runner (Prism repeated each window's
     # last pane at its expiry before SuppressRepeatedPanes).
     assert summary.repeated_hourly_panes == 0

@@ -110,7 +110,7 @@ def test_live_run_equals_the_oracle(
         if not diffs
         else f"{runner} differences: {diffs}"
     )
-    assert diffs == []
+    assert diffs == [], sim.replay
     assert_accounted(summary, sim)
 
 
@@ -178,5 +178,5 @@ def test_stop_with_savepoint_and_restart_neither_loses_nor_repeats(
     record_property("stop_with_savepoint_s", round(stop_s, 1))
     record_property("restart_from_savepoint_s", round(restart_s, 1))
     print(f"savepoint {savepoint}: stop {stop_s:.1f} s, restart {restart_s:.1f} s; {diffs}")
-    assert diffs == []
+    assert diffs == [], sim.replay
     assert_accounted(summary, sim)

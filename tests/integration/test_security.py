@@ -110,7 +110,7 @@ def _backfill_equals_the_oracle(stack, argv: list[str], sim, marketdata_url: str
         consumer_config=stack.kafka_client_config("tools"),
     )
     market = served_dataset(marketdata_url).lookup
-    assert differences(summarize(outputs), sim.oracle, market) == []
+    assert differences(summarize(outputs), sim.oracle, market) == [], sim.replay
 
 
 def test_pipeline_on_secured_kafka_equals_the_oracle_and_leaks_no_password(

@@ -1,6 +1,8 @@
 """The simulator's plan and its oracle: the reference every end-to-end test compares against."""
 
+import shlex
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -8,10 +10,12 @@ from pipelines.simulate import (
     HOUR_MS,
     POISON_EVENT_CLASSES,
     POISON_VIEW_CLASSES,
+    Oracle,
     PlannedRecord,
     SimulationSpec,
     compute_oracle,
     generate,
+    main,
 )
 from transforms.codec import DecodeError, decode_record
 
@@ -29,6 +33,16 @@ def test_same_spec_and_clock_plan_the_same_bytes(sim):
     assert [(r.partition, r.key, r.value, r.timestamp_ms) for r in again.records] == [
         (r.partition, r.key, r.value, r.timestamp_ms) for r in sim.records
     ]
+
+
+def test_the_logged_replay_command_plans_the_same_oracle(tmp_path: Path) -> None:
+    """A log built from the wall clock (what the end-to-end tests do) is replayed from the
+    command its Simulation carries: seed, clock and non-default spec fields."""
+    sim = generate(SMALL)
+    argv = shlex.split(sim.replay)
+    assert argv[:4] == ["python", "-m", "pipelines.simulate", "--dry_run"]
+    assert main([*argv[3:], f"--oracle={tmp_path / 'oracle.json'}"]) == 0
+    assert Oracle.from_json((tmp_path / "oracle.json").read_text()) == sim.oracle
 
 
 def test_every_record_is_counted_exactly_once_as_valid_late_or_dead_letter(sim):
