@@ -52,7 +52,7 @@ topics: ## (Re)create the topics of runners/topics.toml
 	$(PY) -m runners.local topics
 
 run: setup ## Demo: stack up, simulate, run the property pipeline, live summary vs the oracle (RUNNER=FlinkRunner|PrismRunner, SECURE=1, RUN_ARGS=...)
-	$(PY) -m pipelines.demo --runner=$(RUNNER) $(SECURE_FLAG) $(RUN_ARGS)
+	$(PY) -m tools.demo --runner=$(RUNNER) $(SECURE_FLAG) $(RUN_ARGS)
 
 test: setup ## Run all tests (unit + integration on the real local stack)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

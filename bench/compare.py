@@ -2,7 +2,7 @@
 
     python -m bench.compare [--events 500000 | --small] [--systems raw,quix,prism,flink]
 
-One run, one broker, one simulated input (``pipelines.simulate``, fixed seed):
+One run, one broker, one simulated input (``tools.simulate``, fixed seed):
 
 1. Starts a private local stack under ``.local/bench-stack`` (Kafka, Beam's Java workers and
    expansion service, the Flink job server when Flink is measured) so that no other user of the
@@ -10,7 +10,7 @@ One run, one broker, one simulated input (``pipelines.simulate``, fixed seed):
    No market-data service runs: every system enriches LISTING_UPDATED events as FALLBACK.
 2. Simulates ``--events`` input records (1 property event : 4 views, plus bots, out-of-order,
    too-late and poison records) into two fresh input topics, then one end marker per input
-   partition at the stop time (a bounded Beam read stops before it, as ``pipelines.demo`` does).
+   partition at the stop time (a bounded Beam read stops before it, as ``tools.demo`` does).
 3. Runs each system, one at a time, into its own fresh output topics (created with
    ``LogAppendTime``, so every output record carries the broker's append time):
 
@@ -36,7 +36,7 @@ Metrics per system:
   the expansion service and the Flink job server) per million input records;
 - ``peak_rss_mb``: the peak of the summed resident memory of those processes (sampled every 0.5 s);
 - ``correct``: the outputs read back and compared with the simulator's oracle
-  (``pipelines.verify``): a fast wrong answer is not a result.
+  (``tools.verify``): a fast wrong answer is not a result.
 
 Results: a table on stdout with ratios to the raw loop, ``bench/results/compare.json``, and
 ``bench/results/compare.html`` + ``compare.png`` (``bench.report``).
@@ -59,15 +59,14 @@ from pathlib import Path
 
 from pipelines.options import PropertyTopics
 from pipelines.property import OUTPUT_SPECS
-from pipelines.simulate import (
-    EVENTS_TOPIC,
+from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
+from tools.simulate import (
     HOUR_MS,
-    VIEWS_TOPIC,
     SimulationSpec,
     generate,
     produce,
 )
-from pipelines.verify import differences, read_outputs, summarize
+from tools.verify import differences, read_outputs, summarize
 
 LOG = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ service with Redis so that the Beam pipelines enrich over HTTP from a warm cache
    runs end to end). Warm-up records are in the oracle and excluded from the statistics;
 4. the live log: the simulation (``bench.compare.scaled_spec``: 1 event : 4 views, bots,
    out-of-order, too-late and poison records) compressed in time 120 times
-   (``pipelines.simulate.compress_time``, as the live end-to-end test does: its 3 h of event
+   (``tools.simulate.compress_time``, as the live end-to-end test does: its 3 h of event
    time last 90 s, 1 h windows 30 s, the 10 min lateness and fraud window 5 s; the pipeline and
    the references run with those windows) and sent by a child process, each record once the
    wall clock reaches its timestamp (the contract's live producer: CreateTime = event time, never
@@ -94,10 +94,9 @@ from bench.compare import (
 from bench.compare import start_stack as compare_stack
 from pipelines.options import PropertyTopics
 from pipelines.property import OUTPUT_SPECS
-from pipelines.simulate import (
-    EVENTS_TOPIC,
+from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
+from tools.simulate import (
     HOUR_MS,
-    VIEWS_TOPIC,
     PlannedRecord,
     Simulation,
     SimulationSpec,
@@ -107,8 +106,8 @@ from pipelines.simulate import (
     partition_for,
     produce,
 )
-from pipelines.simulate import scaled_spec as time_scaled_spec
-from pipelines.verify import differences, summarize
+from tools.simulate import scaled_spec as time_scaled_spec
+from tools.verify import differences, summarize
 from transforms.codec import decode_record, encode_record
 
 LOG = logging.getLogger(__name__)
@@ -117,7 +116,7 @@ DEFAULT_HOME = REPO_ROOT / ".local" / "bench-latency"
 DEFAULT_LOAD = 0.5
 DEFAULT_MAX_RECORDS = 100_000
 MIN_RECORDS = 2_000
-# The live log's time compression (pipelines.simulate.compress_time): the simulator's 3 h of
+# The live log's time compression (tools.simulate.compress_time): the simulator's 3 h of
 # event time are sent in 90 s; 1 h windows last 30 s, lateness and the fraud window 5 s.
 SPEEDUP = 120
 # The references have no window firing to time (bench.raw_loop, bench.quix_topology docstrings).

@@ -77,8 +77,8 @@ from bench.latency import (
     start_stack,
     wait_for_count,
 )
-from pipelines.simulate import (
-    EVENTS_TOPIC,
+from schemas.contract import EVENTS_TOPIC
+from tools.simulate import (
     Simulation,
     generate,
     partition_for,

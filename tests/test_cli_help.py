@@ -22,9 +22,9 @@ from pipelines.options import KafkaOptions, PassthroughOptions, PropertyOptions
 from runners.install import REPO_ROOT
 
 ARGPARSE_COMMANDS = [
-    "pipelines.simulate",
-    "pipelines.dlq",
-    "pipelines.demo",
+    "tools.simulate.cli",
+    "tools.dlq.cli",
+    "tools.demo",
     "runners.local.cli",
     "runners.flink",
     "runners.install",

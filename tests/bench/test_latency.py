@@ -25,10 +25,9 @@ from bench.latency import (
     warmup_records,
 )
 from bench.report import latency_png, latency_table
-from pipelines.simulate import (
-    EVENTS_TOPIC,
+from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
+from tools.simulate import (
     HOUR_MS,
-    VIEWS_TOPIC,
     PlannedRecord,
     SimulationSpec,
     compute_oracle,

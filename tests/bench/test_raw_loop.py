@@ -8,8 +8,9 @@ from collections import defaultdict
 import pytest
 
 from bench.raw_loop import Topology, TopologyRules, encode_output
-from pipelines.simulate import EVENTS_TOPIC, VIEWS_TOPIC, SimulationSpec, generate
-from pipelines.verify import differences, summarize
+from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
+from tools.simulate import SimulationSpec, generate
+from tools.verify import differences, summarize
 from transforms.codec import decode_record
 from transforms.types import KafkaRecord
 

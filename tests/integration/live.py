@@ -23,10 +23,10 @@ from apache_beam.runners.runner import PipelineState
 
 from pipelines import property as property_pipeline
 from pipelines.options import PropertyTopics
-from pipelines.simulate import (
-    EVENTS_TOPIC,
+from runners.flink import FlinkRest, FlinkRestError, embedded_rest_url
+from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
+from tools.simulate import (
     HOUR_MS,
-    VIEWS_TOPIC,
     Simulation,
     SimulationSpec,
     compress_time,
@@ -34,8 +34,7 @@ from pipelines.simulate import (
     produce,
     scaled_spec,
 )
-from pipelines.verify import MarketLookup, Summary, differences, read_outputs, summarize
-from runners.flink import FlinkRest, FlinkRestError, embedded_rest_url
+from tools.verify import MarketLookup, Summary, differences, read_outputs, summarize
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
 SPEEDUP = 120

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from pipelines.simulate import Oracle
+from tools.simulate import Oracle
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -85,7 +85,7 @@ def test_simulator_cli_writes_its_plan_to_kafka_and_its_oracle(
     oracle_path = tmp_path / "oracle.json"
     done = run(
         "-m",
-        "pipelines.simulate",
+        "tools.simulate",
         f"--bootstrap_servers={kafka_bootstrap}",
         f"--events_topic={events}",
         f"--views_topic={views}",
@@ -97,7 +97,7 @@ def test_simulator_cli_writes_its_plan_to_kafka_and_its_oracle(
     oracle = Oracle.from_json(oracle_path.read_text())
     assert end_offsets(kafka_bootstrap, events) == oracle.records_by_topic["property-events"]
     assert end_offsets(kafka_bootstrap, views) == oracle.records_by_topic["property-views"]
-    assert "same plan again: python -m pipelines.simulate" in done.stderr
+    assert "same plan again: python -m tools.simulate" in done.stderr
 
 
 @pytest.fixture
@@ -112,9 +112,7 @@ def test_demo_exits_0_when_every_output_matches_the_oracle_and_1_when_not(demo_s
     env = {"PROPERTY_STACK_HOME": str(demo_stack.paths.home)}
     report = REPO / ".local" / "demo" / "report.html"
     started = time.time()
-    ok = run(
-        "-m", "pipelines.demo", "--runner=PrismRunner", *SMALL, timeout_s=DEMO_TIMEOUT_S, env=env
-    )
+    ok = run("-m", "tools.demo", "--runner=PrismRunner", *SMALL, timeout_s=DEMO_TIMEOUT_S, env=env)
     assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
     assert "✓ enriched-property-events" in ok.stdout
     assert "…" not in ok.stdout.split("---")[-1]  # the last summary: every output matched
@@ -122,7 +120,7 @@ def test_demo_exits_0_when_every_output_matches_the_oracle_and_1_when_not(demo_s
     # No time to match anything: the demo says so with exit status 1, and stops its job.
     short = run(
         "-m",
-        "pipelines.demo",
+        "tools.demo",
         "--runner=PrismRunner",
         *SMALL,
         "--timeout_s=0",

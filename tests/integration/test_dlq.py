@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from pipelines import dlq
+from tools import dlq
 from transforms.codec import encode_record
 from transforms.dead_letter import DeadLetter
 

@@ -24,8 +24,9 @@ import psutil
 import pytest
 
 from pipelines.options import PropertyTopics
-from pipelines.simulate import EVENTS_TOPIC, VIEWS_TOPIC, SimulationSpec, generate, produce
 from runners.install import REPO_ROOT
+from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
+from tools.simulate import SimulationSpec, generate, produce
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

@@ -16,9 +16,10 @@ import pytest
 
 from pipelines import property as property_pipeline
 from pipelines.options import PropertyTopics
-from pipelines.simulate import EVENTS_TOPIC, VIEWS_TOPIC, SimulationSpec, generate, produce
-from pipelines.verify import differences, read_outputs, summarize
 from runners.marketdata.processes import served_dataset
+from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
+from tools.simulate import SimulationSpec, generate, produce
+from tools.verify import differences, read_outputs, summarize
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]

@@ -34,7 +34,6 @@ import time
 
 import pytest
 
-from pipelines.simulate import scaled_spec
 from runners.marketdata.processes import served_dataset
 from tests.conftest import FLINK_REST_ENV
 from tests.integration.live import (
@@ -50,6 +49,7 @@ from tests.integration.live import (
     wait_for_oracle,
 )
 from tests.integration.test_property_e2e import _topics
+from tools.simulate import scaled_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -26,13 +26,13 @@ from pathlib import Path
 import pytest
 
 from pipelines import property as property_pipeline
-from pipelines import simulate
 from pipelines.kafka_access import KafkaAccessError, failure_cause
 from pipelines.options import PropertyTopics
-from pipelines.simulate import SimulationSpec, generate, produce
-from pipelines.verify import differences, read_outputs, summarize
 from runners import security
 from runners.marketdata.processes import served_dataset
+from tools import simulate
+from tools.simulate import SimulationSpec, generate, produce
+from tools.verify import differences, read_outputs, summarize
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -346,7 +346,7 @@ def test_the_dlq_tool_reads_as_tools_and_names_a_refused_login(secure_stack, tmp
     import os
     from unittest import mock
 
-    from pipelines import dlq
+    from tools import dlq
 
     tools = secure_stack.kafka_config_file("tools")
     args = ["inspect", f"--bootstrap_servers={secure_stack.bootstrap_servers}", "--timeout_s=30"]

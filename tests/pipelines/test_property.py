@@ -22,7 +22,8 @@ from apache_beam.utils.timestamp import Timestamp
 
 from pipelines.options import OptionError, PropertyConfig
 from pipelines.property import build
-from pipelines.simulate import EVENTS_TOPIC, HOUR_MS, VIEWS_TOPIC, SimulationSpec, generate
+from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
+from tools.simulate import HOUR_MS, SimulationSpec, generate
 from transforms.types import KafkaRecord
 
 # The simulated span ends at the last full hour: in the past, as the validation's clock expects.

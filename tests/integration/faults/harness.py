@@ -3,7 +3,7 @@
 A fault test starts a live run (``tests/integration/live.py``: the job reads while the simulator
 writes in real time), injects faults at given moments of the log (seconds after its first
 record), waits (bounded) for the log to be produced and the outputs to settle, and judges them
-against the simulator's oracle after de-duplication (``pipelines.verify.judge``, the keys of
+against the simulator's oracle after de-duplication (``tools.verify.judge``, the keys of
 ``docs/delivery.md``): records lost (must be 0), duplicates per output (counted, reported) and
 how long the output took to resume after each fault.
 
@@ -26,11 +26,11 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipelines.options import PropertyTopics
-from pipelines.simulate import Simulation
-from pipelines.verify import Judgement, judge, read_outputs
 from runners import local
 from tests.integration.live import POLL_S, produce_live
 from tests.integration.test_property_e2e import _topics
+from tools.simulate import Simulation
+from tools.verify import Judgement, judge, read_outputs
 
 ADMIN_TIMEOUT_S = 30.0
 SAMPLE_S = 0.5

@@ -17,7 +17,6 @@ import time
 
 import pytest
 
-from pipelines.simulate import scaled_spec
 from runners import local
 from tests.integration.faults.harness import (
     RESUME_TIMEOUT_S,
@@ -30,6 +29,7 @@ from tests.integration.faults.harness import (
     private_broker,
 )
 from tests.integration.live import SPEC, SPEEDUP, FlinkJob, live_simulation, pipeline_argv
+from tools.simulate import scaled_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]
 

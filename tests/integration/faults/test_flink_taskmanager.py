@@ -15,7 +15,6 @@ import time
 
 import pytest
 
-from pipelines.simulate import scaled_spec
 from runners import local
 from runners.flink import FlinkRest
 from tests.integration.faults.harness import (
@@ -28,6 +27,7 @@ from tests.integration.faults.harness import (
 )
 from tests.integration.live import SPEC, SPEEDUP, FlinkJob, live_simulation, pipeline_argv
 from tests.integration.test_property_e2e import _topics
+from tools.simulate import scaled_spec
 
 pytestmark = [
     pytest.mark.integration,

@@ -18,11 +18,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipelines.simulate import scaled_spec
 from runners import local
 from tests.integration.faults.harness import FaultReport, LiveProducer, judge_until
 from tests.integration.live import SPEC, SPEEDUP, FlinkJob, live_simulation, pipeline_argv
 from tests.integration.test_property_e2e import _topics
+from tools.simulate import scaled_spec
 
 pytestmark = [
     pytest.mark.integration,

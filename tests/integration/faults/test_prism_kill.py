@@ -25,7 +25,6 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pipelines.simulate import scaled_spec
 from tests.integration.faults.harness import (
     RESUME_TIMEOUT_S,
     FaultReport,
@@ -42,6 +41,7 @@ from tests.integration.live import (
     pipeline_argv,
 )
 from tests.integration.test_property_e2e import _topics
+from tools.simulate import scaled_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]
 

@@ -1,6 +1,6 @@
 """The demo behind ``make run``: local stack, simulator, the property pipeline, outputs shown.
 
-    python -m pipelines.demo [--runner=PrismRunner|FlinkRunner] [--streaming | --live]
+    python -m tools.demo [--runner=PrismRunner|FlinkRunner] [--streaming | --live]
                              [--events N --views N ...]
 
 1. Brings the local stack up (Kafka, Beam's expansion service and Java workers, Redis, the
@@ -46,7 +46,7 @@ from apache_beam.runners.runner import PipelineState
 
 from pipelines import property as property_pipeline
 from pipelines.options import PropertyTopics
-from pipelines.simulate import (
+from tools.simulate import (
     HOUR_MS,
     SimulationSpec,
     compress_time,
@@ -54,7 +54,7 @@ from pipelines.simulate import (
     produce,
     scaled_spec,
 )
-from pipelines.verify import Summary, differences, read_outputs, summarize
+from tools.verify import Summary, differences, read_outputs, summarize
 
 LOG = logging.getLogger(__name__)
 REPORT = Path(".local/demo/report.html")
@@ -127,7 +127,7 @@ def _cancel_in_flink(flink_job) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.demo", description=__doc__.split("\n")[0]
+        prog="python -m tools.demo", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--runner", default="FlinkRunner", choices=["FlinkRunner", "PrismRunner"])
     parser.add_argument("--timeout_s", type=float, default=600.0, help="give up after this long")

@@ -1,13 +1,13 @@
-"""The enrichment check of the oracle comparison (``pipelines.verify.enrichment_differences``):
+"""The enrichment check of the oracle comparison (``tools.verify.enrichment_differences``):
 statuses and market fields of the enriched events against the dataset the service serves."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pipelines.simulate import Oracle
-from pipelines.verify import differences, summarize
 from runners.marketdata.dataset import MarketDataset
+from tools.simulate import Oracle
+from tools.verify import differences, summarize
 from transforms.enrichment.rules import ENRICHED, FALLBACK, MARKET_FIELDS, STALE
 
 DATASET = MarketDataset.generate(seed=7, zip_count=3)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipelines.simulate import Oracle
-from pipelines.verify import deduplicate, judge
+from tools.simulate import Oracle
+from tools.verify import deduplicate, judge
 
 ORACLE = Oracle(
     counts_by_zip={"10001": 2},

@@ -20,7 +20,7 @@ from typing import Any
 
 from pipelines.options import PropertyTopics
 from pipelines.property import OUTPUT_SPECS
-from pipelines.simulate import Oracle
+from tools.simulate import Oracle
 from transforms.codec import DecodeError, decode_record
 from transforms.enrichment.rules import ENRICHED, FALLBACK, MARKET_FIELDS, STALE
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from pipelines import dlq
-from pipelines.dlq import (
+from tools import dlq
+from tools.dlq import (
     ORIGIN_HEADER,
     SOURCE_HEADER,
     DlqContents,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.simulate import (
+from tools.simulate import (
     HOUR_MS,
     POISON_EVENT_CLASSES,
     POISON_VIEW_CLASSES,
@@ -40,7 +40,7 @@ def test_the_logged_replay_command_plans_the_same_oracle(tmp_path: Path) -> None
     command its Simulation carries: seed, clock and non-default spec fields."""
     sim = generate(SMALL)
     argv = shlex.split(sim.replay)
-    assert argv[:4] == ["python", "-m", "pipelines.simulate", "--dry_run"]
+    assert argv[:4] == ["python", "-m", "tools.simulate", "--dry_run"]
     assert main([*argv[3:], f"--oracle={tmp_path / 'oracle.json'}"]) == 0
     assert Oracle.from_json((tmp_path / "oracle.json").read_text()) == sim.oracle
 
@@ -121,7 +121,7 @@ def test_oracle_moves_a_record_to_late_only_when_its_own_partition_passed_its_wi
 
 
 def test_compress_time_keeps_the_oracle_and_never_stamps_poison_ahead_of_the_log():
-    from pipelines.simulate import HOUR_MS, compress_time, scaled_spec
+    from tools.simulate import HOUR_MS, compress_time, scaled_spec
 
     end_ms = 1_800_000_000_000 // HOUR_MS * HOUR_MS
     spec = SimulationSpec(
@@ -148,7 +148,7 @@ def test_compress_time_keeps_the_oracle_and_never_stamps_poison_ahead_of_the_log
 
 
 def test_scaled_spec_refuses_a_speedup_that_does_not_divide_the_windows():
-    from pipelines.simulate import scaled_spec
+    from tools.simulate import scaled_spec
 
     with pytest.raises(ValueError, match="does not divide"):
         scaled_spec(SimulationSpec(), 7)

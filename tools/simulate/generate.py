@@ -1,0 +1,388 @@
+"""Planning the two input topics' records: listings, views, bots, out-of-order, too-late and
+poison records; ``generate`` is a pure function of the spec (and clock), ``compress_time`` makes
+the same log fit a live run of minutes."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import struct
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.contract import EVENT_TYPES, EVENTS_TOPIC, PROPERTY_TYPES, VIEWS_TOPIC
+from tools.simulate.oracle import Oracle, compute_oracle
+from tools.simulate.spec import (
+    CHANNELS,
+    EVENT_TYPE_WEIGHTS,
+    HOUR_MS,
+    MEDIAN_PRICE,
+    POISON_EVENT_CLASSES,
+    POISON_VIEW_CLASSES,
+    PROPERTY_TYPE_WEIGHTS,
+    PlannedRecord,
+    SimulationSpec,
+    partition_for,
+    scaled_spec,
+    window_start,
+)
+from transforms.codec import encode_record
+
+
+@dataclass(frozen=True)
+class Simulation:
+    records: list[PlannedRecord]
+    oracle: Oracle
+    # How to plan this very log again (seed, clock and every non-default spec field): a test that
+    # fails on a log built from the wall clock says it, so the failure can be replayed.
+    replay: str = ""
+
+
+def replay_command(spec: SimulationSpec, end_ms: int, now_ms: int) -> str:
+    """The simulator command that plans the same records and oracle as ``generate(spec, now_ms)``
+    (``--dry_run`` writes the oracle only; drop it to produce the log)."""
+    default = SimulationSpec()
+    flags = [
+        f"--{f.name}={getattr(spec, f.name)}"
+        for f in dataclasses.fields(SimulationSpec)
+        if f.name != "end_ms" and getattr(spec, f.name) != getattr(default, f.name)
+    ]
+    return " ".join(
+        [
+            "python -m tools.simulate --dry_run",
+            *flags,
+            f"--end_ms={end_ms}",
+            f"--now_ms={now_ms}",
+        ]
+    )
+
+
+def zip_codes(count: int = 200) -> list[str]:
+    """The zip codes the simulator draws from: the market-data service's dataset when present."""
+    from runners.marketdata.dataset import zip_codes as market_zip_codes
+
+    return list(market_zip_codes(count))
+
+
+def generate(spec: SimulationSpec, now_ms: int | None = None) -> Simulation:
+    """Plan every record and compute the oracle. Pure: same spec and clock, same output."""
+    rng = random.Random(spec.seed)
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    end_ms = spec.end_ms if spec.end_ms is not None else now_ms
+    start_ms = window_start(end_ms - spec.span_h * HOUR_MS, HOUR_MS)
+    span_ms = end_ms - start_ms
+    uid = random.Random(spec.seed + 1)
+
+    def new_id() -> str:
+        return str(uuid.UUID(int=uid.getrandbits(128), version=4))
+
+    zips = zip_codes()
+    unknown_zips = ["00000", "00001"]
+    properties = []
+    for i in range(spec.properties):
+        ptype = rng.choices(PROPERTY_TYPES, PROPERTY_TYPE_WEIGHTS)[0]
+        zip_code = (
+            rng.choice(unknown_zips) if rng.random() < spec.unknown_zip_share else rng.choice(zips)
+        )
+        price = int(MEDIAN_PRICE[ptype] * rng.lognormvariate(0, 0.55))
+        properties.append(
+            {"property_id": f"P{i:06d}", "zip_code": zip_code, "type": ptype, "price": price}
+        )
+
+    # (send_order_key, record) pairs; the send order is event time plus a jitter, so records are
+    # out of order by up to jitter_s — within the allowed lateness, hence on time.
+    planned: list[tuple[float, PlannedRecord]] = []
+
+    def add(
+        payload: dict[str, Any],
+        topic: str,
+        key: str,
+        schema: str,
+        schema_id: int,
+        kind: str = "valid",
+    ) -> None:
+        send_at = payload["event_time"] + rng.uniform(0, spec.jitter_s * 1000)
+        value = encode_record(payload, schema, schema_id)
+        planned.append(
+            (
+                send_at,
+                PlannedRecord(
+                    topic=topic,
+                    partition=partition_for(key.encode(), spec.partitions),
+                    key=key.encode(),
+                    value=value,
+                    timestamp_ms=min(payload["event_time"], now_ms),
+                    kind=kind,
+                    payload=payload,
+                ),
+            )
+        )
+
+    for _ in range(spec.events):
+        prop = rng.choice(properties)
+        etype = rng.choices(EVENT_TYPES, EVENT_TYPE_WEIGHTS)[0]
+        if etype == "PRICE_CHANGED":
+            prop["price"] = max(1_000, int(prop["price"] * rng.uniform(0.9, 1.08)))
+        add(
+            _event(prop, etype, start_ms + rng.randrange(span_ms), new_id(), rng),
+            EVENTS_TOPIC,
+            prop["property_id"],
+            "PropertyEvent",
+            1,
+        )
+
+    # Popular listings: view targets follow a Zipf-like law.
+    weights = [1.0 / (rank + 1) ** 1.1 for rank in range(spec.properties)]
+    users = [f"U{i:05d}" for i in range(spec.users)]
+    for _ in range(spec.views):
+        prop = rng.choices(properties, weights)[0]
+        user = rng.choice(users)
+        add(
+            _view(user, prop["property_id"], start_ms + rng.randrange(span_ms), new_id(), rng),
+            VIEWS_TOPIC,
+            user,
+            "PropertyView",
+            2,
+        )
+
+    fraud_ms = spec.fraud_window_s * 1000
+    for b in range(spec.bots):
+        bot = f"BOT{b:03d}"
+        # A burst inside one fraud window, placed away from the span's edges.
+        wstart = window_start(start_ms + HOUR_MS + rng.randrange(span_ms - 2 * HOUR_MS), fraud_ms)
+        for _ in range(spec.bot_views):
+            prop = rng.choices(properties, weights)[0]
+            add(
+                _view(bot, prop["property_id"], wstart + rng.randrange(fraud_ms), new_id(), rng),
+                VIEWS_TOPIC,
+                bot,
+                "PropertyView",
+                2,
+            )
+
+    planned.sort(key=lambda pair: pair[0])
+    records = [r for _, r in planned]
+
+    # Too-late records: event time in the first hour, appended at the end of the log, where their
+    # partition's stream time is hours past their window's end plus the allowed lateness.
+    for i in range(spec.too_late):
+        if i % 4 == 3:
+            prop = rng.choice(properties)
+            payload = _event(
+                prop, "LISTING_UPDATED", start_ms + rng.randrange(HOUR_MS // 2), new_id(), rng
+            )
+            topic, key, schema, sid = EVENTS_TOPIC, prop["property_id"], "PropertyEvent", 1
+        else:
+            user = rng.choice(users)
+            payload = _view(
+                user,
+                rng.choice(properties)["property_id"],
+                start_ms + rng.randrange(HOUR_MS // 2),
+                new_id(),
+                rng,
+            )
+            topic, key, schema, sid = VIEWS_TOPIC, user, "PropertyView", 2
+        records.append(
+            PlannedRecord(
+                topic,
+                partition_for(key.encode(), spec.partitions),
+                key.encode(),
+                encode_record(payload, schema, sid),
+                payload["event_time"],
+                "too_late",
+                payload,
+            )
+        )
+
+    # Poison records, scattered through the log.
+    for cls in POISON_EVENT_CLASSES:
+        for _ in range(spec.poison_per_class):
+            records.insert(
+                rng.randrange(len(records) + 1),
+                _poison_event(
+                    cls,
+                    rng.choice(properties),
+                    start_ms + rng.randrange(span_ms),
+                    now_ms,
+                    new_id(),
+                    rng,
+                    spec,
+                ),
+            )
+    for cls in POISON_VIEW_CLASSES:
+        for _ in range(spec.poison_per_class):
+            user = rng.choice(users)
+            records.insert(
+                rng.randrange(len(records) + 1),
+                _poison_view(
+                    cls,
+                    user,
+                    rng.choice(properties)["property_id"],
+                    start_ms + rng.randrange(span_ms),
+                    new_id(),
+                    rng,
+                    spec,
+                ),
+            )
+    # A clock-skewed record carries its send time as timestamp: it belongs at the end of the log
+    # (where the simulated span ends, "now"), so keep those last.
+    records.sort(key=lambda r: r.kind == "poison:future_event_time")
+    return Simulation(
+        records=records,
+        oracle=compute_oracle(records, spec),
+        replay=replay_command(spec, end_ms, now_ms),
+    )
+
+
+def compress_time(
+    sim: Simulation, spec: SimulationSpec, speedup: int, origin_ms: int
+) -> Simulation:
+    """The same log with its time compressed ``speedup`` times and moved to start at ``origin_ms``,
+    for live runs that must finish in minutes (``speedup=120``: the 1 h windows last 30 s).
+
+    ``sim`` must come from ``generate(spec)`` with ``spec.end_ms`` set. Every event time and record
+    timestamp ``t`` becomes ``origin_ms + (t - span_start) // speedup``; valid and too-late records
+    are re-encoded with their new event time; poison records keep their bytes (they go to the
+    dead-letter output whatever their time; the clock-skewed one stays hours ahead), and their
+    timestamps are capped at the latest timestamp before them in the log: a live producer stamps a
+    record with its event time capped at the send time, and a poison record's random time must not
+    stall a producer that follows the timestamps (``produce(follow_timestamps=True)``). The pipeline
+    must then run with the windows, lateness and fraud window divided by ``speedup``: the returned
+    oracle is ``compute_oracle`` of the new log with ``scaled_spec(spec, speedup)``.
+    """
+    if spec.end_ms is None:
+        raise ValueError("compress_time needs spec.end_ms (the span generate() used)")
+    scaled = scaled_spec(spec, speedup)
+    span_start = window_start(spec.end_ms - spec.span_h * HOUR_MS, HOUR_MS)
+
+    def moved(t: int) -> int:
+        return origin_ms + (t - span_start) // speedup
+
+    records = []
+    clock_ms = origin_ms
+    for r in sim.records:
+        if r.payload is None or r.kind.startswith("poison:"):
+            capped = min(moved(r.timestamp_ms), clock_ms)
+            records.append(dataclasses.replace(r, timestamp_ms=capped))
+            continue
+        clock_ms = max(clock_ms, moved(r.timestamp_ms))
+        payload = {**r.payload, "event_time": moved(r.payload["event_time"])}
+        schema, schema_id = ("PropertyEvent", 1) if r.topic == EVENTS_TOPIC else ("PropertyView", 2)
+        records.append(
+            dataclasses.replace(
+                r,
+                value=encode_record(payload, schema, schema_id),
+                timestamp_ms=moved(r.timestamp_ms),
+                payload=payload,
+            )
+        )
+    return Simulation(
+        records=records,
+        oracle=compute_oracle(records, scaled),
+        replay=f"{sim.replay}, then compress_time(speedup={speedup}, origin_ms={origin_ms})",
+    )
+
+
+def _encode_event(payload: dict[str, Any]) -> bytes:
+    return encode_record(payload, "PropertyEvent", 1)
+
+
+def _encode_view(payload: dict[str, Any]) -> bytes:
+    return encode_record(payload, "PropertyView", 2)
+
+
+def _event(
+    prop: dict[str, Any], etype: str, event_time: int, event_id: str, rng: random.Random
+) -> dict[str, Any]:
+    land = prop["type"] == "LAND"
+    return {
+        "event_id": event_id,
+        "event_type": etype,
+        "property_id": prop["property_id"],
+        "zip_code": prop["zip_code"],
+        "property_type": prop["type"],
+        "price": prop["price"],
+        "bedrooms": None if land else rng.randint(1, 6),
+        "bathrooms": None if land else float(rng.choice((1, 1.5, 2, 2.5, 3, 4))),
+        "square_feet": None if land else rng.randint(450, 5200),
+        "event_time": event_time,
+    }
+
+
+def _view(
+    user: str, property_id: str, event_time: int, view_id: str, rng: random.Random
+) -> dict[str, Any]:
+    return {
+        "view_id": view_id,
+        "user_id": user,
+        "property_id": property_id,
+        "channel": rng.choice(CHANNELS),
+        "event_time": event_time,
+    }
+
+
+def _poison_event(
+    cls: str,
+    prop: dict[str, Any],
+    event_time: int,
+    now_ms: int,
+    event_id: str,
+    rng: random.Random,
+    spec: SimulationSpec,
+) -> PlannedRecord:
+    payload = _event(prop, "PRICE_CHANGED", event_time, event_id, rng)
+    ts = event_time
+    if cls == "null_value":
+        value = None
+    elif cls == "short":
+        value = b"\x00\x00\x01"
+    elif cls == "bad_magic":
+        value = b"\x07" + _encode_event(payload)[1:]
+    elif cls == "unknown_schema_id":
+        value = b"\x00" + struct.pack(">I", 9_999) + _encode_event(payload)[5:]
+    elif cls == "corrupt_body":
+        value = _encode_event(payload)[:9] + b"\xff\xff\xff\xff\xff"
+    elif cls == "wrong_schema":
+        value = _encode_view(_view("U1", prop["property_id"], event_time, event_id, rng))
+    elif cls == "invalid_zip":
+        value = _encode_event({**payload, "zip_code": "9A1"})
+    elif cls == "invalid_price":
+        value = _encode_event({**payload, "price": rng.choice((0, -5, 2_000_000_000))})
+    elif cls == "empty_id":
+        value = _encode_event({**payload, "event_id": ""})
+    elif cls == "future_event_time":
+        future = now_ms + 3 * HOUR_MS
+        value = _encode_event({**payload, "event_time": future})
+        ts = now_ms  # the contract: the record timestamp is capped at the send time
+    else:
+        raise ValueError(f"unknown poison class {cls}")
+    key = prop["property_id"].encode()
+    return PlannedRecord(
+        EVENTS_TOPIC, partition_for(key, spec.partitions), key, value, ts, f"poison:{cls}"
+    )
+
+
+def _poison_view(
+    cls: str,
+    user: str,
+    property_id: str,
+    event_time: int,
+    view_id: str,
+    rng: random.Random,
+    spec: SimulationSpec,
+) -> PlannedRecord:
+    payload = _view(user, property_id, event_time, view_id, rng)
+    if cls == "null_value":
+        value = None
+    elif cls == "corrupt_body":
+        value = _encode_view(payload)[:7]
+    elif cls == "empty_user_id":
+        value = _encode_view({**payload, "user_id": ""})
+    else:
+        raise ValueError(f"unknown poison class {cls}")
+    key = user.encode()
+    return PlannedRecord(
+        VIEWS_TOPIC, partition_for(key, spec.partitions), key, value, event_time, f"poison:{cls}"
+    )

@@ -1,0 +1,128 @@
+"""What the simulator is asked for (``SimulationSpec``), what it plans (``PlannedRecord``), and the
+shares, prices and poison classes it draws from. ``partition_for`` is the simulator's own
+partitioner: knowing each record's partition is what lets the oracle know each partition's log."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.contract import EVENT_TYPES, PROPERTY_TYPES
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+
+# Share of each event type and property type (symbols from the contract's schema, in its order).
+_EVENT_TYPE_SHARE = {
+    "LISTING_CREATED": 0.15,
+    "LISTING_UPDATED": 0.45,
+    "PRICE_CHANGED": 0.30,
+    "LISTING_REMOVED": 0.10,
+}
+_PROPERTY_TYPE_SHARE = {
+    "SINGLE_FAMILY": 0.45,
+    "CONDO": 0.25,
+    "TOWNHOUSE": 0.15,
+    "MULTI_FAMILY": 0.10,
+    "LAND": 0.05,
+}
+EVENT_TYPE_WEIGHTS = tuple(_EVENT_TYPE_SHARE[t] for t in EVENT_TYPES)
+PROPERTY_TYPE_WEIGHTS = tuple(_PROPERTY_TYPE_SHARE[t] for t in PROPERTY_TYPES)
+# Median asking price per property type (USD); prices are log-normal around these.
+MEDIAN_PRICE = {
+    "SINGLE_FAMILY": 420_000,
+    "CONDO": 310_000,
+    "TOWNHOUSE": 360_000,
+    "MULTI_FAMILY": 650_000,
+    "LAND": 150_000,
+}
+CHANNELS = ("WEB", "MOBILE", "API")
+
+POISON_EVENT_CLASSES = (
+    "null_value",
+    "short",
+    "bad_magic",
+    "unknown_schema_id",
+    "corrupt_body",
+    "wrong_schema",
+    "invalid_zip",
+    "invalid_price",
+    "empty_id",
+    "future_event_time",
+)
+POISON_VIEW_CLASSES = ("null_value", "corrupt_body", "empty_user_id")
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    """What to simulate. Defaults make a ~1-minute local demo; tests use smaller numbers."""
+
+    seed: int = 7
+    properties: int = 400
+    users: int = 300
+    events: int = 4_000
+    views: int = 16_000
+    bots: int = 3
+    bot_views: int = 60
+    poison_per_class: int = 2
+    too_late: int = 20
+    partitions: int = 4
+    span_h: int = 3
+    jitter_s: int = 240
+    unknown_zip_share: float = 0.02
+    # Pipeline semantics the oracle must mirror (defaults of pipelines.options).
+    gate_window_s: int = 3600
+    allowed_lateness_s: int = 600
+    fraud_window_s: int = 600
+    fraud_threshold: int = 50
+    high_value_threshold: int = 500_000
+    hourly_window_s: int = 3600
+    # Event time of the end of the simulated span; None = now (so the span ends "now" and a
+    # capped clock-skewed record's timestamp sits at the end of its partition's log).
+    end_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("properties", "users", "events", "views", "partitions", "span_h"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"SimulationSpec.{name} must be > 0, got {getattr(self, name)}")
+        if self.jitter_s * 1000 >= self.allowed_lateness_s * 1000:
+            raise ValueError(
+                "jitter_s must stay below allowed_lateness_s, or ordinary records turn late"
+            )
+
+
+@dataclass(frozen=True)
+class PlannedRecord:
+    """One record to produce. ``kind`` is ``valid``, ``too_late`` or ``poison:<class>``."""
+
+    topic: str
+    partition: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    kind: str
+    payload: dict[str, Any] | None = None
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition of a key (CRC32 modulo partitions): deterministic, so the oracle knows
+    the log."""
+    return zlib.crc32(key) % partitions
+
+
+def window_start(ts_ms: int, size_ms: int) -> int:
+    return ts_ms - ts_ms % size_ms
+
+
+def scaled_spec(spec: SimulationSpec, speedup: int) -> SimulationSpec:
+    """``spec`` with its time parameters (windows, lateness, jitter) divided by ``speedup``; each
+    must divide exactly, in whole seconds, as the pipeline's options take them."""
+    if speedup < 1:
+        raise ValueError(f"speedup must be >= 1, got {speedup}")
+    names = ("gate_window_s", "allowed_lateness_s", "fraud_window_s", "hourly_window_s", "jitter_s")
+    uneven = [n for n in names if getattr(spec, n) % speedup]
+    if uneven:
+        raise ValueError(f"speedup {speedup} does not divide {uneven} of the spec exactly")
+    return dataclasses.replace(spec, **{n: getattr(spec, n) // speedup for n in names})
