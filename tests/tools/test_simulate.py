@@ -15,8 +15,8 @@ from tools.simulate import (
     SimulationSpec,
     compute_oracle,
     generate,
-    main,
 )
+from tools.simulate.cli import main
 from transforms.codec import DecodeError, decode_record
 
 NOW_MS = 1_795_800_000_000
