@@ -14,6 +14,8 @@ One run, one broker, one simulated input (``tools.simulate``, fixed seed):
 3. Runs each system, one at a time, into its own fresh output topics (created with
    ``LogAppendTime``, so every output record carries the broker's append time):
 
+   - ``kstreams``: the seed's topology on Kafka Streams (Java, ``bench.kstreams_peer``; its
+     differences from the oracle are reported, not fixed: see ``bench/kstreams``);
    - ``raw``: ``bench.raw_loop`` in this process (decode → validate → late gate → route → encode
      → produce, the full topology in dicts; see its docstring for what it covers);
    - ``prism`` / ``flink``: ``pipelines.property`` as a bounded backfill (``--stop_read_time_ms``)
@@ -73,7 +75,7 @@ LOG = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_HOME = REPO_ROOT / ".local" / "bench-stack"
-SYSTEMS = ("raw", "quix", "prism", "flink")
+SYSTEMS = ("raw", "quix", "kstreams", "prism", "flink")
 # Measured only when named in --systems (they start more JVMs).
 OPTIONAL_SYSTEMS = ("flink_cluster",)
 QUIX_VENV = REPO_ROOT / ".local" / "quix-venv"
@@ -542,6 +544,10 @@ def run(
     from runners import local
 
     quix_python = ensure_quix_venv() if "quix" in systems else None
+    if "kstreams" in systems:
+        from bench import kstreams_peer
+
+        kstreams_peer.build()  # before any metering (cached by source hash)
     stack, pids = start_stack(home, systems)
     try:
         bootstrap = stack.bootstrap_servers
@@ -577,6 +583,10 @@ def run(
                 m = measure_raw(bench)
             elif system == "quix":
                 m = measure_quix(bench, quix_python)
+            elif system == "kstreams":
+                from bench import kstreams_bench
+
+                m = kstreams_bench.measure_compare(bench)
             else:
                 m = measure_beam(bench, system)
             results.append(m)

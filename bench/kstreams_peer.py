@@ -54,6 +54,12 @@ def source_hash(project: Path = PROJECT) -> str:
     return digest.hexdigest()
 
 
+def newest_source_mtime(project: Path = PROJECT) -> float:
+    """The latest modification time of the pom and the Java sources."""
+    files = [project / "pom.xml", *(project / "src").rglob("*.java")]
+    return max(f.stat().st_mtime for f in files)
+
+
 def build(say: Callable[[str], None] = print, *, timeout_s: float = MVN_TIMEOUT_S) -> Path:
     """The peer's jar, built when the sources changed since the last build (or it is missing).
 
@@ -61,6 +67,10 @@ def build(say: Callable[[str], None] = print, *, timeout_s: float = MVN_TIMEOUT_
     """
     wanted = source_hash()
     if JAR.exists() and STAMP.exists() and STAMP.read_text().strip() == wanted:
+        return JAR
+    if JAR.exists() and not STAMP.exists() and JAR.stat().st_mtime > newest_source_mtime():
+        # Built by ``python -m runners.install`` (plain mvn, no stamp) after the last edit.
+        STAMP.write_text(wanted + "\n")
         return JAR
     if shutil.which("mvn") is None:
         raise RuntimeError("mvn not found: install Maven 3.8+ (apt-get install -y maven)")

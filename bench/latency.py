@@ -123,6 +123,7 @@ SPEEDUP = 120
 NO_WINDOW_FIRING = {
     "raw": "the raw loop emits hourly counts once, when its input ends",
     "quix": "Quix emits a running count per view, not a pane when the window closes",
+    "kstreams": "Kafka Streams (the seed: no suppress) emits count updates at each commit",
 }
 PATHS = ("enriched", "high_value", "alerts", "counts_by_zip", "views_hourly")
 QUANTILES = (50, 90, 99)
@@ -410,7 +411,10 @@ def max_rates(results_dir: Path, records: int) -> dict[str, float]:
         when = path.stat().st_mtime
         for row in data.get("results", []):
             eps = float(row.get("sustained_eps") or 0)
-            if eps > 0 and row.get("correct") and when > found.get(row["system"], (-1, 0))[0]:
+            # The Kafka Streams peer is never exact by design (bench.kstreams_bench): its rate
+            # counts all the same.
+            usable = row.get("correct") or row["system"] == "kstreams"
+            if eps > 0 and usable and when > found.get(row["system"], (-1, 0))[0]:
                 found[row["system"]] = (when, eps)
     return {system: eps for system, (_, eps) in found.items()}
 
@@ -782,6 +786,11 @@ def measure(
     elif system == "quix":
         stops = log_end_offsets([*warm_records, *sim.records], names)
         running = QuixRunning(quix_python, bootstrap, topics, stops, rules)
+    elif system == "kstreams":
+        from bench.kstreams_bench import LatencyRunning
+
+        stops = log_end_offsets([*warm_records, *sim.records], names)
+        running = LatencyRunning(bootstrap, topics, stops, rules, LATENCY_PRODUCER)
     else:
         argv = [f"--runner={RUNNERS[system]}", *topic_flags(topics), *flags]
         running = BeamRunning(system, argv, stack)
@@ -933,6 +942,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     extra = {"prism": shlex.split(args.prism_args), "flink": shlex.split(args.flink_args)}
     quix_python = ensure_quix_venv() if "quix" in systems else None
+    if "kstreams" in systems:
+        from bench import kstreams_peer
+
+        kstreams_peer.build()
     span_s = SimulationSpec().span_h * 3600 / SPEEDUP
     stack, pids = start_stack(args.home, systems)
     runs = []

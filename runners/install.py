@@ -5,7 +5,8 @@
 2. ``mvn -B -f runners/java/pom.xml package``: copies the runtime classpaths of the expansion
    service (+ Java SDK harness), the Flink job server and the Kafka broker into ``.local/lib/``;
    ``~/.m2`` caches downloads, so a second run downloads nothing. Jars no longer in a classpath
-   (left by an older pom) are removed.
+   (left by an older pom) are removed. Then the benchmarks' Kafka Streams peer
+   (``bench/kstreams/pom.xml``, into ``.local/kstreams-build/``), so its dependencies are cached.
 3. Prism at ``beam.version`` into ``.local/bin/prism`` with ``go install`` (skipped when the binary
    there was built from that version: ``go version -m`` tells).
 4. ``redis-server`` from Debian (``apt-get update`` then ``install``) when missing.
@@ -33,6 +34,7 @@ from runners.versions import POM_PATH, versions
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LIB_DIR = REPO_ROOT / ".local" / "lib"
 BIN_DIR = REPO_ROOT / ".local" / "bin"
+KSTREAMS_POM = REPO_ROOT / "bench" / "kstreams" / "pom.xml"
 PRISM_MODULE = "github.com/apache/beam/sdks/v2"
 PRISM_PACKAGE = f"{PRISM_MODULE}/go/cmd/prism"
 
@@ -105,6 +107,14 @@ def maven_package(quiet: bool = False) -> StepResult:
     if quiet:
         cmd.insert(2, "-q")
     _run(cmd, timeout_s=MVN_TIMEOUT_S, what="mvn package (the Java side of the stack)")
+    # The benchmarks' Kafka Streams peer: built here so that ~/.m2 holds its dependencies and
+    # bench.kstreams_peer builds it offline later (it rebuilds when its sources change).
+    peer = ["mvn", "-B", "-f", str(KSTREAMS_POM), "package"]
+    if quiet:
+        peer.insert(2, "-q")
+    _run(
+        peer, timeout_s=MVN_TIMEOUT_S, what="mvn package of the Kafka Streams peer (bench/kstreams)"
+    )
     pruned = prune_stale_jars(LIB_DIR)
     counts = {d.name: len(list(d.glob("*.jar"))) for d in sorted(LIB_DIR.iterdir()) if d.is_dir()}
     detail = ", ".join(f"{k} {v} jars" for k, v in counts.items())

@@ -153,12 +153,16 @@ public final class PropertyTopology {
     }
     streams.cleanUp();
     deleteTree(stateDir.toFile());
+    if (arguments.path("delete_internal_topics").asBoolean(true)) {
+      deleteInternalTopics(bootstrap, appId);
+    }
     ObjectNode out = JSON.createObjectNode();
     out.put("consumed", progress.consumed.get());
     out.put("first_consumed_s", progress.firstSeconds());
     out.put("last_consumed_s", progress.lastSeconds());
     out.put("dropped_records", (long) dropped);
     out.put("closed_s", System.currentTimeMillis() / 1000.0);
+    out.put("threads", threads(arguments));
     return out;
   }
 
@@ -361,9 +365,7 @@ public final class PropertyTopology {
     props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, arguments.get("bootstrap").asText());
     props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir.toString());
     // The seed's tuning: threads = min(partitions, cores), commit every second, a 64 MB cache.
-    int threads =
-        arguments.path("threads").asInt(Math.min(4, Runtime.getRuntime().availableProcessors()));
-    props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, threads);
+    props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, threads(arguments));
     props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, arguments.path("commit_interval_ms").asInt(1000));
     props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 64L * 1024 * 1024);
     props.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
@@ -383,6 +385,11 @@ public final class PropertyTopology {
         .properties()
         .forEach(e -> props.put(e.getKey(), e.getValue().asText()));
     return props;
+  }
+
+  /** Stream threads: the seed's min(partitions, cores), at most 4 (the inputs' partitions). */
+  static int threads(JsonNode arguments) {
+    return arguments.path("threads").asInt(Math.min(4, Runtime.getRuntime().availableProcessors()));
   }
 
   /** True when every repartition topic of the application is consumed (committed) to its end. */
@@ -410,6 +417,20 @@ public final class PropertyTopology {
       }
     }
     return true;
+  }
+
+  /** Deletes the application's repartition and changelog topics (named after its id). */
+  static void deleteInternalTopics(String bootstrap, String appId) throws Exception {
+    try (Admin admin =
+        Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap))) {
+      Set<String> internal = new HashSet<>();
+      for (String name : admin.listTopics().names().get(30, TimeUnit.SECONDS)) {
+        if (name.startsWith(appId + "-")) {
+          internal.add(name);
+        }
+      }
+      admin.deleteTopics(internal).all().get(60, TimeUnit.SECONDS);
+    }
   }
 
   private static byte[] utf8(Object value) {
