@@ -51,20 +51,33 @@ import dataclasses
 import json
 import logging
 import os
-import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.kafka_io import append_times, create_topics, end_offsets, mark_end
+from bench.meter import ProcessMeter
+from bench.stack import ensure_quix_venv, start_stack
+from bench.workload import (
+    DEFAULT_EVENTS,
+    OPTIONAL_SYSTEMS,
+    OUTPUT_FIELDS,
+    REPO_ROOT,
+    RESULTS,
+    RUNNERS,
+    SMALL_EVENTS,
+    SYSTEMS,
+    flink_master_flags,
+    scaled_spec,
+    system_topics,
+    topic_flags,
+)
 from pipelines.options import PropertyTopics
-from pipelines.property import OUTPUT_SPECS
 from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
 from tools.simulate import (
     HOUR_MS,
-    SimulationSpec,
     generate,
     produce,
 )
@@ -72,66 +85,14 @@ from tools.verify import differences, read_outputs, summarize
 
 LOG = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_HOME = REPO_ROOT / ".local" / "bench-stack"
-SYSTEMS = ("raw", "quix", "kstreams", "prism", "flink")
-# Measured only when named in --systems (they start more JVMs).
-OPTIONAL_SYSTEMS = ("flink_cluster",)
-QUIX_VENV = REPO_ROOT / ".local" / "quix-venv"
-QUIX_VERSION = "3.28.1"
-RUNNERS = {"prism": "PrismRunner", "flink": "FlinkRunner", "flink_cluster": "FlinkRunner"}
 # The session cluster's processes, metered under these names (runners.local's roles).
 FLINK_CLUSTER_ROLES = ("jobmanager", "taskmanager")
-PARTITIONS = 4
-DEFAULT_EVENTS = 500_000
-SMALL_EVENTS = 20_000
 RUN_TIMEOUT_S = 3600
-SAMPLE_EVERY_S = 0.5
 QUIX_IDLE_S = 5.0
-# Output name -> PropertyTopics field (the pipeline's output table).
-OUTPUT_FIELDS = {name: spec.topic_field for name, spec in OUTPUT_SPECS.items()}
 
 
 # ---- plain helpers ------------------------------------------------------------------------------
-
-
-def scaled_spec(records: int, seed: int = 7, end_ms: int | None = None) -> SimulationSpec:
-    """A simulation of about ``records`` input records, with the demo's proportions.
-
-    One property event for four views; users and properties grow with the volume so that an
-    ordinary user stays far below the fraud threshold (~3 views per 10-minute window, as in the
-    default spec) and only the bots alert.
-    """
-    if records < 1_000:
-        raise ValueError(f"--events must be at least 1000, got {records}")
-    events = records // 5
-    views = records - events
-    return SimulationSpec(
-        seed=seed,
-        events=events,
-        views=views,
-        # Capped: the simulator draws each view's listing with random.choices over weights,
-        # O(properties) per view (10 000 properties made 500 000 records take many minutes).
-        properties=min(1_000, max(400, events // 10)),
-        users=max(300, views * 300 // 16_000),
-        end_ms=end_ms,
-    )
-
-
-def system_topics(system: str, tag: str, inputs: tuple[str, str]) -> PropertyTopics:
-    """Fresh output topics for one system of one run (inputs shared by every system)."""
-    prefix = f"bench-{tag}-{system}"
-    return PropertyTopics(
-        events=inputs[0],
-        views=inputs[1],
-        **{f: f"{prefix}-{f.replace('_', '-')}" for f in OUTPUT_FIELDS.values()},
-    )
-
-
-def topic_flags(topics: PropertyTopics) -> list[str]:
-    """``pipelines.property`` flags naming every topic of ``topics``."""
-    return [f"--{f}_topic={getattr(topics, f)}" for f in PropertyTopics.__dataclass_fields__]
 
 
 @dataclass
@@ -158,158 +119,6 @@ class Measurement:
 def rate(count: int, seconds: float | None) -> float:
     """``count / seconds`` rounded, 0 when the span is unknown or empty."""
     return round(count / seconds) if seconds and seconds > 0 else 0.0
-
-
-# ---- process metering ---------------------------------------------------------------------------
-
-
-class ProcessMeter:
-    """CPU seconds and peak summed RSS of some process trees, sampled in a thread.
-
-    ``roots`` gives ``name -> pid``; each root counts with all its descendants (found again at
-    every sample, so a child started during the run, like Prism, is included). CPU of a process
-    that ends between two samples is counted up to its last sample.
-    """
-
-    def __init__(self, roots: dict[str, int], every_s: float = SAMPLE_EVERY_S) -> None:
-        import psutil
-
-        self._psutil = psutil
-        self._roots = roots
-        self._every_s = every_s
-        self._first: dict[tuple[int, float], float] = {}
-        self._last: dict[tuple[int, float], tuple[str, float]] = {}
-        self.peak_rss = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="process-meter", daemon=True)
-
-    def _sample(self, baseline: bool = False) -> None:
-        psutil = self._psutil
-        rss = 0
-        for name, pid in self._roots.items():
-            try:
-                root = psutil.Process(pid)
-                procs = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                continue
-            for proc in procs:
-                try:
-                    with proc.oneshot():
-                        ident = (proc.pid, proc.create_time())
-                        cpu = proc.cpu_times()
-                        used = cpu.user + cpu.system
-                        rss += proc.memory_info().rss
-                except psutil.NoSuchProcess:
-                    continue
-                if baseline:
-                    self._first[ident] = used
-                self._last[ident] = (name if proc.pid == pid else f"{name}/{proc.name()}", used)
-        self.peak_rss = max(self.peak_rss, rss)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._every_s):
-            self._sample()
-
-    def __enter__(self) -> ProcessMeter:
-        self._sample(baseline=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self._sample()
-
-    def cpu_by_process(self) -> dict[str, float]:
-        """CPU seconds used since ``__enter__``, by process name."""
-        out: dict[str, float] = {}
-        for ident, (name, used) in self._last.items():
-            out[name] = out.get(name, 0.0) + used - self._first.get(ident, 0.0)
-        return {k: round(v, 2) for k, v in sorted(out.items())}
-
-
-# ---- Kafka helpers ------------------------------------------------------------------------------
-
-
-def create_topics(bootstrap: str, names: Iterable[str], append_time: bool = False) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    config = {"message.timestamp.type": "LogAppendTime"} if append_time else {}
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics(
-        [NewTopic(n, num_partitions=PARTITIONS, config=config) for n in names]
-    )
-    for future in futures.values():
-        future.result(timeout=60)
-
-
-def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[tuple[str, int], int]:
-    """The high watermark of every partition of ``topics``."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}"})
-    try:
-        out = {}
-        for topic in topics:
-            for p in range(PARTITIONS):
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-                out[(topic, p)] = high
-        return out
-    finally:
-        consumer.close()
-
-
-def mark_end(bootstrap: str, topics: Iterable[str]) -> int:
-    """One record stamped "now" in every partition of ``topics``; returns that stop time (a
-    bounded Beam read with ``--stop_read_time_ms`` stops before it)."""
-    from confluent_kafka import Producer
-
-    stop_ms = int(time.time() * 1000)
-    producer = Producer({"bootstrap.servers": bootstrap})
-    for topic in topics:
-        for p in range(PARTITIONS):
-            producer.produce(topic, key=b"end", value=b"end", partition=p, timestamp=stop_ms)
-    if producer.flush(30):
-        raise RuntimeError("could not write the end-of-backfill markers")
-    return stop_ms
-
-
-def append_times(bootstrap: str, topics: Iterable[str], timeout_s: float = 120.0) -> list[int]:
-    """First and last broker append time (ms) over every record of ``topics``; [] when empty."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"bench-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        }
-    )
-    deadline = time.monotonic() + timeout_s
-    first, last = None, None
-    try:
-        ends = {}
-        for topic in topics:
-            for p in range(PARTITIONS):
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-                if high > 0:
-                    ends[(topic, p)] = high
-        consumer.assign([TopicPartition(t, p, 0) for t, p in ends])
-        while ends:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading append times: {len(ends)} partitions left")
-            for msg in consumer.consume(10_000, timeout=0.5):
-                if msg.error():
-                    raise RuntimeError(f"reading append times: {msg.error()}")
-                ts = msg.timestamp()[1]
-                first = ts if first is None else min(first, ts)
-                last = ts if last is None else max(last, ts)
-                where = (msg.topic(), msg.partition())
-                if where in ends and msg.offset() + 1 >= ends[where]:
-                    del ends[where]
-    finally:
-        consumer.close()
-    return [] if first is None else [first, last]
 
 
 # ---- the systems --------------------------------------------------------------------------------
@@ -427,52 +236,6 @@ def measure_beam(bench: Bench, system: str) -> Measurement:
     return _measure(bench, system, processes, work)
 
 
-def flink_master_flags(system: str, flink_rest: str | None) -> list[str]:
-    """Where a Flink system's job runs: the job server's embedded Flink (``[local]``) for
-    ``flink``, the session cluster's REST address for ``flink_cluster``. Explicit for both: the
-    job server applies its own ``--flink-master`` only to a pipeline that says ``[auto]``."""
-    if system == "flink":
-        return ["--flink_master=[local]"]
-    if system == "flink_cluster":
-        if not flink_rest:
-            raise ValueError("flink_cluster needs the session cluster's REST address")
-        return [f"--flink_master={flink_rest}"]
-    return []
-
-
-def ensure_quix_venv(venv: Path = QUIX_VENV) -> Path:
-    """The Python of a venv with quixstreams (see ``bench.quix_topology`` for why a separate one),
-    created on first use; the project and its venv's packages are reachable after Quix's own."""
-    import subprocess
-    import sysconfig
-
-    python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    probe = [str(python), "-c", "import importlib.metadata as m; print(m.version('quixstreams'))"]
-    found = subprocess.run(probe, capture_output=True, text=True, timeout=120)
-    if found.stdout.strip() != QUIX_VERSION:
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", f"quixstreams=={QUIX_VERSION}"],
-            check=True,
-            timeout=900,
-        )
-    site = Path(
-        subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        ).stdout.strip()
-    )
-    # A .pth appends to sys.path after the venv's own packages: Quix keeps its confluent-kafka.
-    (site / "zz_property_streams.pth").write_text(
-        f"{REPO_ROOT}\n{sysconfig.get_paths()['purelib']}\n"
-    )
-    return python
-
-
 def measure_quix(bench: Bench, python: Path) -> Measurement:
     import subprocess
 
@@ -503,39 +266,6 @@ def measure_quix(bench: Bench, python: Path) -> Measurement:
 
 
 # ---- the run ------------------------------------------------------------------------------------
-
-
-def start_stack(home: Path, systems: Sequence[str], beam_extras: Sequence[str] = ()):
-    """The bench's private stack (``runners.local`` with its own home) and the pids to meter;
-    ``beam_extras`` are further services the Beam pipelines use (``bench.latency``: market data
-    and Redis)."""
-    from runners import local
-
-    # The runner presets find the stack through this variable (runners.local.StackPaths).
-    os.environ[local.HOME_ENV] = str(home)
-    services = [local.KAFKA]
-    if any(s in RUNNERS for s in systems):
-        services += [local.JAVA_WORKERS, local.EXPANSION_SERVICE, *beam_extras]
-    if any(RUNNERS.get(s) == "FlinkRunner" for s in systems):
-        services.append(local.FLINK_JOB_SERVER)
-    if "flink_cluster" in systems:
-        services.append(local.FLINK_CLUSTER)
-    # Any free port, never the defaults: a shared stack (re)starting at the same moment would
-    # take them too, and one of the two services then dies (seen: the expansion service).
-    stack = local.ensure_up(
-        services,
-        home=home,
-        port_overrides=dict.fromkeys(services, 0),
-        create_topics=False,
-        say=print,
-    )
-    pids = {name: stack.record(name).pid for name in services}
-    if local.FLINK_CLUSTER in services:
-        # Two JVMs, not parent and child: meter each.
-        del pids[local.FLINK_CLUSTER]
-        for proc in stack.record(local.FLINK_CLUSTER).processes:
-            pids[f"{local.FLINK_CLUSTER}-{proc.role}"] = proc.pid
-    return stack, pids
 
 
 def run(

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench import kstreams_peer
-from bench.compare import OUTPUT_FIELDS, RUN_TIMEOUT_S, Bench, Measurement, _measure
+from bench.compare import RUN_TIMEOUT_S, Bench, Measurement, _measure
+from bench.workload import OUTPUT_FIELDS
 from pipelines.options import PropertyTopics
 
 SYSTEM = "kstreams"

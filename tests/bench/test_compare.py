@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.compare import flink_master_flags, rate, scaled_spec, system_topics, topic_flags
+from bench.compare import rate
 from bench.report import png, table, with_ratios
+from bench.workload import flink_master_flags, scaled_spec, system_topics, topic_flags
 
 
 def _row(system, eps, cpu):

@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from bench.compare import scaled_spec
 from bench.latency import (
     Cause,
     cdf,
@@ -25,6 +24,7 @@ from bench.latency import (
     warmup_records,
 )
 from bench.report import latency_png, latency_table
+from bench.workload import scaled_spec
 from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
 from tools.simulate import (
     HOUR_MS,

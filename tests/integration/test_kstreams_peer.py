@@ -15,7 +15,8 @@ import time
 import pytest
 
 from bench import kstreams_peer
-from bench.compare import OUTPUT_FIELDS, end_offsets, scaled_spec
+from bench.kafka_io import end_offsets
+from bench.workload import OUTPUT_FIELDS, scaled_spec
 from pipelines.options import PropertyTopics
 from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
 from tools.simulate import HOUR_MS, generate, produce

@@ -1,0 +1,73 @@
+"""What every benchmark runs: the systems, the simulated input at a given volume, each
+system's own output topics and the flags that name them, where a Flink system's job runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.options import PropertyTopics
+from pipelines.property import OUTPUT_SPECS
+from tools.simulate import SimulationSpec
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+SYSTEMS = ("raw", "quix", "kstreams", "prism", "flink")
+# Measured only when named in --systems (they start more JVMs).
+OPTIONAL_SYSTEMS = ("flink_cluster",)
+RUNNERS = {"prism": "PrismRunner", "flink": "FlinkRunner", "flink_cluster": "FlinkRunner"}
+PARTITIONS = 4
+DEFAULT_EVENTS = 500_000
+SMALL_EVENTS = 20_000
+# Output name -> PropertyTopics field (the pipeline's output table).
+OUTPUT_FIELDS = {name: spec.topic_field for name, spec in OUTPUT_SPECS.items()}
+
+
+def scaled_spec(records: int, seed: int = 7, end_ms: int | None = None) -> SimulationSpec:
+    """A simulation of about ``records`` input records, with the demo's proportions.
+
+    One property event for four views; users and properties grow with the volume so that an
+    ordinary user stays far below the fraud threshold (~3 views per 10-minute window, as in the
+    default spec) and only the bots alert.
+    """
+    if records < 1_000:
+        raise ValueError(f"--events must be at least 1000, got {records}")
+    events = records // 5
+    views = records - events
+    return SimulationSpec(
+        seed=seed,
+        events=events,
+        views=views,
+        # Capped: the simulator draws each view's listing with random.choices over weights,
+        # O(properties) per view (10 000 properties made 500 000 records take many minutes).
+        properties=min(1_000, max(400, events // 10)),
+        users=max(300, views * 300 // 16_000),
+        end_ms=end_ms,
+    )
+
+
+def system_topics(system: str, tag: str, inputs: tuple[str, str]) -> PropertyTopics:
+    """Fresh output topics for one system of one run (inputs shared by every system)."""
+    prefix = f"bench-{tag}-{system}"
+    return PropertyTopics(
+        events=inputs[0],
+        views=inputs[1],
+        **{f: f"{prefix}-{f.replace('_', '-')}" for f in OUTPUT_FIELDS.values()},
+    )
+
+
+def topic_flags(topics: PropertyTopics) -> list[str]:
+    """``pipelines.property`` flags naming every topic of ``topics``."""
+    return [f"--{f}_topic={getattr(topics, f)}" for f in PropertyTopics.__dataclass_fields__]
+
+
+def flink_master_flags(system: str, flink_rest: str | None) -> list[str]:
+    """Where a Flink system's job runs: the job server's embedded Flink (``[local]``) for
+    ``flink``, the session cluster's REST address for ``flink_cluster``. Explicit for both: the
+    job server applies its own ``--flink-master`` only to a pipeline that says ``[auto]``."""
+    if system == "flink":
+        return ["--flink_master=[local]"]
+    if system == "flink_cluster":
+        if not flink_rest:
+            raise ValueError("flink_cluster needs the session cluster's REST address")
+        return [f"--flink_master={flink_rest}"]
+    return []
