@@ -4,21 +4,21 @@ Each ``PipelineOptions`` subclass declares flags (units in the names: ``_s``, ``
 dataclass is built from the parsed options once, checks them with errors that name the flag, and
 is what pipelines hand to transforms. Transforms never see options.
 
-``runners.presets.runner_args`` fills ``--bootstrap_servers`` from the running local stack when the
-user gives none, so ``python -m pipelines.passthrough --runner=PrismRunner`` needs no address.
+Parsing never reads the running stack: the entry point completes argv with the runner presets
+first (``pipelines.launch.complete_argv``: e.g. ``--bootstrap_servers`` of the local stack when
+the user gives none), so ``python -m pipelines.passthrough --runner=PrismRunner`` needs no address.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from apache_beam.options.pipeline_options import CrossLanguageOptions, PipelineOptions
 
-from runners.presets import check_runner_supports, flag_value, has_flag, runner_args
 from schemas import contract
 from transforms.io.client_config import (
     ClientConfigError,
@@ -261,93 +261,6 @@ def is_bounded_run(options: PipelineOptions) -> bool:
     return bool(kafka.backfill) or any(
         v is not None for v in (kafka.max_records, kafka.max_read_time_s, kafka.stop_read_time_ms)
     )
-
-
-def complete_argv(
-    argv: Sequence[str], *, services: Sequence[str] = (), uses_event_time: bool = True
-) -> list[str]:
-    """``argv`` of a Kafka pipeline made ready to run: ``--streaming`` unless the read is bounded
-    (added before the presets, which add what a streaming run needs, e.g. Flink's checkpointing),
-    then the runner presets (``runners.presets.runner_args``, asking for ``services`` of the local
-    stack), then the check that the runner can do it, which fails before anything is submitted."""
-    argv = list(argv)
-    if not is_bounded_run(PipelineOptions(argv)) and "--streaming" not in argv:
-        argv.append("--streaming")
-    argv = runner_args(argv, services=services)
-    check_runner_supports(argv, uses_event_time=uses_event_time)
-    check_flink_restart_options(argv)
-    check_prism_restart_options(argv)
-    return argv
-
-
-def check_prism_restart_options(argv: Sequence[str]) -> None:
-    """Refuse ``--commit_offsets`` on Prism before submission: committing offsets when a read is
-    finalized needs stable input (``beam:requirement:pardo:stable_input:v1``), which Prism 2.73
-    does not support: it rejects the job at submission ("prism runner doesn't support the
-    following required features"). Seen with ``tests/integration/faults/test_prism_kill.py``.
-    """
-    runner = (flag_value(argv, "runner") or "").rsplit(".", 1)[-1]
-    if runner == "PrismRunner" and has_flag(argv, "commit_offsets"):
-        raise OptionError(
-            "--commit_offsets does not work on Prism 2.73: committing offsets at finalization "
-            "needs stable input (beam:requirement:pardo:stable_input:v1), which Prism rejects at "
-            "submission. Drop it: a restarted Prism job then reads from --offset_reset "
-            "(earliest: everything again, at least once) or from --start_read_time_ms; for "
-            "restarts without replay use Flink's savepoints (docs/delivery.md)."
-        )
-
-
-def check_flink_restart_options(
-    argv: Sequence[str], embedded_master: Callable[[str], bool] | None = None
-) -> None:
-    """Refuse, before submission, the restart options Beam's Flink runner 2.62 gets wrong.
-
-    - ``--commit_offsets`` in a streaming Flink run: the read's offset-commit step needs stable
-      input, whose buffered timers fire on checkpoint completion without the keyed state locked
-      (``IllegalStateException: State backend must be locked``): the read task fails at every
-      checkpoint and the job restarts in a loop, replaying records. Flink's checkpoints and
-      savepoints hold the read positions instead.
-    - ``--savepoint_path`` on an embedded Flink (job server started with ``[local]``): the runner
-      applies it only when it submits to a cluster, so the job would silently start empty.
-      ``embedded_master(job_endpoint)`` says whether a job server runs embedded (default: asks the
-      local stack; unknown job servers are not checked).
-    """
-    runner = (flag_value(argv, "runner") or "").rsplit(".", 1)[-1]
-    if runner not in ("FlinkRunner", "PortableRunner"):
-        return
-    if has_flag(argv, "streaming") and has_flag(argv, "commit_offsets"):
-        raise OptionError(
-            "--commit_offsets does not work in a streaming run on Beam's Flink runner 2.62: the "
-            "Kafka read task fails at every checkpoint ('State backend must be locked') and "
-            "restarts in a loop. Drop it: Flink's checkpoints and savepoints keep the read "
-            "positions; stop with `python -m runners.flink stop JOBID` and restart with "
-            "--savepoint_path (docs/delivery.md)."
-        )
-    if not has_flag(argv, "savepoint_path"):
-        return
-    master = flag_value(argv, "flink_master")
-    if master in (None, "[auto]"):
-        endpoint = flag_value(argv, "job_endpoint") or ""
-        embedded = (embedded_master or _stack_job_server_is_embedded)(endpoint)
-    else:
-        embedded = master == "[local]"
-    if embedded:
-        raise OptionError(
-            "--savepoint_path is ignored by Beam's Flink runner 2.62 on an embedded Flink "
-            "([local]): the job would start with empty state. Run on a Flink session cluster: "
-            "`python -m runners.local up flink-cluster flink-job-server` (the job server then "
-            "submits to it), or give --flink_master=host:port of a cluster."
-        )
-
-
-def _stack_job_server_is_embedded(job_endpoint: str) -> bool:
-    """True when ``job_endpoint`` is the local stack's Flink job server and it runs ``[local]``."""
-    from runners import local
-
-    stack = local.Stack.load()
-    if not stack.is_running(local.FLINK_JOB_SERVER) or stack.job_endpoint != job_endpoint:
-        return False
-    return stack.record(local.FLINK_JOB_SERVER).extra.get("flink_master") == "[local]"
 
 
 def parse_kafka_properties(items: list[str] | None) -> dict[str, str]:

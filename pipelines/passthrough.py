@@ -24,8 +24,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult
 
 from pipelines.cli import exit_with_help_if_asked
-from pipelines.options import OptionError, PassthroughConfig, PropertyOptions, complete_argv
-from runners.presets import PresetError
+from pipelines.options import OptionError, PassthroughConfig, PropertyOptions
 from transforms.io.kafka import ReadKafkaRecords, WriteKafkaRecords
 from transforms.types import KafkaRecord
 
@@ -78,6 +77,8 @@ def attach(pipeline: beam.Pipeline, config: PassthroughConfig) -> None:
 
 def pipeline_options(argv: Sequence[str]) -> tuple[PipelineOptions, PassthroughConfig]:
     """Options for ``argv`` completed by the runner presets, and the checked config."""
+    from pipelines.launch import complete_argv  # the entry point's side: not on the workers
+
     options = PipelineOptions(complete_argv(argv, uses_event_time=False))
     return options, PassthroughConfig.from_options(options)
 
@@ -107,6 +108,8 @@ def run(argv: Sequence[str] | None = None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: ``--help`` lists every option (ours, then Beam's, grouped); a wrong
     option or a missing service is one line on stderr, exit 2."""
+    from pipelines.launch import PresetError
+
     argv = sys.argv[1:] if argv is None else list(argv)
     exit_with_help_if_asked(argv, "python -m pipelines.passthrough", __doc__, (PropertyOptions,))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -3,8 +3,9 @@
 ``build`` composes the transforms on two PCollections of ``KafkaRecord`` (property events and
 property views) and returns the named outputs as payload dicts; ``attach_kafka`` reads the input
 topics and writes every output to its topic; ``run`` parses options, fills in the runner's
-environment (``runners.presets``) and runs. ``python -m pipelines.property --runner=PrismRunner``
-(the local default) or ``--runner=FlinkRunner``.
+environment (``pipelines.launch``: the runner presets) and runs.
+``python -m pipelines.property --runner=PrismRunner`` (the local default) or
+``--runner=FlinkRunner``.
 
 Time semantics (defaults; every number is an option):
 
@@ -44,9 +45,7 @@ from pipelines.options import (
     PassthroughOptions,
     PropertyConfig,
     PropertyRunConfig,
-    complete_argv,
 )
-from runners.presets import PresetError
 from transforms.aggregation import CountByZip, HighValueListings, ListingUpdates
 from transforms.codec import DecodeAvro, EncodeAvro, FieldKey
 from transforms.dead_letter import DeadLetter
@@ -258,6 +257,8 @@ def pipeline_options(argv: Sequence[str]) -> tuple[PipelineOptions, PropertyRunC
     ``--stop_read_time_ms``). Bad options raise ``OptionError`` naming the flag, before anything
     is submitted.
     """
+    from pipelines.launch import complete_argv  # the entry point's side: not on the workers
+
     options = PipelineOptions(complete_argv(argv, services=("marketdata", "redis")))
     run_config = PropertyRunConfig.from_options(options)
     return options, run_config
@@ -321,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line: ``--help`` lists every option (ours, then Beam's, grouped); Ctrl-C or
     SIGTERM stops the job (exit 130); a failure is one line on stderr with its cause (exit 1),
     the whole trace in the run's log file (``run_control``)."""
+    from pipelines.launch import PresetError
+
     argv = sys.argv[1:] if argv is None else list(argv)
     exit_with_help_if_asked(argv, "python -m pipelines.property", __doc__, (PassthroughOptions,))
     log_path = run_control.setup_logging("property")

@@ -171,6 +171,9 @@ def test_setup_file_package_carries_the_pipeline_code_and_schemas(spec):
         "pyproject.toml",
     ):
         assert needed in files, f"{needed} is not in the --setup_file package"
+    # Only what the workers run: the entry points stay behind (tests/test_worker_package.py).
+    shipped = {f.split("/")[0] for f in files if "/" in f}
+    assert shipped == {"pipelines", "transforms", "schemas", "property_streams.egg-info"}, shipped
 
 
 def test_pipeline_options_reach_the_job(spec):

@@ -129,7 +129,7 @@ def test_passthrough_needs_two_distinct_topics():
 
 
 def test_commit_offsets_is_refused_in_a_streaming_flink_run():
-    from pipelines.options import check_flink_restart_options
+    from pipelines.launch import check_flink_restart_options
 
     with pytest.raises(OptionError, match=r"--commit_offsets .*State backend must be locked"):
         check_flink_restart_options(
@@ -141,7 +141,7 @@ def test_commit_offsets_is_refused_in_a_streaming_flink_run():
 
 
 def test_commit_offsets_is_refused_on_prism_which_lacks_stable_input():
-    from pipelines.options import check_prism_restart_options
+    from pipelines.launch import check_prism_restart_options
 
     with pytest.raises(OptionError, match=r"--commit_offsets does not work on Prism.*stable input"):
         check_prism_restart_options(
@@ -152,7 +152,7 @@ def test_commit_offsets_is_refused_on_prism_which_lacks_stable_input():
 
 
 def test_savepoint_path_is_refused_on_an_embedded_flink_and_kept_for_a_cluster():
-    from pipelines.options import check_flink_restart_options
+    from pipelines.launch import check_flink_restart_options
 
     base = ["--runner=FlinkRunner", "--streaming", "--savepoint_path=file:/tmp/sp"]
     with pytest.raises(OptionError, match=r"--savepoint_path is ignored .* embedded Flink"):
