@@ -8,7 +8,8 @@
    (left by an older pom) are removed. Then the benchmarks' Kafka Streams peer
    (``bench/kstreams/pom.xml``, into ``.local/kstreams-build/``), so its dependencies are cached.
 3. Prism at ``beam.version`` into ``.local/bin/prism`` with ``go install`` (skipped when the binary
-   there was built from that version: ``go version -m`` tells).
+   there was built from that version: ``go version -m`` tells); likewise Toxiproxy's server at
+   ``toxiproxy.version`` into ``.local/bin/toxiproxy-server`` (the fault suite's network faults).
 4. ``redis-server`` from Debian (``apt-get update`` then ``install``) when missing.
 5. The Flink distribution for a session cluster (PyPI's ``apache-flink-libraries`` sdist at
    ``flink.version``, ~230 MB) into ``.local/flink-<version>/``: ``make test`` and ``make bench``
@@ -25,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,9 @@ BIN_DIR = REPO_ROOT / ".local" / "bin"
 KSTREAMS_POM = REPO_ROOT / "bench" / "kstreams" / "pom.xml"
 PRISM_MODULE = "github.com/apache/beam/sdks/v2"
 PRISM_PACKAGE = f"{PRISM_MODULE}/go/cmd/prism"
+TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
+TOXIPROXY_PACKAGE = f"{TOXIPROXY_MODULE}/cmd/server"
+TOXIPROXY_BINARY = BIN_DIR / "toxiproxy-server"
 
 MVN_TIMEOUT_S = 45 * 60
 GO_TIMEOUT_S = 30 * 60
@@ -138,8 +143,9 @@ def prune_stale_jars(lib_dir: Path) -> list[str]:
     return removed
 
 
-def prism_version(binary: Path) -> str | None:
-    """The Beam module version a Prism binary was built from (``go version -m``), or None."""
+def go_module_version(binary: Path, module: str) -> str | None:
+    """The version of Go module ``module`` a binary was built from (``go version -m``), or None
+    (no such file, not a Go binary, or built from another module)."""
     if not binary.exists():
         return None
     try:
@@ -154,31 +160,50 @@ def prism_version(binary: Path) -> str | None:
         return None
     for line in out.splitlines():
         parts = line.split()
-        if len(parts) >= 3 and parts[0] == "mod" and parts[1] == PRISM_MODULE:
+        if len(parts) >= 3 and parts[0] == "mod" and parts[1] == module:
             return parts[2].removeprefix("v")
     return None
 
 
-def build_prism() -> StepResult:
-    """``go install`` Prism at the Beam version into ``.local/bin`` unless already there."""
+def prism_version(binary: Path) -> str | None:
+    """The Beam module version a Prism binary was built from (``go version -m``), or None."""
+    return go_module_version(binary, PRISM_MODULE)
+
+
+def _go_install(name: str, module: str, package: str, version: str, binary: Path) -> StepResult:
+    """``go install package@vversion`` as ``binary`` (in ``.local/bin``) unless ``binary`` was
+    already built from ``module`` at ``version``. ``go install`` names the binary after the
+    package's folder (Toxiproxy's is ``server``): it builds into a private GOBIN, then moves."""
     start = time.monotonic()
-    beam = versions().beam
-    binary = BIN_DIR / "prism"
-    have = prism_version(binary)
-    if have == beam:
-        return StepResult("prism", time.monotonic() - start, f"v{beam} already built ({binary})")
+    have = go_module_version(binary, module)
+    if have == version:
+        return StepResult(name, time.monotonic() - start, f"v{version} already built ({binary})")
     BIN_DIR.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, GOBIN=str(BIN_DIR))
-    _run(
-        ["go", "install", f"{PRISM_PACKAGE}@v{beam}"],
-        timeout_s=GO_TIMEOUT_S,
-        what=f"go install prism@v{beam}",
-        env=env,
-    )
-    if prism_version(binary) != beam:
-        raise InstallError(f"{binary} was not built from Beam v{beam}; check the go output")
+    with tempfile.TemporaryDirectory(dir=BIN_DIR) as gobin:
+        _run(
+            ["go", "install", f"{package}@v{version}"],
+            timeout_s=GO_TIMEOUT_S,
+            what=f"go install {package}@v{version}",
+            env=dict(os.environ, GOBIN=gobin),
+        )
+        os.replace(Path(gobin) / package.rsplit("/", 1)[-1], binary)
+    if go_module_version(binary, module) != version:
+        raise InstallError(f"{binary} was not built from {module} v{version}; see the go output")
     action = "built" if have is None else f"rebuilt (was v{have})"
-    return StepResult("prism", time.monotonic() - start, f"v{beam} {action} ({binary})")
+    return StepResult(name, time.monotonic() - start, f"v{version} {action} ({binary})")
+
+
+def build_prism() -> StepResult:
+    """Prism at the Beam version into ``.local/bin/prism``."""
+    return _go_install("prism", PRISM_MODULE, PRISM_PACKAGE, versions().beam, BIN_DIR / "prism")
+
+
+def build_toxiproxy() -> StepResult:
+    """Toxiproxy's server into ``.local/bin/toxiproxy-server`` (the fault suite's network
+    faults between the pipeline and Kafka, ``runners/toxiproxy.py``)."""
+    return _go_install(
+        "toxiproxy", TOXIPROXY_MODULE, TOXIPROXY_PACKAGE, versions().toxiproxy, TOXIPROXY_BINARY
+    )
 
 
 def install_redis() -> StepResult:
@@ -216,7 +241,7 @@ def install_flink_distribution() -> StepResult:
     return StepResult("flink", time.monotonic() - start, f"distribution at {dest}")
 
 
-STEPS = ("maven", "prism", "redis", "flink")
+STEPS = ("maven", "prism", "toxiproxy", "redis", "flink")
 
 
 def selected_steps(args: argparse.Namespace) -> list[str]:
@@ -233,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--skip-maven", action="store_true", help="skip the Java classpaths")
     parser.add_argument("--skip-prism", action="store_true", help="skip building Prism")
+    parser.add_argument(
+        "--skip-toxiproxy", action="store_true", help="skip Toxiproxy (network fault tests)"
+    )
     parser.add_argument("--skip-redis", action="store_true", help="skip redis-server")
     parser.add_argument(
         "--skip-flink",
@@ -253,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     runners_of = {
         "maven": lambda: maven_package(args.quiet),
         "prism": build_prism,
+        "toxiproxy": build_toxiproxy,
         "redis": install_redis,
         "flink": install_flink_distribution,
     }

@@ -50,6 +50,11 @@ class KafkaNode:
     broker_port: int
     controller_port: int
     data_dir: Path
+    proxied_port: int | None = None
+    """Port of a second client listener (``PROXIED``), advertised at ``proxy_port``: a TCP proxy
+    there (Toxiproxy, for fault tests) forwards to it, so a client bootstrapped at the proxy
+    reconnects through the proxy."""
+    proxy_port: int | None = None
 
 
 def new_cluster_id() -> str:
@@ -72,9 +77,18 @@ def broker_properties(
 
     With ``security`` (``runners.security.broker_security_properties``) the client and
     inter-broker listener is ``SASL_SSL`` instead of ``PLAINTEXT``; the controller listener stays
-    PLAINTEXT on loopback either way (KAFKA-15513).
+    PLAINTEXT on loopback either way (KAFKA-15513). A node with ``proxied_port`` gets a second
+    client listener of the same protocol, ``PROXIED``, advertised at its ``proxy_port``; the
+    brokers talk to each other on the first one.
     """
     listener = "SASL_SSL" if security else "PLAINTEXT"
+    listeners = [f"{listener}://{host}:{node.broker_port}"]
+    advertised = [f"{listener}://{host}:{node.broker_port}"]
+    protocols = [f"CONTROLLER:PLAINTEXT,{listener}:{listener}"]
+    if node.proxied_port is not None:
+        listeners.append(f"PROXIED://{host}:{node.proxied_port}")
+        advertised.append(f"PROXIED://{host}:{node.proxy_port}")
+        protocols.append(f"PROXIED:{listener}")
     n = len(nodes)
     voters = ",".join(f"{x.node_id}@{host}:{x.controller_port}" for x in nodes)
     # Internal topics and new topics replicate over every node up to 3; with 3 nodes a write
@@ -85,11 +99,11 @@ def broker_properties(
         "process.roles": "broker,controller",
         "node.id": node.node_id,
         "controller.quorum.voters": voters,
-        "listeners": f"{listener}://{host}:{node.broker_port},CONTROLLER://{host}:{node.controller_port}",
-        "advertised.listeners": f"{listener}://{host}:{node.broker_port}",
+        "listeners": ",".join([*listeners, f"CONTROLLER://{host}:{node.controller_port}"]),
+        "advertised.listeners": ",".join(advertised),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": listener,
-        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{listener}:{listener}",
+        "listener.security.protocol.map": ",".join(protocols),
         "log.dirs": str(node.data_dir),
         "num.partitions": 1,
         "default.replication.factor": rf,

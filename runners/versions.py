@@ -2,7 +2,7 @@
 
 ``runners/java/pom.xml`` holds every Java artifact version in its ``<properties>`` (Beam for Kafka
 IO, the Beam Flink runner, Flink, Kafka, ...). Prism is built at ``beam.version``, so the Go side
-follows the same file. Nothing here hard-codes a version: edit the pom.
+follows the same file, as does Toxiproxy (Go). Nothing here hard-codes a version: edit the pom.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ class Versions:
     """Apache Kafka broker (KRaft)."""
     kafka_clients: str
     """kafka-clients on the expansion service / Java harness classpath."""
+    toxiproxy: str
+    """Toxiproxy's server (Go), for the fault suite's network faults."""
 
     @property
     def flink_minor(self) -> str:
@@ -50,6 +52,7 @@ _REQUIRED = {
     "flink": "flink.version",
     "kafka": "kafka.version",
     "kafka_clients": "kafka.clients.version",
+    "toxiproxy": "toxiproxy.version",
 }
 
 

@@ -13,11 +13,14 @@ from runners.local.services import KAFKA
 from runners.local.stack import StackPaths
 
 
-def kafka_port_defaults(brokers: int) -> dict[str, int]:
+def kafka_port_defaults(brokers: int, proxied: bool = False) -> dict[str, int]:
     ports: dict[str, int] = {}
     for i in range(1, brokers + 1):
         ports[f"broker-{i}"] = 9092 + 2 * (i - 1)
         ports[f"controller-{i}"] = 9093 + 2 * (i - 1)
+        if proxied:  # any free ports: the listener for a proxy, and the proxy's advertised one
+            ports[f"proxied-{i}"] = 0
+            ports[f"proxy-{i}"] = 0
     return ports
 
 
@@ -43,6 +46,8 @@ def plan_kafka(
             broker_port=ports[f"broker-{i}"],
             controller_port=ports[f"controller-{i}"],
             data_dir=cluster_dir / f"node-{i}" / "data",
+            proxied_port=ports.get(f"proxied-{i}"),
+            proxy_port=ports.get(f"proxy-{i}"),
         )
         for i in range(1, brokers + 1)
     ]

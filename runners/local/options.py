@@ -29,10 +29,15 @@ class UpOptions:
     create_topics: bool = True
     secure: bool = False
     """Kafka with SASL_SSL, SCRAM-SHA-512, TLS and ACLs (``runners.security``)."""
+    proxied: bool = False
+    """Each broker gets a second client listener advertised at a port for a TCP proxy
+    (``Stack.proxy_routes``): the fault suite puts Toxiproxy there."""
 
     def __post_init__(self) -> None:
         if self.brokers not in (1, 3):
             raise ValueError(f"--brokers must be 1 or 3, got {self.brokers}")
+        if self.proxied and self.secure:
+            raise ValueError("a proxied listener is for the unsecured stack only")
 
 
 def resolve_services(names: Iterable[str] | None, *, flink: bool = False) -> list[str]:
@@ -55,7 +60,9 @@ def desired_ports(service: str, options: UpOptions) -> dict[str, tuple[int, bool
     first broker); ``service=0`` lets every role of the service take any free port.
     """
     defaults = dict(
-        kafka_port_defaults(options.brokers) if service == KAFKA else DEFAULT_PORTS[service]
+        kafka_port_defaults(options.brokers, options.proxied)
+        if service == KAFKA
+        else DEFAULT_PORTS[service]
     )
     first_role = next(iter(defaults))
     whole = options.port_overrides.get(service)

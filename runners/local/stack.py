@@ -151,6 +151,23 @@ class Stack:
         return ",".join(f"{LOOPBACK}:{p}" for _, p in brokers)
 
     @property
+    def proxy_routes(self) -> list[tuple[str, str]]:
+        """(proxy address, broker address) per broker of a stack started ``proxied``: a TCP
+        proxy at the first forwarding to the second lets clients bootstrapped at
+        ``proxied_bootstrap_servers`` reach the cluster (``runners.toxiproxy``); [] otherwise."""
+        ports = self.record(KAFKA).ports
+        return [
+            (f"{LOOPBACK}:{ports[f'proxy-{i}']}", f"{LOOPBACK}:{ports[f'proxied-{i}']}")
+            for i in range(1, self.kafka_brokers + 1)
+            if f"proxy-{i}" in ports
+        ]
+
+    @property
+    def proxied_bootstrap_servers(self) -> str:
+        """``bootstrap.servers`` through the proxies of ``proxy_routes``."""
+        return ",".join(proxy for proxy, _ in self.proxy_routes)
+
+    @property
     def kafka_brokers(self) -> int:
         return int(self.record(KAFKA).extra.get("brokers", 1))
 

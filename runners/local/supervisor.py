@@ -117,6 +117,7 @@ def ensure_up(
     port_overrides: Mapping[str, int] | None = None,
     create_topics: bool = True,
     secure: bool = False,
+    proxied: bool = False,
     say: Callable[[str], None] = lambda _msg: None,
 ) -> Stack:
     """For pytest fixtures and scripts: ``up`` quietly, returning the ``Stack``."""
@@ -127,6 +128,7 @@ def ensure_up(
             port_overrides=dict(port_overrides or {}),
             create_topics=create_topics,
             secure=secure,
+            proxied=proxied,
         ),
         home=home,
         say=say,

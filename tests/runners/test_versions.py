@@ -16,6 +16,7 @@ POM = """<?xml version="1.0"?>
     <flink.version>1.77.4</flink.version>
     <kafka.version>5.0.0</kafka.version>
     <kafka.clients.version>4.1.0</kafka.clients.version>
+    <toxiproxy.version>3.0.1</toxiproxy.version>
   </properties>
 </project>
 """
@@ -36,6 +37,7 @@ def test_versions_come_from_the_pom_properties_stripped(tmp_path):
     assert v.flink_minor == "1.77"
     assert v.kafka == "5.0.0"
     assert v.kafka_clients == "4.1.0"
+    assert v.toxiproxy == "3.0.1"
 
 
 def test_a_missing_property_is_named_in_the_error(tmp_path):

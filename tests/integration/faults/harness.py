@@ -26,10 +26,20 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipelines.options import PropertyTopics
-from runners import local
-from tests.integration.live import POLL_S, produce_live
+from runners import local, toxiproxy
+from runners.flink import FlinkRest
+from runners.toxiproxy import Toxiproxy
+from tests.integration.live import (
+    POLL_S,
+    SPEC,
+    SPEEDUP,
+    FlinkJob,
+    live_simulation,
+    pipeline_argv,
+    produce_live,
+)
 from tests.integration.test_property_e2e import _topics
-from tools.simulate import Simulation
+from tools.simulate import Simulation, scaled_spec
 from tools.verify import Judgement, judge, read_outputs
 
 ADMIN_TIMEOUT_S = 30.0
@@ -39,21 +49,44 @@ SETTLE_TIMEOUT_S = 120.0
 #: How long the output may take to resume after a fault before the test says it did not.
 RESUME_TIMEOUT_S = 120.0
 PRODUCE_JOIN_S = 300.0
+#: From a killed worker to the job's tasks all running again.
+RESTART_TIMEOUT_S = 240.0
 #: librdkafka logs every refused reconnection while a broker is down (20 lines a second): the
 #: harness's own clients log only critical errors; the test's verdict says what happened.
 QUIET = {"log_level": "2"}
 
 
 @contextlib.contextmanager
-def private_broker(home: Path) -> Iterator[local.Stack]:
-    """A single Kafka broker (KRaft) of its own in stack home ``home``, on free ports; stopped
-    (whatever state a fault left it in) when the block ends."""
+def private_broker(home: Path, brokers: int = 1, proxied: bool = False) -> Iterator[local.Stack]:
+    """A Kafka cluster (KRaft, ``brokers`` nodes) of its own in stack home ``home``, on free
+    ports, with a listener per broker for a proxy when ``proxied``; stopped (whatever state a
+    fault left it in) when the block ends."""
     try:
         yield local.ensure_up(
-            [local.KAFKA], home=home, port_overrides={local.KAFKA: 0}, create_topics=False
+            [local.KAFKA],
+            brokers=brokers,
+            home=home,
+            port_overrides={local.KAFKA: 0},
+            create_topics=False,
+            proxied=proxied,
         )
     finally:
         local.down(home=home, say=lambda _msg: None)
+
+
+@contextlib.contextmanager
+def toxiproxied(stack: local.Stack, log_path: Path) -> Iterator[tuple[Toxiproxy, list[str]]]:
+    """A Toxiproxy server in front of every broker of a ``proxied`` stack: yields the client and
+    the proxies' names (``broker-1``...), one per broker; clients bootstrapped at
+    ``stack.proxied_bootstrap_servers`` go through them. Stopped when the block ends."""
+    with toxiproxy.server(log_path) as proxy:
+        names = []
+        for i, (listen, upstream) in enumerate(stack.proxy_routes, start=1):
+            proxy.create_proxy(f"broker-{i}", listen, upstream)
+            names.append(f"broker-{i}")
+        if not names:
+            raise AssertionError("the stack has no proxied listener (private_broker(proxied=True))")
+        yield proxy, names
 
 
 def make_topics(bootstrap: str, stem: str) -> PropertyTopics:
@@ -220,3 +253,83 @@ class FaultReport:
         for key, value in facts.items():
             record_property(key, value)
         print(f"FAULT {self.test}: {facts}")
+
+
+@dataclass
+class LiveRun:
+    """A Flink streaming job reading a live log that the simulator is writing: what a fault test
+    breaks things under. ``bootstrap`` is where the test's own clients (simulator, progress,
+    judge) reach Kafka; the job may reach it elsewhere (through a proxy)."""
+
+    job: FlinkJob
+    progress: OutputProgress
+    producer: LiveProducer
+    bootstrap: str
+    topics: PropertyTopics
+
+    @property
+    def sim(self) -> Simulation:
+        return self.producer.sim
+
+    def finish(self) -> tuple[Judgement, str]:
+        """Wait (bounded) for the whole log to be written and the outputs to equal the oracle
+        after de-duplication; returns the last verdict and the job's state then."""
+        self.producer.join()
+        verdict = judge_until(self.bootstrap, self.topics, self.sim)
+        return verdict, self.job.rest.state(self.job.jid)
+
+
+@contextlib.contextmanager
+def flink_live_run(
+    cluster,
+    bootstrap: str,
+    topics: PropertyTopics,
+    expansion_service: str,
+    services,
+    *,
+    pipeline_bootstrap: str | None = None,
+    extra: Sequence[str] = (),
+) -> Iterator[LiveRun]:
+    """Submit the pipeline (``tests/integration/live.py``'s compressed time) to the session
+    cluster ``cluster`` reading and writing ``topics`` at ``pipeline_bootstrap`` (default
+    ``bootstrap``), then start the live log and the output sampling; the job is cancelled when
+    the block ends."""
+    argv = pipeline_argv(
+        ["--runner=FlinkRunner", f"--job_endpoint={cluster.job_endpoint}"],
+        scaled_spec(SPEC, SPEEDUP),
+        topics,
+        pipeline_bootstrap or bootstrap,
+        expansion_service,
+        services,
+        extra,
+    )
+    job = FlinkJob(argv, cluster.rest_url, None)
+    try:
+        with OutputProgress(bootstrap, output_topics(topics)) as progress:
+            sim, _ = live_simulation(int(time.time() * 1000))
+            producer = LiveProducer(sim, bootstrap, topics).start()
+            yield LiveRun(job, progress, producer, bootstrap, topics)
+    finally:
+        job.cancel()
+
+
+def assert_survived(
+    verdict: Judgement, final_state: str, recovery: Sequence[float | None] = ()
+) -> None:
+    """The verdict of every fault test: nothing differs from the oracle after de-duplication,
+    nothing lost, the output resumed after every fault, and the job still runs."""
+    assert verdict.diffs == [], verdict.diffs
+    assert verdict.total_lost == 0
+    assert None not in recovery, f"output did not resume within {RESUME_TIMEOUT_S} s: {recovery}"
+    assert final_state == "RUNNING"
+
+
+def wait_restarted(rest: FlinkRest, jid: str, failures_before: int) -> None:
+    """Wait (bounded) until ``jid`` has failed once more (its exception history, updated at
+    once, unlike the numRestarts metric) and all its tasks run again."""
+    deadline = time.monotonic() + RESTART_TIMEOUT_S
+    while len(rest.failures(jid)) <= failures_before:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {jid} not restarted {RESTART_TIMEOUT_S:.0f} s after")
+        time.sleep(1)
+    rest.wait_tasks_running(jid, max(1.0, deadline - time.monotonic()))

@@ -21,15 +21,11 @@ from runners import local
 from tests.integration.faults.harness import (
     RESUME_TIMEOUT_S,
     FaultReport,
-    LiveProducer,
-    OutputProgress,
-    judge_until,
+    assert_survived,
+    flink_live_run,
     make_topics,
-    output_topics,
     private_broker,
 )
-from tests.integration.live import SPEC, SPEEDUP, FlinkJob, live_simulation, pipeline_argv
-from tools.simulate import scaled_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]
 
@@ -47,39 +43,25 @@ def test_broker_bounce_on_flink_loses_nothing(
     with private_broker(home) as stack:
         bootstrap = stack.bootstrap_servers
         topics = make_topics(bootstrap, "bounce")
-        argv = pipeline_argv(
-            ["--runner=FlinkRunner", f"--job_endpoint={flink_session_cluster.job_endpoint}"],
-            scaled_spec(SPEC, SPEEDUP),
-            topics,
-            bootstrap,
-            expansion_service,
-            local_services,
-        )
-        job = FlinkJob(argv, flink_session_cluster.rest_url, None)
         recovery: list[float | None] = []
         downtime: list[float] = []
-        try:
-            with OutputProgress(bootstrap, output_topics(topics)) as progress:
-                sim, _ = live_simulation(int(time.time() * 1000))
-                producer = LiveProducer(sim, bootstrap, topics).start()
-                for second, sig in BOUNCES:
-                    producer.wait_until_log_second(second)
-                    baseline = progress.latest()
-                    killed_at = time.monotonic()
-                    local.kill_process(local.KAFKA, sig, role=BROKER_ROLE, home=home)
-                    local.restart_process(local.KAFKA, role=BROKER_ROLE, home=home)
-                    up_at = time.monotonic()
-                    downtime.append(up_at - killed_at)
-                    recovery.append(progress.grown_since(up_at, baseline, RESUME_TIMEOUT_S))
-                producer.join()
-                verdict = judge_until(bootstrap, topics, sim)
-                final_state = job.rest.state(job.jid)
-        finally:
-            job.cancel()
+        with flink_live_run(
+            flink_session_cluster, bootstrap, topics, expansion_service, local_services
+        ) as run:
+            for second, sig in BOUNCES:
+                run.producer.wait_until_log_second(second)
+                baseline = run.progress.latest()
+                killed_at = time.monotonic()
+                local.kill_process(local.KAFKA, sig, role=BROKER_ROLE, home=home)
+                local.restart_process(local.KAFKA, role=BROKER_ROLE, home=home)
+                up_at = time.monotonic()
+                downtime.append(up_at - killed_at)
+                recovery.append(run.progress.grown_since(up_at, baseline, RESUME_TIMEOUT_S))
+            verdict, final_state = run.finish()
     FaultReport(
         "broker_bounce",
         "Flink session cluster",
-        len(sim.records),
+        len(run.sim.records),
         verdict,
         recovery,
         notes={
@@ -89,7 +71,4 @@ def test_broker_bounce_on_flink_loses_nothing(
         },
         started=started,
     ).emit(record_property)
-    assert verdict.diffs == [], verdict.diffs
-    assert verdict.total_lost == 0
-    assert None not in recovery, f"output did not resume within {RESUME_TIMEOUT_S} s: {recovery}"
-    assert final_state == "RUNNING"
+    assert_survived(verdict, final_state, recovery)
