@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient
 from runners import local
 from tests.integration.faults.harness import (
     ADMIN_TIMEOUT_S,
+    QUIET,
     RESUME_TIMEOUT_S,
     FaultReport,
     assert_survived,
@@ -43,17 +44,17 @@ FAILOVER_TIMEOUT_S = 60.0
 KILLS = ((30, "events"), (55, "enriched"))
 
 
-def leader_of(bootstrap: str, topic: str, partition: int = 0) -> int:
-    """The node id leading ``topic``'s ``partition`` now."""
-    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=ADMIN_TIMEOUT_S)
+def leader_of(admin: AdminClient, topic: str, partition: int = 0) -> int:
+    """The node id leading ``topic``'s ``partition`` now (-1: none)."""
+    meta = admin.list_topics(topic, timeout=ADMIN_TIMEOUT_S)
     return meta.topics[topic].partitions[partition].leader
 
 
-def wait_new_leader(bootstrap: str, topic: str, old: int) -> int:
+def wait_new_leader(admin: AdminClient, topic: str, old: int) -> int:
     """Wait (bounded) until partition 0 of ``topic`` is led by a node other than ``old`` (the
     controller fences a killed broker once its heartbeats stop); returns the new leader."""
     deadline = time.monotonic() + FAILOVER_TIMEOUT_S
-    while (leader := leader_of(bootstrap, topic)) in (old, -1):
+    while (leader := leader_of(admin, topic)) in (old, -1):
         if time.monotonic() > deadline:
             raise AssertionError(f"{topic}-0 still led by {leader} {FAILOVER_TIMEOUT_S} s after")
         time.sleep(0.5)
@@ -68,6 +69,7 @@ def test_partition_leaders_killed_in_a_3_broker_cluster_lose_nothing(
     with private_broker(home, brokers=BROKERS) as stack:
         bootstrap = stack.bootstrap_servers
         topics = make_topics(bootstrap, "leader")
+        admin = AdminClient({"bootstrap.servers": bootstrap, **QUIET})
         killed: list[str] = []
         failover_s: list[float] = []
         recovery: list[float | None] = []
@@ -78,11 +80,11 @@ def test_partition_leaders_killed_in_a_3_broker_cluster_lose_nothing(
             for second, field in KILLS:
                 run.producer.wait_until_log_second(second)
                 topic = getattr(topics, field)
-                node = leader_of(bootstrap, topic)
+                node = leader_of(admin, topic)
                 baseline = run.progress.latest()
                 killed_at = time.monotonic()
                 local.kill_process(local.KAFKA, signal.SIGKILL, role=f"node-{node}", home=home)
-                new = wait_new_leader(bootstrap, topic, node)
+                new = wait_new_leader(admin, topic, node)
                 failover_s.append(round(time.monotonic() - killed_at, 1))
                 local.restart_process(local.KAFKA, role=f"node-{node}", home=home)
                 killed.append(f"node-{node} (leader of {field}-0, then node-{new})")
