@@ -33,7 +33,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 
 venv: $(VENV)/.installed ## Create .venv and install the project with its dev extra
 
-setup: venv ## Install everything: venv + pip, Java jars (Maven, ~/.m2), Prism (go), redis (apt), Flink distribution (PyPI)
+setup: venv ## Install everything: venv + pip, Java jars (Maven, ~/.m2), Prism + Toxiproxy (go), redis (apt), Flink distribution (PyPI)
 	$(PY) -m runners.install
 
 up: ## Start the local stack (SERVICES='kafka redis' for some; UP_ARGS=--flink adds the Flink job server; SECURE=1 secured Kafka)

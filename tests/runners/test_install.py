@@ -6,7 +6,14 @@ import os
 import subprocess
 import sys
 
-from runners.install import REPO_ROOT, prism_version, prune_stale_jars
+from runners.install import (
+    REPO_ROOT,
+    TOXIPROXY_BINARY,
+    TOXIPROXY_MODULE,
+    go_module_version,
+    prism_version,
+    prune_stale_jars,
+)
 
 
 def test_without_java_maven_and_go_setup_says_what_to_install_and_exits_non_zero(tmp_path):
@@ -50,3 +57,10 @@ def test_the_built_prism_is_at_the_beam_version():
     binary = REPO_ROOT / ".local" / "bin" / "prism"
     assert binary.exists(), "run `make setup` to build Prism"
     assert prism_version(binary) == versions().beam
+
+
+def test_the_built_toxiproxy_is_at_its_version():
+    from runners.versions import versions
+
+    assert TOXIPROXY_BINARY.exists(), "run `make setup` to build Toxiproxy"
+    assert go_module_version(TOXIPROXY_BINARY, TOXIPROXY_MODULE) == versions().toxiproxy

@@ -91,6 +91,25 @@ def test_a_single_node_replicates_once():
     assert p["min.insync.replicas"] == "1"
 
 
+def test_a_proxied_node_advertises_its_second_listener_at_the_proxy():
+    node = kafka.KafkaNode(1, 9092, 9093, Path("/d"), proxied_port=9200, proxy_port=9300)
+    p = props(kafka.broker_properties(node, [node]))
+    assert p["listeners"] == (
+        "PLAINTEXT://127.0.0.1:9092,PROXIED://127.0.0.1:9200,CONTROLLER://127.0.0.1:9093"
+    )
+    # Clients bootstrapped at the proxy learn the proxy's address; brokers talk on PLAINTEXT.
+    assert p["advertised.listeners"] == "PLAINTEXT://127.0.0.1:9092,PROXIED://127.0.0.1:9300"
+    assert p["listener.security.protocol.map"] == (
+        "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT"
+    )
+    assert p["inter.broker.listener.name"] == "PLAINTEXT"
+
+
+def test_a_proxied_listener_is_for_the_unsecured_stack_only():
+    with pytest.raises(ValueError, match="unsecured"):
+        UpOptions(proxied=True, secure=True)
+
+
 def test_cluster_ids_look_like_kafka_uuids():
     ids = {kafka.new_cluster_id() for _ in range(200)}
     assert len(ids) == 200
