@@ -34,6 +34,8 @@ from tests.integration.faults.harness import (
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.faults,
+    # About 3.5 min; the default run's broker fault is the single-broker bounce.
+    pytest.mark.faults_slow,
     pytest.mark.flink,
     pytest.mark.timeout(900),
 ]

@@ -38,6 +38,8 @@ from tests.integration.test_property_e2e import _topics
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.faults,
+    # About 3 min; the default run's worker fault is the TaskManager kill.
+    pytest.mark.faults_slow,
     pytest.mark.flink,
     pytest.mark.timeout(900),
 ]
