@@ -24,14 +24,6 @@ from bench.workload import OUTPUT_FIELDS
 from pipelines.options import PropertyTopics
 
 SYSTEM = "kstreams"
-# The peer never matches the oracle on hourly views (its class comment says why: the seed's
-# windows judge grace on a repartitioned stream time) nor on duplicate alerts (the seed's
-# "count > threshold" on every KTable update); its events/s is still its maximum rate.
-NOT_EXACT_BY_DESIGN = "Kafka Streams (the seed's topology): hourly views and repeated alerts"
-NO_WINDOW_FIRING = (
-    "Kafka Streams (the seed: no suppress) emits hourly count updates at each commit, "
-    "not a pane when the window closes"
-)
 
 
 def topic_arguments(topics: PropertyTopics) -> tuple[dict[str, str], dict[str, str]]:

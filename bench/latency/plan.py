@@ -118,10 +118,7 @@ def max_rates(results_dir: Path, records: int) -> dict[str, float]:
         when = path.stat().st_mtime
         for row in data.get("results", []):
             eps = float(row.get("sustained_eps") or 0)
-            # The Kafka Streams peer is never exact by design (bench.kstreams_bench): its rate
-            # counts all the same.
-            usable = row.get("correct") or row["system"] == "kstreams"
-            if eps > 0 and usable and when > found.get(row["system"], (-1, 0))[0]:
+            if eps > 0 and row.get("correct") and when > found.get(row["system"], (-1, 0))[0]:
                 found[row["system"]] = (when, eps)
     return {system: eps for system, (_, eps) in found.items()}
 

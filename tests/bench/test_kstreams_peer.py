@@ -17,6 +17,7 @@ def test_arguments_carry_every_catalog_schema_and_mark_the_latest_of_each_name()
         {("e", 0): 5, ("v", 3): 0},
         rules=TopologyRules(window_size_s=30, allowed_lateness_s=5),
         producer_extra={"linger.ms": 1},
+        grace_s={"hourly": 600},
     )
     json.dumps(args)  # the peer reads it as JSON
     assert {s["id"] for s in args["schemas"]} == {e.schema_id for e in CATALOG}
@@ -25,6 +26,8 @@ def test_arguments_carry_every_catalog_schema_and_mark_the_latest_of_each_name()
     assert sorted(args["stop_offsets"]) == [["e", 0, 5], ["v", 3, 0]]
     assert args["rules"]["window_size_s"] == 30 and args["rules"]["allowed_lateness_s"] == 5
     assert args["producer_extra"] == {"linger.ms": 1}
+    assert args["grace_s"] == {"hourly": 600}
+    assert "grace_s" not in kstreams_peer.arguments("b", {}, {}, {})  # the seed's default
 
 
 def test_source_hash_changes_with_a_source_and_not_otherwise(tmp_path):
