@@ -1,12 +1,17 @@
-"""A real Flink session cluster (JobManager + one TaskManager) without Docker or Flink's scripts.
+"""A real Flink session cluster (JobManager + N TaskManagers) without Docker or Flink's scripts.
 
 The distribution comes from PyPI's ``apache-flink-libraries`` sdist (its ``deps/`` holds Flink's
 ``lib/``, ``plugins/``, ``opt/`` and ``bin/bash-java-utils.jar``, but no shell scripts and no
 configuration), at ``flink.version`` of ``runners/java/pom.xml``, unpacked into
 ``.local/flink-<version>/``. This module writes the configuration, asks Flink's own
 ``BashJavaUtils`` for the JVM memory flags exactly as ``bin/jobmanager.sh``/``taskmanager.sh``
-do, and builds the two java command lines; ``runners.local`` runs and supervises them as the
+do, and builds the java command lines; ``runners.local`` runs and supervises them as the
 ``flink-cluster`` service (web UI and REST on 8081, a Prometheus reporter on each process).
+
+Several TaskManagers (``runners.local up flink-cluster --taskmanagers 2``) are separate JVMs on
+this machine, each with ``slots`` task slots; slots are spread evenly over them
+(``cluster.evenly-spread-out-slots``), so a job at parallelism 2 runs one subtask of each stage
+in each TaskManager rather than both in the first.
 """
 
 from __future__ import annotations
@@ -133,7 +138,14 @@ class ClusterPorts:
     rest: int
     rpc: int
     prometheus_jobmanager: int
-    prometheus_taskmanager: int
+    prometheus_taskmanagers: tuple[int, ...]
+    """One Prometheus reporter port per TaskManager (the first TaskManager's first)."""
+
+
+def taskmanager_role(index: int) -> str:
+    """The supervisor's role name of TaskManager ``index`` (1-based): ``taskmanager`` for the
+    first (as with one TaskManager), ``taskmanager-2`` and so on for the others."""
+    return "taskmanager" if index == 1 else f"taskmanager-{index}"
 
 
 def config_yaml(ports: ClusterPorts, workdir: Path, slots: int = 2) -> str:
@@ -148,6 +160,8 @@ def config_yaml(ports: ClusterPorts, workdir: Path, slots: int = 2) -> str:
         "taskmanager.numberOfTaskSlots": slots,
         "taskmanager.memory.process.size": "1280m",
         "parallelism.default": 1,
+        # Subtasks go to the least used TaskManager: with 2 TaskManagers, parallelism 2 uses both.
+        "cluster.evenly-spread-out-slots": "true",
         "rest.address": "localhost",
         "rest.bind-address": "localhost",
         "rest.port": ports.rest,
@@ -159,6 +173,10 @@ def config_yaml(ports: ClusterPorts, workdir: Path, slots: int = 2) -> str:
         "metrics.reporter.prom.factory.class": (
             "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
         ),
+        # Per job: a gauge per status (flink_jobmanager_job_runningState, restartingState,
+        # failingState... 1 in that status, else 0) besides the time spent in it, so a job's
+        # transitions and restarts are visible as metrics.
+        "metrics.job.status.enable": "STATE;CURRENT_TIME;TOTAL_TIME",
     }
     return "".join(f"{key}: {value}\n" for key, value in settings.items())
 
@@ -200,17 +218,27 @@ class ClusterProcess:
 
 
 def cluster_processes(
-    java: str, dist: Path, workdir: Path, ports: ClusterPorts, log_for: Callable[[str], Path]
+    java: str,
+    dist: Path,
+    workdir: Path,
+    ports: ClusterPorts,
+    log_for: Callable[[str], Path],
+    slots: int = 2,
 ) -> list[ClusterProcess]:
-    """Write the configuration under ``workdir/conf`` and return the JobManager and TaskManager
-    command lines (JobManager first: the TaskManager registers with it)."""
+    """Write the configuration under ``workdir/conf`` and return the JobManager's and each
+    TaskManager's command line (JobManager first: the TaskManagers register with it); one
+    TaskManager per port of ``ports.prometheus_taskmanagers``, each with ``slots`` slots."""
+    if not ports.prometheus_taskmanagers:
+        raise ValueError("a session cluster needs at least one TaskManager")
+    if slots < 1:
+        raise ValueError(f"slots must be >= 1, got {slots}")
     if not (dist / "lib").is_dir():
         raise FlinkClusterError(f"no Flink distribution at {dist}: run `make setup`")
     conf = workdir / "conf"
     conf.mkdir(parents=True, exist_ok=True)
     for sub in ("tmp", "web", "blob", "savepoints", "checkpoints"):
         (workdir / sub).mkdir(exist_ok=True)
-    (conf / "config.yaml").write_text(config_yaml(ports, workdir))
+    (conf / "config.yaml").write_text(config_yaml(ports, workdir, slots))
     (conf / "log4j.properties").write_text(LOG4J_PROPERTIES)
     env = {
         "FLINK_CONF_DIR": str(conf),
@@ -219,11 +247,15 @@ def cluster_processes(
     }
     classpath = f"{dist / 'lib'}/*"
     out = []
-    for role, which, main, prom in (
-        ("jobmanager", "JM", JOBMANAGER_MAIN, ports.prometheus_jobmanager),
-        ("taskmanager", "TM", TASKMANAGER_MAIN, ports.prometheus_taskmanager),
-    ):
-        jvm, dynamic = resource_params(java, dist, conf, which)
+    roles = [("jobmanager", "JM", JOBMANAGER_MAIN, ports.prometheus_jobmanager)] + [
+        (taskmanager_role(i), "TM", TASKMANAGER_MAIN, prom)
+        for i, prom in enumerate(ports.prometheus_taskmanagers, start=1)
+    ]
+    params: dict[str, tuple[list[str], list[str]]] = {}
+    for role, which, main, prom in roles:
+        if which not in params:  # the same for every TaskManager: asked once
+            params[which] = resource_params(java, dist, conf, which)
+        jvm, dynamic = params[which]
         log = log_for(role)
         argv = [
             java,

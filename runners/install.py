@@ -10,7 +10,8 @@
 3. Prism at ``beam.version`` into ``.local/bin/prism`` with ``go install`` (skipped when the binary
    there was built from that version: ``go version -m`` tells); likewise Toxiproxy's server at
    ``toxiproxy.version`` into ``.local/bin/toxiproxy-server`` (the fault suite's network faults).
-4. ``redis-server`` from Debian (``apt-get update`` then ``install``) when missing.
+4. ``redis-server`` and ``prometheus`` from Debian (``apt-get update`` then ``install``) when
+   missing (the enrichment cache; the metrics server of ``runners.local up prometheus``).
 5. The Flink distribution for a session cluster (PyPI's ``apache-flink-libraries`` sdist at
    ``flink.version``, ~230 MB) into ``.local/flink-<version>/``: ``make test`` and ``make bench``
    start that cluster, so ``make setup`` installs it like every other part of the stack.
@@ -206,27 +207,38 @@ def build_toxiproxy() -> StepResult:
     )
 
 
-def install_redis() -> StepResult:
-    """``apt-get install redis-server`` when missing (the enrichment cache of the stack)."""
+def _install_apt(step: str, binary: str, package: str, why: str) -> StepResult:
+    """``apt-get install <package>`` when ``binary`` is not on PATH (Debian, as root)."""
     start = time.monotonic()
-    found = shutil.which("redis-server")
+    found = shutil.which(binary)
     if found:
-        return StepResult("redis", time.monotonic() - start, f"present ({found})")
+        return StepResult(step, time.monotonic() - start, f"present ({found})")
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         raise InstallError(
-            "redis-server is missing: install it (Debian: sudo apt-get install -y redis-server)"
+            f"{binary} is missing ({why}): install it (Debian: sudo apt-get install -y {package})"
         )
-    # RUNLEVEL=1 keeps Debian's maintainer scripts from starting a system redis on 6379: the
-    # stack runs its own, on loopback, without persistence.
+    # RUNLEVEL=1 keeps Debian's maintainer scripts from starting a system service on its default
+    # port: the stack runs its own, on loopback.
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", RUNLEVEL="1")
     _run(["apt-get", "update"], timeout_s=APT_TIMEOUT_S, what="apt-get update", env=env)
     _run(
-        ["apt-get", "install", "-y", "--no-install-recommends", "redis-server"],
+        ["apt-get", "install", "-y", "--no-install-recommends", package],
         timeout_s=APT_TIMEOUT_S,
-        what="apt-get install redis-server",
+        what=f"apt-get install {package}",
         env=env,
     )
-    return StepResult("redis", time.monotonic() - start, "installed with apt-get")
+    return StepResult(step, time.monotonic() - start, "installed with apt-get")
+
+
+def install_redis() -> StepResult:
+    """``apt-get install redis-server`` when missing (the enrichment cache of the stack)."""
+    return _install_apt("redis", "redis-server", "redis-server", "the enrichment cache")
+
+
+def install_prometheus() -> StepResult:
+    """``apt-get install prometheus`` when missing (the stack's metrics server, opt-in service
+    ``prometheus``; Debian 12 serves 2.42)."""
+    return _install_apt("prometheus", "prometheus", "prometheus", "the metrics server")
 
 
 def install_flink_distribution() -> StepResult:
@@ -241,7 +253,7 @@ def install_flink_distribution() -> StepResult:
     return StepResult("flink", time.monotonic() - start, f"distribution at {dest}")
 
 
-STEPS = ("maven", "prism", "toxiproxy", "redis", "flink")
+STEPS = ("maven", "prism", "toxiproxy", "redis", "prometheus", "flink")
 
 
 def selected_steps(args: argparse.Namespace) -> list[str]:
@@ -263,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--skip-redis", action="store_true", help="skip redis-server")
     parser.add_argument(
+        "--skip-prometheus", action="store_true", help="skip prometheus (the metrics server)"
+    )
+    parser.add_argument(
         "--skip-flink",
         action="store_true",
         help="skip the Flink session cluster's distribution (~230 MB; tests of the cluster fail)",
@@ -283,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         "prism": build_prism,
         "toxiproxy": build_toxiproxy,
         "redis": install_redis,
+        "prometheus": install_prometheus,
         "flink": install_flink_distribution,
     }
     steps = [runners_of[name] for name in selected_steps(args)]

@@ -532,6 +532,9 @@ class _EncodeFn(beam.DoFn):
     def setup(self) -> None:
         self._encoder = AvroEncoder(self._schema, self._schema_id)
         self._encoded = metrics.counter(metrics.ENCODED)
+        # The schema's short name (``ZipCount``, not ``property.events.ZipCount``).
+        short = self._schema.name.rsplit(".", 1)[-1]
+        self._encoded_schema = metrics.counter(metrics.encoded(short))
 
     def process(self, record: Mapping[str, Any]):
         key = self._key_fn(record)
@@ -539,6 +542,7 @@ class _EncodeFn(beam.DoFn):
             key = key.encode("utf-8")
         value = self._encoder.encode(record)
         self._encoded.inc()
+        self._encoded_schema.inc()
         yield key, value
 
 

@@ -38,6 +38,18 @@ def dead_lettered(stage: str, error_type: str | None = None) -> str:
     return f"{DEAD_LETTERED}.{stage}.{error_type}"
 
 
+def encoded(schema_name: str) -> str:
+    """Counter name of the records encoded with one schema (``encoded.ZipCount``): the records
+    out of the pipeline per output, each output having its own schema.
+
+    Why per schema as well as ``encoded``: a runner may report a step's counters per fused stage
+    rather than per step. Beam's Flink runner names a Flink metric by namespace and name only, so
+    two steps of one fused stage that increment the same name overwrite each other there (seen:
+    ``dead_lettered`` of the decode and the validate stage, ``encoded`` of every output written
+    from one stage). A name only one step increments per stage is exact on every runner."""
+    return f"{ENCODED}.{schema_name}"
+
+
 def invalid(rule: str) -> str:
     """Counter name of the records failing one validation rule (``invalid.zip_code_format``)."""
     return f"invalid.{rule}"

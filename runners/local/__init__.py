@@ -8,11 +8,17 @@ service            what                                                         
 kafka              Apache Kafka, KRaft, 1 combined node (or ``--brokers 3``)    9092 (+9093)
 java-workers       Beam's Java SDK worker pool (EXTERNAL environment)           5555
 expansion-service  Beam's expansion service with Kafka IO, EXTERNAL env         8097
-flink-cluster      Flink session cluster: JobManager + TaskManager (opt-in)     8081, 6123, 9249/50
+flink-cluster      Flink session cluster: JobManager + TaskManager(s) (opt-in,  8081, 6123, 9249/50
+                   ``--taskmanagers N``, ``--slots S``)                         (+9251...)
 flink-job-server   Beam's Flink job server (opt-in): embedded Flink, or the     8099, 8098
                    session cluster when flink-cluster runs
+python-workers     Beam's Python SDK worker pool (opt-in): one worker process   50000
+                   per environment Flink asks for (``--environment_type=
+                   EXTERNAL``), instead of the submitting process (LOOPBACK)
 redis              redis-server, loopback, no persistence                      6379
 marketdata         ``python -m runners.marketdata``                            8700
+prometheus         Prometheus (opt-in) scraping the session cluster's           9090
+                   reporters, alert rules of runners/prometheus/
 =================  ===========================================================  ==============
 
 A default port that is taken falls back to a free one (recorded); a port named with ``--port``
@@ -21,12 +27,14 @@ Logs: ``.local/logs/<service>.log``; pid files: ``.local/run/<service>.pid``.
 
 The package: ``services`` (names, order, ports, time limits), ``stack`` (the ``Stack`` view),
 ``plan`` and one planner per service kind (``kafka_service``, ``beam_services``,
-``flink_services``, ``redis_service``, ``marketdata_service``), ``options`` (what ``up`` is asked
+``flink_services``, ``redis_service``, ``marketdata_service``, ``prometheus_service``),
+``options`` (what ``up`` is asked
 for), ``launch`` (lock, spawn, waves), ``supervisor`` (up, down, kill, restart) and ``cli``.
 
 CLI::
 
     python -m runners.local up [SERVICE...] [--flink] [--brokers 3] [--secure] [--port kafka=19092]
+                               [--taskmanagers 2] [--slots 2]
     python -m runners.local status | down [SERVICE...] | logs SERVICE [-f] | topics [--recreate]
 
 ``--secure`` runs Kafka with SASL_SSL + SCRAM-SHA-512, TLS from a generated CA and ACLs from
@@ -55,6 +63,8 @@ from runners.local.services import (
     JAVA_WORKERS,
     KAFKA,
     MARKETDATA,
+    PROMETHEUS,
+    PYTHON_WORKERS,
     REDIS,
 )
 from runners.local.stack import ServiceNotRunning, Stack, StackError, StackPaths
@@ -77,6 +87,8 @@ __all__ = [
     "JAVA_WORKERS",
     "KAFKA",
     "MARKETDATA",
+    "PROMETHEUS",
+    "PYTHON_WORKERS",
     "REDIS",
     "PortInUseError",
     "ServiceNotRunning",

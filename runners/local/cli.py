@@ -14,7 +14,7 @@ from runners.cli import FullHelpParser
 from runners.local.options import UpOptions
 from runners.local.services import ALL_SERVICES, HOME_ENV, KAFKA
 from runners.local.stack import Stack
-from runners.local.supervisor import down, status_lines, up
+from runners.local.supervisor import down, operations_lines, status_lines, ui_lines, up
 
 
 def parse_ports(specs: Sequence[str]) -> dict[str, int]:
@@ -46,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SERVICE[.ROLE]=PORT",
         help="pin a port (strict: fails if taken); 0 = any free port",
     )
+    p_up.add_argument(
+        "--taskmanagers", type=int, default=1, help="TaskManagers of flink-cluster (1 to 8)"
+    )
+    p_up.add_argument("--slots", type=int, default=2, help="task slots per TaskManager")
     p_up.add_argument("--no-topics", action="store_true", help="do not create runners/topics.toml")
     p_up.add_argument(
         "--secure",
@@ -71,13 +75,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 port_overrides=parse_ports(args.port),
                 create_topics=not args.no_topics,
                 secure=args.secure,
+                taskmanagers=args.taskmanagers,
+                slots=args.slots,
             )
             stack = up(args.services, options=options, home=args.home, flink=args.flink)
             print(f"stack up in {time.monotonic() - started:.1f}s; state {stack.paths.state_file}")
+            for line in ui_lines(stack):
+                print(line)
         elif args.command == "down":
             down(args.services, home=args.home)
         elif args.command == "status":
             print("\n".join(status_lines(args.home)))
+            for line in operations_lines(Stack.load(args.home)):
+                print(line)
         elif args.command == "logs":
             log = Stack.load(args.home).log_path(args.service)
             if args.follow:

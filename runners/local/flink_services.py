@@ -1,12 +1,22 @@
-"""Flink's plans: Beam's Flink job server (embedded Flink, or the session cluster when it runs)
-and the session cluster itself (JobManager + TaskManager, ``runners.flink_cluster``)."""
+"""Flink's plans: Beam's Flink job server (embedded Flink, or the session cluster when it runs),
+the session cluster itself (JobManager + N TaskManagers, ``runners.flink_cluster``) and Beam's
+Python worker pool that the cluster's TaskManagers ask for Python workers (EXTERNAL)."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from runners.local.plan import Plan, Proc, grpc_ready, java_binary
-from runners.local.services import FLINK_CLUSTER, FLINK_JOB_SERVER
+from runners.local.services import (
+    DEFAULT_PORTS,
+    FLINK_CLUSTER,
+    FLINK_JOB_SERVER,
+    PYTHON_WORKERS,
+    REPO_ROOT,
+)
 from runners.local.stack import StackPaths
 
 #: Java 17 needs these for Flink (and Beam's Flink runner) to reflect into the JDK.
@@ -52,7 +62,23 @@ def plan_flink_job_server(paths: StackPaths, ports: Mapping[str, int], flink_mas
     )
 
 
-def plan_flink_cluster(paths: StackPaths, ports: Mapping[str, int]) -> Plan:
+def flink_cluster_port_defaults(taskmanagers: int) -> dict[str, int]:
+    """REST, RPC, the JobManager's Prometheus reporter, then one reporter per TaskManager
+    (``prom-tm``, ``prom-tm-2``, ...)."""
+    ports = dict(DEFAULT_PORTS[FLINK_CLUSTER])
+    for i in range(2, taskmanagers + 1):
+        ports[f"prom-tm-{i}"] = ports["prom-tm"] + i - 1
+    return ports
+
+
+def taskmanager_prometheus_roles(taskmanagers: int) -> list[str]:
+    """The port roles of the TaskManagers' Prometheus reporters, first TaskManager first."""
+    return ["prom-tm"] + [f"prom-tm-{i}" for i in range(2, taskmanagers + 1)]
+
+
+def plan_flink_cluster(
+    paths: StackPaths, ports: Mapping[str, int], taskmanagers: int = 1, slots: int = 2
+) -> Plan:
     from runners import flink_cluster
 
     procs = flink_cluster.cluster_processes(
@@ -63,16 +89,41 @@ def plan_flink_cluster(paths: StackPaths, ports: Mapping[str, int]) -> Plan:
             rest=ports["rest"],
             rpc=ports["rpc"],
             prometheus_jobmanager=ports["prom-jm"],
-            prometheus_taskmanager=ports["prom-tm"],
+            prometheus_taskmanagers=tuple(
+                ports[r] for r in taskmanager_prometheus_roles(taskmanagers)
+            ),
         ),
         log_for=lambda role: paths.log(f"{FLINK_CLUSTER}-{role}"),
+        slots=slots,
     )
     rest = f"http://localhost:{ports['rest']}"
     return Plan(
         processes=[
             Proc(p.role, p.argv, paths.log(f"{FLINK_CLUSTER}-{p.role}"), p.env) for p in procs
         ],
-        ready=lambda: flink_cluster.taskmanagers_registered(rest, 1),
-        ready_what=f"a TaskManager registered at the JobManager ({rest}/overview)",
-        extra={"rest_url": rest},
+        ready=lambda: flink_cluster.taskmanagers_registered(rest, taskmanagers),
+        ready_what=f"{taskmanagers} TaskManager(s) registered at the JobManager ({rest}/overview)",
+        extra={"rest_url": rest, "taskmanagers": taskmanagers, "slots": slots},
+    )
+
+
+def plan_python_workers(paths: StackPaths, ports: Mapping[str, int]) -> Plan:
+    """Beam's Python worker pool: each environment a runner asks for (``StartWorker``) becomes
+    a ``python -c 'SdkHarness(...).run()'`` subprocess. Beam runs ``python`` from PATH, so the
+    pool's PATH starts with this interpreter's directory (the venv), and its working directory
+    is the repository, so the workers import ``transforms`` and ``pipelines`` like the
+    submitting process. The workers get no pipeline options (Beam's pool passes none)."""
+    address = f"localhost:{ports['grpc']}"
+    bindir = str(Path(sys.executable).parent)
+    argv = [
+        sys.executable,
+        "-m",
+        "apache_beam.runners.worker.worker_pool_main",
+        f"--service_port={ports['grpc']}",
+    ]
+    env = {"PATH": f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    return Plan(
+        processes=[Proc("main", argv, paths.log(PYTHON_WORKERS), env=env, cwd=REPO_ROOT)],
+        ready=grpc_ready(address),
+        ready_what=f"the Python worker pool's gRPC endpoint {address}",
     )

@@ -16,11 +16,16 @@ from pathlib import Path
 from runners import _procs
 from runners._state import ProcessRecord, ServiceRecord, save_state
 from runners.local.beam_services import plan_expansion_service, plan_java_workers
-from runners.local.flink_services import plan_flink_cluster, plan_flink_job_server
+from runners.local.flink_services import (
+    plan_flink_cluster,
+    plan_flink_job_server,
+    plan_python_workers,
+)
 from runners.local.kafka_service import plan_kafka
 from runners.local.marketdata_service import plan_marketdata
 from runners.local.options import UpOptions, choose_ports
 from runners.local.plan import Plan, Proc
+from runners.local.prometheus_service import plan_prometheus
 from runners.local.redis_service import plan_redis
 from runners.local.services import (
     DEPENDS_ON,
@@ -31,6 +36,8 @@ from runners.local.services import (
     KAFKA,
     LOCK_TIMEOUT_S,
     MARKETDATA,
+    PROMETHEUS,
+    PYTHON_WORKERS,
     REDIS,
     START_TIMEOUT_S,
     STOP_TIMEOUT_S,
@@ -107,11 +114,15 @@ def plan_for(
             master = f"localhost:{state[FLINK_CLUSTER].ports['rest']}"
         return plan_flink_job_server(paths, ports, master)
     if name == FLINK_CLUSTER:
-        return plan_flink_cluster(paths, ports)
+        return plan_flink_cluster(paths, ports, options.taskmanagers, options.slots)
+    if name == PYTHON_WORKERS:
+        return plan_python_workers(paths, ports)
     if name == REDIS:
         return plan_redis(paths, ports)
     if name == MARKETDATA:
         return plan_marketdata(paths, ports)
+    if name == PROMETHEUS:
+        return plan_prometheus(paths, ports, state)
     raise ValueError(name)  # pragma: no cover: resolve_services rejects unknown names
 
 
@@ -186,8 +197,9 @@ def waits_for(name: str, pending: Iterable[str]) -> bool:
     pending = set(pending)
     if set(DEPENDS_ON.get(name, ())) & pending:
         return True
-    # The job server submits to the session cluster when one is being started.
-    return name == FLINK_JOB_SERVER and FLINK_CLUSTER in pending
+    # The job server submits to the session cluster when one is being started; Prometheus
+    # scrapes its reporters.
+    return name in (FLINK_JOB_SERVER, PROMETHEUS) and FLINK_CLUSTER in pending
 
 
 def start_in_waves(

@@ -7,12 +7,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from runners._ports import choose_port, free_port
+from runners.local.flink_services import flink_cluster_port_defaults
 from runners.local.kafka_service import kafka_port_defaults
 from runners.local.services import (
     ALL_SERVICES,
     DEFAULT_PORTS,
     DEFAULT_SERVICES,
     DEPENDS_ON,
+    FLINK_CLUSTER,
     FLINK_JOB_SERVER,
     KAFKA,
 )
@@ -32,10 +34,17 @@ class UpOptions:
     proxied: bool = False
     """Each broker gets a second client listener advertised at a port for a TCP proxy
     (``Stack.proxy_routes``): the fault suite puts Toxiproxy there."""
+    taskmanagers: int = 1
+    """TaskManagers of the Flink session cluster (separate JVMs, ``slots`` task slots each)."""
+    slots: int = 2
 
     def __post_init__(self) -> None:
         if self.brokers not in (1, 3):
             raise ValueError(f"--brokers must be 1 or 3, got {self.brokers}")
+        if not 1 <= self.taskmanagers <= 8:
+            raise ValueError(f"--taskmanagers must be 1 to 8, got {self.taskmanagers}")
+        if not 1 <= self.slots <= 16:
+            raise ValueError(f"--slots must be 1 to 16, got {self.slots}")
         if self.proxied and self.secure:
             raise ValueError("a proxied listener is for the unsecured stack only")
 
@@ -59,11 +68,12 @@ def desired_ports(service: str, options: UpOptions) -> dict[str, tuple[int, bool
     ``service.role=P`` pins one role; ``service=P`` pins the service's first role (Kafka: the
     first broker); ``service=0`` lets every role of the service take any free port.
     """
-    defaults = dict(
-        kafka_port_defaults(options.brokers, options.proxied)
-        if service == KAFKA
-        else DEFAULT_PORTS[service]
-    )
+    if service == KAFKA:
+        defaults = kafka_port_defaults(options.brokers, options.proxied)
+    elif service == FLINK_CLUSTER:
+        defaults = flink_cluster_port_defaults(options.taskmanagers)
+    else:
+        defaults = dict(DEFAULT_PORTS[service])
     first_role = next(iter(defaults))
     whole = options.port_overrides.get(service)
     out: dict[str, tuple[int, bool]] = {}

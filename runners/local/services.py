@@ -14,8 +14,10 @@ JAVA_WORKERS = "java-workers"
 EXPANSION_SERVICE = "expansion-service"
 FLINK_JOB_SERVER = "flink-job-server"
 FLINK_CLUSTER = "flink-cluster"
+PYTHON_WORKERS = "python-workers"
 REDIS = "redis"
 MARKETDATA = "marketdata"
+PROMETHEUS = "prometheus"
 
 #: Start order (a dependency always comes first).
 ALL_SERVICES: tuple[str, ...] = (
@@ -24,8 +26,10 @@ ALL_SERVICES: tuple[str, ...] = (
     EXPANSION_SERVICE,
     FLINK_CLUSTER,
     FLINK_JOB_SERVER,
+    PYTHON_WORKERS,
     REDIS,
     MARKETDATA,
+    PROMETHEUS,
 )
 DEFAULT_SERVICES: tuple[str, ...] = (KAFKA, JAVA_WORKERS, EXPANSION_SERVICE, REDIS, MARKETDATA)
 DEPENDS_ON: Mapping[str, tuple[str, ...]] = {EXPANSION_SERVICE: (JAVA_WORKERS,)}
@@ -37,8 +41,10 @@ DEFAULT_PORTS: Mapping[str, Mapping[str, int]] = {
     EXPANSION_SERVICE: {"grpc": 8097},
     FLINK_JOB_SERVER: {"job": 8099, "artifact": 8098},
     FLINK_CLUSTER: {"rest": 8081, "rpc": 6123, "prom-jm": 9249, "prom-tm": 9250},
+    PYTHON_WORKERS: {"grpc": 50000},
     REDIS: {"redis": 6379},
     MARKETDATA: {"http": 8700},
+    PROMETHEUS: {"http": 9090},
 }
 
 #: How long each service may take to become healthy (2 shared cores: JVMs start slowly).
@@ -48,8 +54,10 @@ START_TIMEOUT_S: Mapping[str, float] = {
     EXPANSION_SERVICE: 120,
     FLINK_JOB_SERVER: 180,
     FLINK_CLUSTER: 240,
+    PYTHON_WORKERS: 60,
     REDIS: 30,
     MARKETDATA: 60,
+    PROMETHEUS: 60,
 }
 STOP_TIMEOUT_S = 20.0
 LOCK_TIMEOUT_S = 600.0

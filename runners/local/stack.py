@@ -20,6 +20,8 @@ from runners.local.services import (
     JAVA_WORKERS,
     KAFKA,
     MARKETDATA,
+    PROMETHEUS,
+    PYTHON_WORKERS,
     REDIS,
     REPO_ROOT,
 )
@@ -218,6 +220,22 @@ class Stack:
     def flink_rest_url(self) -> str:
         """The Flink session cluster's REST API and web UI."""
         return f"http://localhost:{self._port(FLINK_CLUSTER, 'rest')}"
+
+    @property
+    def flink_taskmanagers(self) -> int:
+        """How many TaskManagers the session cluster runs."""
+        return int(self.record(FLINK_CLUSTER).extra.get("taskmanagers", 1))
+
+    @property
+    def python_worker_pool(self) -> str:
+        """Beam's Python SDK worker pool, for ``--environment_type=EXTERNAL
+        --environment_config=<this>``."""
+        return f"localhost:{self._port(PYTHON_WORKERS, 'grpc')}"
+
+    @property
+    def prometheus_url(self) -> str:
+        """Prometheus's web UI and HTTP API (``/api/v1/query``, ``/api/v1/alerts``)."""
+        return f"http://{LOOPBACK}:{self._port(PROMETHEUS, 'http')}"
 
     @property
     def redis_url(self) -> str:

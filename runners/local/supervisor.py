@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from runners import _procs
+from runners import _procs, prometheus
 from runners import kafka as kafka_admin
 from runners import security as kafka_security
 from runners._state import ProcessRecord, ServiceRecord, load_state, save_state
@@ -20,8 +20,10 @@ from runners.local.options import UpOptions, resolve_services
 from runners.local.services import (
     ALL_SERVICES,
     EXPANSION_SERVICE,
+    FLINK_CLUSTER,
     JAVA_WORKERS,
     KAFKA,
+    PROMETHEUS,
     START_TIMEOUT_S,
     STOP_TIMEOUT_S,
 )
@@ -34,6 +36,10 @@ def stale_reason(name: str, rec: ServiceRecord, state: Mapping[str, ServiceRecor
         wanted = f"EXTERNAL localhost:{state[JAVA_WORKERS].ports['grpc']}"
         if rec.extra.get("environment") != wanted:
             return f"it points at {rec.extra.get('environment')}, the worker pool is {wanted}"
+    if name == PROMETHEUS:
+        targets = prometheus.scrape_targets(state)
+        if list(rec.extra.get("targets", [])) != targets:
+            return f"it scrapes {rec.extra.get('targets')}, the Flink reporters are {targets}"
     return ""
 
 
@@ -73,6 +79,14 @@ def up(
                         f"kafka runs with {rec.extra.get('brokers', 1)} broker(s),"
                         f" {options.brokers} requested: run"
                         " `python -m runners.local down kafka` first"
+                    )
+                if name == FLINK_CLUSTER and (
+                    int(rec.extra.get("taskmanagers", 1)) != options.taskmanagers
+                ):
+                    raise StackError(
+                        f"flink-cluster runs {rec.extra.get('taskmanagers', 1)} TaskManager(s),"
+                        f" {options.taskmanagers} requested: run"
+                        " `python -m runners.local down flink-cluster` first"
                     )
                 if name == KAFKA and bool(rec.extra.get("secure", False)) != options.secure:
                     raise StackError(
@@ -118,6 +132,8 @@ def ensure_up(
     create_topics: bool = True,
     secure: bool = False,
     proxied: bool = False,
+    taskmanagers: int = 1,
+    slots: int = 2,
     say: Callable[[str], None] = lambda _msg: None,
 ) -> Stack:
     """For pytest fixtures and scripts: ``up`` quietly, returning the ``Stack``."""
@@ -129,6 +145,8 @@ def ensure_up(
             create_topics=create_topics,
             secure=secure,
             proxied=proxied,
+            taskmanagers=taskmanagers,
+            slots=slots,
         ),
         home=home,
         say=say,
@@ -226,6 +244,8 @@ def restart_process(
         options = UpOptions(
             brokers=int(rec.extra.get("brokers", 1)),
             flink_master=str(rec.extra.get("flink_master", "[local]")),
+            taskmanagers=int(rec.extra.get("taskmanagers", 1)),
+            slots=int(rec.extra.get("slots", 2)),
         )
         plan = plan_for(service, paths, rec.ports, options, state)
         proc = next(p for p in plan.processes if p.role == role)
@@ -246,6 +266,29 @@ def restart_process(
         )
         say(f"{service} ({role}): restarted in {time.monotonic() - started:.1f}s")
         return Stack(paths, dict(state))
+
+
+def ui_lines(stack: Stack) -> list[str]:
+    """Where an operator looks: the Flink web UI and Prometheus (UI, alerts), when they run."""
+    lines = []
+    if stack.is_running(FLINK_CLUSTER):
+        lines.append(f"Flink web UI: {stack.flink_rest_url}")
+    if stack.is_running(PROMETHEUS):
+        url = stack.prometheus_url
+        lines.append(f"Prometheus UI: {url} (alerts: {url}/alerts, rules: {url}/rules)")
+    return lines
+
+
+def operations_lines(stack: Stack) -> list[str]:
+    """The UI addresses, and each Flink job's status, rates, dead letters and Kafka backlog as
+    Prometheus has them (when it runs; one line saying why when it does not answer)."""
+    lines = ui_lines(stack)
+    if stack.is_running(PROMETHEUS):
+        try:
+            lines += prometheus.job_lines(stack.prometheus_url) or ["no Flink job in Prometheus"]
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:
+            lines.append(f"Prometheus did not answer: {exc}")
+    return lines
 
 
 def status_lines(home: Path | str | None = None) -> list[str]:

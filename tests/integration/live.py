@@ -46,12 +46,12 @@ MATCH_TIMEOUT_S = 90  # after the last record was sent: every output must equal 
 POLL_S = 5.0
 
 
-def live_simulation(now_ms: int) -> tuple[Simulation, SimulationSpec]:
-    """The e2e test's log compressed ``SPEEDUP`` times, starting at the next 5 s boundary a few
-    seconds from now (a multiple of the compressed fraud window, so that each bot's burst stays
-    in one window as in the uncompressed log)."""
+def live_simulation(now_ms: int, base: SimulationSpec = SPEC) -> tuple[Simulation, SimulationSpec]:
+    """``base`` (default: the e2e test's log) compressed ``SPEEDUP`` times, starting at the next
+    5 s boundary a few seconds from now (a multiple of the compressed fraud window, so that each
+    bot's burst stays in one window as in the uncompressed log)."""
     end_ms = now_ms // HOUR_MS * HOUR_MS
-    spec = dataclasses.replace(SPEC, end_ms=end_ms)
+    spec = dataclasses.replace(base, end_ms=end_ms)
     # The clock of generate() at the span's end: the clock-skewed poison record lands there.
     sim = generate(spec, now_ms=end_ms)
     step_ms = scaled_spec(spec, SPEEDUP).fraud_window_s * 1000

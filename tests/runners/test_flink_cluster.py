@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.flink, pytest.mark.timeout(40
 
 def test_config_binds_loopback_and_turns_the_prometheus_reporter_on(tmp_path):
     ports = flink_cluster.ClusterPorts(
-        rest=1, rpc=2, prometheus_jobmanager=3, prometheus_taskmanager=4
+        rest=1, rpc=2, prometheus_jobmanager=3, prometheus_taskmanagers=(4,)
     )
     conf = dict(
         line.split(": ", 1) for line in flink_cluster.config_yaml(ports, tmp_path).splitlines()

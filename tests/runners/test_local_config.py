@@ -167,3 +167,107 @@ def test_an_expansion_service_pointing_at_an_old_worker_pool_is_restarted():
     state = {"java-workers": workers}
     assert stale_reason("expansion-service", current, state) == ""
     assert "localhost:5555" in stale_reason("expansion-service", old, state)
+
+
+def test_each_taskmanager_gets_its_own_prometheus_reporter_port():
+    ports = desired_ports("flink-cluster", UpOptions(taskmanagers=3))
+    assert ports == {
+        "rest": (8081, False),
+        "rpc": (6123, False),
+        "prom-jm": (9249, False),
+        "prom-tm": (9250, False),
+        "prom-tm-2": (9251, False),
+        "prom-tm-3": (9252, False),
+    }
+
+
+@pytest.mark.parametrize("bad", [{"taskmanagers": 0}, {"taskmanagers": 9}, {"slots": 0}])
+def test_taskmanagers_and_slots_are_bounded(bad):
+    with pytest.raises(ValueError, match=r"--taskmanagers|--slots"):
+        UpOptions(**bad)
+
+
+def test_prometheus_scrapes_every_reporter_of_the_cluster_and_follows_it():
+    from runners import prometheus
+    from runners._state import ProcessRecord, ServiceRecord
+    from runners.local.supervisor import stale_reason
+
+    def rec(name, ports, extra=None):
+        return ServiceRecord(name, (ProcessRecord(1, 1.0, "/l"),), ports, "t", extra or {})
+
+    cluster = rec(
+        "flink-cluster",
+        {"rest": 8081, "rpc": 6123, "prom-tm-2": 9301, "prom-jm": 9249, "prom-tm": 9300},
+    )
+    state = {"flink-cluster": cluster}
+    targets = prometheus.scrape_targets(state)
+    assert targets == ["127.0.0.1:9249", "127.0.0.1:9300", "127.0.0.1:9301"]
+    assert prometheus.scrape_targets({}) == []
+    config = prometheus.config(targets)
+    assert config["scrape_configs"][0]["static_configs"] == [{"targets": targets}]
+    assert Path(config["rule_files"][0]).name == "alerts.rules.yml"
+    current = rec("prometheus", {"http": 9090}, {"targets": targets})
+    old = rec("prometheus", {"http": 9090}, {"targets": ["127.0.0.1:9250"]})
+    assert stale_reason("prometheus", current, state) == ""
+    assert "9250" in stale_reason("prometheus", old, state)
+
+
+def test_the_relabelling_names_beam_counters_and_kafka_backlog():
+    """Prometheus's own relabelling semantics (anchored RE2 regex, $n replacement), applied in
+    order to the names Flink's reporter gives Beam's metrics (seen on the session cluster)."""
+    import re
+
+    from runners import prometheus
+
+    def relabel(name: str) -> dict[str, str]:
+        labels = {"__name__": name}
+        for rule in prometheus.METRIC_RELABEL:
+            value = ";".join(labels.get(s, "") for s in rule["source_labels"])
+            match = re.fullmatch(rule["regex"], value)
+            if match:
+                labels[rule["target_label"]] = match.expand(rule["replacement"].replace("$", "\\"))
+        return labels
+
+    op = "flink_taskmanager_job_task_operator_"
+    assert relabel(op + "KafkaIOReader_rawSize_backlogBytes_property_events_11") == {
+        "__name__": "kafka_consumer_backlog_bytes",
+        "topic": "property_events",
+        "partition": "11",
+    }
+    assert relabel(op + "property_streams_dead_lettered_decode")["__name__"] == (
+        "property_streams_dead_lettered_decode"
+    )
+    assert relabel(op + "enrichment_market_data_fallbacks")["__name__"] == (
+        "enrichment_market_data_fallbacks"
+    )
+    # Beam's per-partition size distributions and Flink's own metrics keep their names.
+    assert relabel(op + "KafkaIOReader_rawSize_property_events_3")["__name__"].startswith(op)
+    assert relabel("flink_jobmanager_job_numRestarts") == {
+        "__name__": "flink_jobmanager_job_numRestarts"
+    }
+
+
+def test_the_alert_rules_are_valid_for_prometheus():
+    import shutil
+    import subprocess
+
+    from runners import prometheus
+
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: run `make setup` (Debian's prometheus package)"
+    out = subprocess.run(
+        [promtool, "check", "rules", str(prometheus.RULES_FILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    for alert in (
+        "KafkaConsumerLagGrowing",
+        "DeadLetterBurst",
+        "DeadLetterRateHigh",
+        "EnrichmentFallbackRateHigh",
+        "FlinkJobRestarted",
+    ):
+        assert f"alert: {alert}\n" in prometheus.RULES_FILE.read_text()

@@ -597,6 +597,7 @@ def test_encode_avro_writes_keyed_wire_format_that_decodes_back() -> None:
     run = p.run()
     run.wait_until_finish()
     assert counter(run, metrics.ENCODED) == 2
+    assert counter(run, metrics.encoded("ZipCount")) == 2
 
 
 def _decode_zip_count(kv: tuple[bytes, bytes]) -> tuple[bytes, int, dict[str, Any]]:

@@ -1,0 +1,284 @@
+"""The property pipeline at parallelism 2 on a Flink session cluster of 2 TaskManagers, reading
+12-partition input topics of a 3-broker Kafka (replication 3), observed through Prometheus.
+
+One live run (``tests/integration/live.py``: the simulator writes the compressed log in real
+time while the job reads from the earliest offset) on the module's own stack: 3 brokers, a
+session cluster of 2 TaskManagers (2 slots each, slots spread evenly), Beam's Flink job server,
+Beam's Python worker pool (``--environment_type=EXTERNAL``: each TaskManager's Beam runner asks
+the pool for ``--sdk_worker_parallelism`` Python workers, each a process of its own, instead of
+every Python step running in the submitting process as with LOOPBACK) and Prometheus scraping
+the cluster's reporters with ``runners/prometheus/alerts.rules.yml``. The expansion service
+(Kafka IO in the Java worker pool), market data and Redis are the session's.
+
+- the outputs equal the oracle, the job's stages run at parallelism 2 with subtasks on both
+  TaskManagers, and each TaskManager's Beam runner started its own Python worker process;
+- Beam's counters, read back through Prometheus's HTTP API, equal the oracle's counts (dead
+  letters, late records, valid records, alerts) and the outputs' enrichment statuses;
+- a burst of undecodable records makes the dead-letter alert fire (``/api/v1/alerts``).
+
+``PARALLEL_STACK_HOME`` names a stack home where these services already run (kept running);
+otherwise the module starts them in a private home and stops them at its end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from pipelines.options import PropertyTopics
+from pipelines.property import OUTPUT_SPECS
+from runners import local
+from runners.flink import FlinkRest
+from runners.marketdata.processes import served_dataset
+from tests.integration.live import (
+    MATCH_TIMEOUT_S,
+    SPEC,
+    SPEEDUP,
+    FlinkJob,
+    assert_accounted,
+    live_simulation,
+    pipeline_argv,
+    produce_live,
+    wait_for_oracle,
+)
+from tools.simulate import Simulation, scaled_spec
+from tools.verify import Summary
+
+pytestmark = [pytest.mark.integration, pytest.mark.flink, pytest.mark.timeout(900)]
+
+HOME_ENV = "PARALLEL_STACK_HOME"
+SERVICES = [
+    local.KAFKA,
+    local.FLINK_CLUSTER,
+    local.FLINK_JOB_SERVER,
+    local.PYTHON_WORKERS,
+    local.PROMETHEUS,
+]
+TASKMANAGERS = 2
+PARALLELISM = 2
+INPUT_PARTITIONS = 12
+REPLICATION = 3
+ADMIN_TIMEOUT_S = 30.0
+#: After the outputs equal the oracle: Prometheus's counters must equal it by then (a counter
+#: reaches Flink when its bundle ends, Prometheus within a scrape, 2 s).
+METRICS_TIMEOUT_S = 60.0
+ALERT_TIMEOUT_S = 120.0
+BURST = 300
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local.Stack]:
+    """3 brokers, a 2-TaskManager session cluster, its job server, the Python worker pool and
+    Prometheus, in ``$PARALLEL_STACK_HOME`` (reused, left running) or a private home."""
+    given = os.environ.get(HOME_ENV)
+    home = Path(given) if given else tmp_path_factory.mktemp("parallel")
+    try:
+        yield local.ensure_up(
+            SERVICES,
+            home=home,
+            brokers=3,
+            taskmanagers=TASKMANAGERS,
+            port_overrides={} if given else dict.fromkeys(SERVICES, 0),
+            create_topics=False,
+        )
+    finally:
+        if not given:
+            local.down(home=home, say=lambda _msg: None)
+
+
+def _make_topics(bootstrap: str) -> PropertyTopics:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = {}
+    for field in vars(PropertyTopics()):
+        name = f"parallel-{field}-{uuid.uuid4().hex[:8]}"
+        partitions = INPUT_PARTITIONS if field in ("events", "views") else 2
+        admin.create_topics([NewTopic(name, partitions, REPLICATION)])[name].result(
+            timeout=ADMIN_TIMEOUT_S
+        )
+        names[field] = name
+    return PropertyTopics(**names)
+
+
+def _delete_topics(bootstrap: str, topics: PropertyTopics) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_topics(list(vars(topics).values())).values():
+        with contextlib.suppress(Exception):  # unique names: a leftover harms nothing
+            future.result(timeout=ADMIN_TIMEOUT_S)
+
+
+@dataclass
+class LiveRun:
+    stack: local.Stack
+    topics: PropertyTopics
+    sim: Simulation
+    summary: Summary
+    diffs: list[str]
+    job: FlinkJob
+    python_workers: int
+
+
+def _python_workers(stack: local.Stack) -> int:
+    """Python SDK worker processes the pool runs (its children)."""
+    pool = stack.record(local.PYTHON_WORKERS).processes[0].pid
+    return sum(
+        1
+        for child in psutil.Process(pool).children(recursive=True)
+        if "SdkHarness" in " ".join(child.cmdline())
+    )
+
+
+@pytest.fixture(scope="module")
+def live_run(cluster, expansion_service, local_services) -> Iterator[LiveRun]:
+    """One live run at parallelism 2, its job left running until the module ends."""
+    bootstrap = cluster.bootstrap_servers
+    topics = _make_topics(bootstrap)
+    argv = pipeline_argv(
+        [
+            "--runner=FlinkRunner",
+            f"--job_endpoint={cluster.job_endpoint}",
+            f"--parallelism={PARALLELISM}",
+            "--environment_type=EXTERNAL",
+            f"--environment_config={cluster.python_worker_pool}",
+            # One Python worker per TaskManager for this job (Beam's default, said aloud).
+            "--sdk_worker_parallelism=1",
+        ],
+        scaled_spec(SPEC, SPEEDUP),
+        topics,
+        bootstrap,
+        expansion_service,
+        local_services,
+    )
+    job = FlinkJob(argv, cluster.flink_rest_url, None)
+    try:
+        # The simulator spreads the keys over every partition (it plans each record's).
+        sim, _ = live_simulation(
+            int(time.time() * 1000), dataclasses.replace(SPEC, partitions=INPUT_PARTITIONS)
+        )
+        started = time.monotonic()
+        produce_live(sim, bootstrap, topics)
+        summary, diffs = wait_for_oracle(
+            bootstrap,
+            topics,
+            sim,
+            MATCH_TIMEOUT_S,
+            served_dataset(local_services.marketdata_url).lookup,
+        )
+        print(
+            f"{len(sim.records)} records; outputs settled"
+            f" {time.monotonic() - started:.1f} s after the first was sent; diffs {diffs}"
+        )
+        yield LiveRun(cluster, topics, sim, summary, diffs, job, _python_workers(cluster))
+    finally:
+        job.cancel()
+        _delete_topics(bootstrap, topics)
+
+
+def test_parallel_run_on_two_taskmanagers_equals_the_oracle(live_run):
+    assert live_run.diffs == []
+    assert_accounted(live_run.summary, live_run.sim)
+    rest: FlinkRest = live_run.job.rest
+    job = rest._call("GET", f"/jobs/{live_run.job.jid}")
+    # Beam's Impulse (the start of each Kafka read) is a source of parallelism 1; every stage
+    # after it runs at the job's parallelism.
+    stages = [v for v in job["vertices"] if not v["name"].startswith("Source: Impulse")]
+    assert {v["parallelism"] for v in stages} == {PARALLELISM}
+    taskmanagers: set[str] = set()
+    for vertex in stages:
+        detail = rest._call("GET", f"/jobs/{live_run.job.jid}/vertices/{vertex['id']}")
+        taskmanagers |= {s["taskmanager-id"] for s in detail["subtasks"]}
+    assert len(taskmanagers) == TASKMANAGERS, taskmanagers
+    # Each TaskManager's Beam runner asked the pool for its own Python worker.
+    assert live_run.python_workers >= TASKMANAGERS
+
+
+def prometheus_query(url: str, query: str) -> list[dict]:
+    """The result vector of an instant query of Prometheus's HTTP API."""
+    full = f"{url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    with urllib.request.urlopen(full, timeout=10) as resp:
+        reply = json.loads(resp.read())
+    assert reply["status"] == "success", reply
+    return reply["data"]["result"]
+
+
+def _total(url: str, selector: str, jid: str) -> int:
+    """The sum over every series of ``selector`` (a metric name or ``{__name__=~"..."}``) of
+    job ``jid``; 0 when there is none (a counter never incremented is never registered)."""
+    inner = (
+        selector[:-1] + f', job_id="{jid}"}}'
+        if selector.endswith("}")
+        else (f'{selector}{{job_id="{jid}"}}')
+    )
+    result = prometheus_query(url, f"sum({inner})")
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+#: Dead letters of each stage: one counter per stage (``transforms/metrics.py``). Not the total
+#: ``property_streams_dead_lettered``: two stages fused into one Flink operator both increment
+#: it, and Beam's Flink runner keeps one of the two values (``runners/prometheus``).
+DEAD_LETTERS_BY_STAGE = '{__name__=~"property_streams_dead_lettered_[a-z]+"}'
+
+
+def test_counters_in_prometheus_equal_the_oracle(live_run):
+    oracle, summary = live_run.sim.oracle, live_run.summary
+    url, jid = live_run.stack.prometheus_url, live_run.job.jid
+    expected = {
+        DEAD_LETTERS_BY_STAGE: oracle.dead_letters,
+        "property_streams_late": oracle.late,
+        # Counted as they pass validation, before the late gate routes the late ones away.
+        "property_streams_valid": oracle.valid_events + oracle.valid_views + oracle.late,
+        "property_streams_alerts": len(oracle.alert_ids),
+        "enrichment_market_data_enriched": summary.enrichment_status.get("ENRICHED", 0),
+        "enrichment_market_data_fallbacks": summary.enrichment_status.get("FALLBACK", 0),
+        "enrichment_market_data_stale": summary.enrichment_status.get("STALE", 0),
+    }
+    for stage, count in summary.dead_letters_by_stage.items():
+        expected[f"property_streams_dead_lettered_{stage}"] = count
+    # Records out, per output: one schema per output topic.
+    for output, spec in OUTPUT_SPECS.items():
+        expected[f"property_streams_encoded_{spec.schema}"] = summary.records[output]
+    deadline = time.monotonic() + METRICS_TIMEOUT_S
+    while True:
+        seen = {name: _total(url, name, jid) for name in expected}
+        if seen == expected or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    print(f"Prometheus: {seen}")
+    assert seen == expected
+    backlog = prometheus_query(url, f'kafka_consumer_backlog_bytes{{job_id="{jid}"}}')
+    partitions = {(s["metric"]["topic"], s["metric"]["partition"]) for s in backlog}
+    assert len(partitions) == 2 * INPUT_PARTITIONS, partitions
+
+
+def test_a_dead_letter_burst_fires_the_alert(live_run):
+    url = live_run.stack.prometheus_url
+    producer = Producer({"bootstrap.servers": live_run.stack.bootstrap_servers})
+    for i in range(BURST):
+        # Not the Confluent wire format: dead-lettered by the decode stage.
+        producer.produce(live_run.topics.events, key=f"poison-{i}".encode(), value=b"not avro")
+    assert producer.flush(30) == 0
+    deadline = time.monotonic() + ALERT_TIMEOUT_S
+    firing: list[dict] = []
+    while not firing and time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{url}/api/v1/alerts", timeout=10) as resp:
+            alerts = json.loads(resp.read())["data"]["alerts"]
+        firing = [
+            a
+            for a in alerts
+            if a["labels"].get("alertname") == "DeadLetterBurst" and a["state"] == "firing"
+        ]
+        time.sleep(2)
+    assert firing, f"DeadLetterBurst not firing after {ALERT_TIMEOUT_S:.0f} s: {alerts}"
