@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -41,6 +42,14 @@ from tests.integration.live import (
 from tests.integration.test_property_e2e import _topics
 from tools.simulate import Simulation, scaled_spec
 from tools.verify import Judgement, judge, read_outputs
+
+#: The marks of a fault test on the Flink session cluster (a live run takes minutes).
+FLINK_FAULT = (
+    pytest.mark.integration,
+    pytest.mark.faults,
+    pytest.mark.flink,
+    pytest.mark.timeout(900),
+)
 
 ADMIN_TIMEOUT_S = 30.0
 SAMPLE_S = 0.5

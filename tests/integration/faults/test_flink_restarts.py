@@ -11,17 +11,12 @@ from __future__ import annotations
 import time
 
 import apache_beam as beam
-import pytest
 
 from runners.flink import FlinkRest
 from runners.presets import FLINK_RESTART_ARGS, StackAddresses, runner_args
+from tests.integration.faults.harness import FLINK_FAULT
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.faults,
-    pytest.mark.flink,
-    pytest.mark.timeout(900),
-]
+pytestmark = list(FLINK_FAULT)
 
 PERMANENT_ERROR = "permanent failure injected by the fault suite"
 SUBMIT_TIMEOUT_S = 180.0

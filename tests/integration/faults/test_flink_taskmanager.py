@@ -17,6 +17,7 @@ import pytest
 
 from runners import local
 from tests.integration.faults.harness import (
+    FLINK_FAULT,
     RESUME_TIMEOUT_S,
     FaultReport,
     assert_survived,
@@ -25,12 +26,7 @@ from tests.integration.faults.harness import (
 )
 from tests.integration.test_property_e2e import _topics
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.faults,
-    pytest.mark.flink,
-    pytest.mark.timeout(900),
-]
+pytestmark = list(FLINK_FAULT)
 
 KILL_AT_LOG_S = 35
 

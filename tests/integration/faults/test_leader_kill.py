@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient
 from runners import local
 from tests.integration.faults.harness import (
     ADMIN_TIMEOUT_S,
+    FLINK_FAULT,
     QUIET,
     RESUME_TIMEOUT_S,
     FaultReport,
@@ -32,12 +33,9 @@ from tests.integration.faults.harness import (
 )
 
 pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.faults,
+    *FLINK_FAULT,
     # About 3.5 min; the default run's broker fault is the single-broker bounce.
     pytest.mark.faults_slow,
-    pytest.mark.flink,
-    pytest.mark.timeout(900),
 ]
 
 BROKERS = 3

@@ -19,18 +19,15 @@ from types import SimpleNamespace
 import pytest
 
 from runners import local
-from tests.integration.faults.harness import FaultReport, LiveProducer, judge_until
+from tests.integration.faults.harness import FLINK_FAULT, FaultReport, LiveProducer, judge_until
 from tests.integration.live import SPEC, SPEEDUP, FlinkJob, live_simulation, pipeline_argv
 from tests.integration.test_property_e2e import _topics
 from tools.simulate import scaled_spec
 
 pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.faults,
+    *FLINK_FAULT,
     # About 3 min; the default fault run keeps one test per fault of issue 15's first items.
     pytest.mark.faults_slow,
-    pytest.mark.flink,
-    pytest.mark.timeout(900),
 ]
 
 FLAP_FROM_LOG_S = 10

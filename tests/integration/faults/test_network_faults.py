@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from runners.toxiproxy import accepted_connections
 from tests.integration.faults.harness import (
+    FLINK_FAULT,
     RESUME_TIMEOUT_S,
     FaultReport,
     assert_survived,
@@ -34,12 +33,7 @@ from tests.integration.faults.harness import (
     toxiproxied,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.faults,
-    pytest.mark.flink,
-    pytest.mark.timeout(900),
-]
+pytestmark = list(FLINK_FAULT)
 
 BOTH = ("downstream", "upstream")
 #: (name, toxic type, attributes, streams, log second it starts, seconds it lasts)
@@ -51,7 +45,6 @@ FAULTS = (
 )
 
 
-@pytest.mark.flink
 def test_network_faults_between_pipeline_and_broker_lose_nothing(
     tmp_path, expansion_service, flink_session_cluster, local_services, record_property
 ):

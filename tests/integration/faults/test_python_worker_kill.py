@@ -27,6 +27,7 @@ import pytest
 from runners import _procs
 from runners._ports import LOOPBACK, free_port, port_is_free
 from tests.integration.faults.harness import (
+    FLINK_FAULT,
     RESUME_TIMEOUT_S,
     FaultReport,
     assert_survived,
@@ -36,12 +37,9 @@ from tests.integration.faults.harness import (
 from tests.integration.test_property_e2e import _topics
 
 pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.faults,
+    *FLINK_FAULT,
     # About 3 min; the default run's worker fault is the TaskManager kill.
     pytest.mark.faults_slow,
-    pytest.mark.flink,
-    pytest.mark.timeout(900),
 ]
 
 KILL_AT_LOG_S = 35
