@@ -115,12 +115,15 @@ def wait_for_oracle(
     sim: Simulation,
     timeout_s: float,
     market: MarketLookup | None = None,
+    consumer_config: dict[str, str] | None = None,
 ) -> tuple[Summary, list[str]]:
-    """Reads every output topic every ``POLL_S`` until it equals the oracle (and the enriched
-    events the ``market`` data, when given) or ``timeout_s``."""
+    """Reads every output topic (as ``consumer_config`` adds: a secured cluster's user) every
+    ``POLL_S`` until it equals the oracle (and the enriched events the ``market`` data, when
+    given) or ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
-        summary = summarize(read_outputs(bootstrap, topics, timeout_s=60))
+        outputs = read_outputs(bootstrap, topics, timeout_s=60, consumer_config=consumer_config)
+        summary = summarize(outputs)
         diffs = differences(summary, sim.oracle, market)
         if not diffs or time.monotonic() > deadline:
             return summary, diffs

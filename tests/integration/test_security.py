@@ -31,7 +31,7 @@ from pipelines.options import PropertyTopics
 from runners import security
 from runners.marketdata.processes import served_dataset
 from tools import simulate
-from tools.simulate import SimulationSpec, generate, produce
+from tools.simulate import SimulationSpec, generate, produce, scaled_spec
 from tools.verify import differences, read_outputs, summarize
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
@@ -174,11 +174,10 @@ def test_on_a_flink_session_cluster_the_rest_api_shows_no_password(
         assert password not in text, f"{user}'s password served by Flink's REST API"
 
 
-def test_a_wrong_password_fails_in_one_line(
-    secure_stack, expansion_service, local_services, tmp_path
-):
-    good = secure_stack.kafka_config_file("pipeline").read_text()
-    wrong = _private_file(
+def _wrong_password_config(stack, tmp_path: Path) -> Path:
+    """The pipeline user's client properties with a wrong password."""
+    good = stack.kafka_config_file("pipeline").read_text()
+    return _private_file(
         tmp_path / "wrong.properties",
         "".join(
             "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
@@ -188,6 +187,12 @@ def test_a_wrong_password_fails_in_one_line(
             for line in good.splitlines()
         ),
     )
+
+
+def test_a_wrong_password_fails_in_one_line(
+    secure_stack, expansion_service, local_services, tmp_path
+):
+    wrong = _wrong_password_config(secure_stack, tmp_path)
     argv = _base_argv(secure_stack, expansion_service, local_services, wrong)
     argv.append(f"--stop_read_time_ms={int(time.time() * 1000)}")
 
@@ -253,9 +258,9 @@ def test_each_misconfiguration_is_named_before_submission(
     assert "\n" not in str(info.value)
 
 
-def test_a_missing_read_acl_on_an_input_fails_in_one_line(
-    secure_stack, expansion_service, local_services, tmp_path
-):
+def _config_without_views_read(stack, tmp_path: Path) -> Path:
+    """Client properties of a new user with the pipeline's ACLs except READ on
+    property-views."""
     from confluent_kafka.admin import (
         AclBinding,
         AclOperation,
@@ -269,11 +274,8 @@ def test_a_missing_read_acl_on_an_input_fails_in_one_line(
 
     from runners import kafka
 
-    # A user with the pipeline's ACLs except READ on property-views.
     user, password = f"noread-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
-    admin = kafka.admin_client(
-        secure_stack.bootstrap_servers, **secure_stack.kafka_client_config("admin")
-    )
+    admin = kafka.admin_client(stack.bootstrap_servers, **stack.kafka_client_config("admin"))
     upsert = UserScramCredentialUpsertion(
         user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), password.encode()
     )
@@ -301,13 +303,19 @@ def test_a_missing_read_acl_on_an_input_fails_in_one_line(
         and b.resource_pattern_type == ResourcePatternType.LITERAL
         for b in bindings
     )
-    text = secure_stack.kafka_config_file("pipeline").read_text()
-    config = _private_file(
+    text = stack.kafka_config_file("pipeline").read_text()
+    return _private_file(
         tmp_path / "noread.properties",
         text.replace('username="pipeline"', f'username="{user}"').replace(
-            _passwords(secure_stack)["pipeline"], password
+            _passwords(stack)["pipeline"], password
         ),
     )
+
+
+def test_a_missing_read_acl_on_an_input_fails_in_one_line(
+    secure_stack, expansion_service, local_services, tmp_path
+):
+    config = _config_without_views_read(secure_stack, tmp_path)
     _replay_backlog(secure_stack)
     argv = [*_base_argv(secure_stack, expansion_service, local_services, config), "--backfill"]
     started = time.monotonic()
@@ -322,6 +330,145 @@ def test_a_missing_read_acl_on_an_input_fails_in_one_line(
     cause = failure_cause(str(failed.value))
     print(f"missing READ ACL, job: {time.monotonic() - started:.1f}s: {cause}")
     assert cause is not None and "denied the pipeline's user access to a topic" in cause
+
+
+@pytest.mark.flink
+def test_a_live_run_on_the_secured_stack_equals_the_oracle(
+    secure_stack, flink_session_cluster, expansion_service, local_services, record_property
+):
+    """A streaming job on a Flink session cluster, connected as the ``pipeline`` user with
+    exactly the documented ACLs, reads the project's topics while the simulator writes them in
+    real time as ``producer`` (``tests/integration/live.py``'s compressed log); every output,
+    read back as ``tools``, equals the oracle."""
+    from runners import kafka
+    from tests.integration import live
+
+    kafka.ensure_topics(
+        secure_stack.bootstrap_servers,
+        kafka.load_topics(),
+        recreate=True,
+        client_config=secure_stack.kafka_client_config("admin"),
+    )
+    topics = PropertyTopics()
+    argv = live.pipeline_argv(
+        ["--runner=FlinkRunner", f"--job_endpoint={flink_session_cluster.job_endpoint}"],
+        scaled_spec(live.SPEC, live.SPEEDUP),
+        topics,
+        secure_stack.bootstrap_servers,
+        expansion_service,
+        local_services,
+        extra=[f"--kafka_config_file={secure_stack.kafka_config_file('pipeline')}"],
+    )
+    job = live.FlinkJob(argv, flink_session_cluster.rest_url, None)
+    try:
+        sim, _ = live.live_simulation(int(time.time() * 1000))
+        started = time.monotonic()
+        live.produce_live(
+            sim,
+            secure_stack.bootstrap_servers,
+            topics,
+            producer_config=secure_stack.kafka_client_config("producer"),
+        )
+        produced_s = time.monotonic() - started
+        summary, diffs = live.wait_for_oracle(
+            secure_stack.bootstrap_servers,
+            topics,
+            sim,
+            live.MATCH_TIMEOUT_S,
+            served_dataset(local_services.marketdata_url).lookup,
+            consumer_config=secure_stack.kafka_client_config("tools"),
+        )
+        settled_s = time.monotonic() - started - produced_s
+    finally:
+        job.cancel()
+    record_property("secured_live_settled_s", round(settled_s, 1))
+    print(
+        f"secured live run: {len(sim.records)} records in {produced_s:.1f} s; outputs equal "
+        f"{settled_s:.1f} s after the last one"
+    )
+    assert diffs == [], sim.replay
+    live.assert_accounted(summary, sim)
+
+
+#: A failing Flink job ends after the preset's 3 restarts 10 s apart; the CLI waits that long.
+FLINK_FAIL_TIMEOUT_S = 300
+
+
+@pytest.mark.flink
+@pytest.mark.parametrize(
+    ("case", "checked", "cause"),
+    [
+        ("wrong password", "authentication failed", "Kafka authentication failed"),
+        (
+            "no READ ACL",
+            "lacks the READ ACL on topic 'property-views'",
+            "denied the pipeline's user access to a topic",
+        ),
+    ],
+)
+def test_on_flink_a_refused_kafka_user_ends_failed_with_one_error_line(
+    secure_stack,
+    flink_session_cluster,
+    expansion_service,
+    local_services,
+    tmp_path,
+    case,
+    checked,
+    cause,
+    record_property,
+):
+    """The streaming pipeline as a user runs it (``python -m pipelines.property``) on a Flink
+    session cluster with the preset's bounded restart strategy: with the access check skipped,
+    the Kafka read fails on the worker, the job ends FAILED after its bounded restarts (not an
+    endless loop), and the command exits 1 with one ``error:`` line naming the cause. With the
+    check, the same command stops before submission with one line."""
+    import subprocess
+    import sys
+
+    from runners.flink import FlinkRest
+
+    config = (
+        _wrong_password_config(secure_stack, tmp_path)
+        if case == "wrong password"
+        else _config_without_views_read(secure_stack, tmp_path)
+    )
+    argv = [
+        *_base_argv(secure_stack, expansion_service, local_services, config),
+        "--runner=FlinkRunner",
+        f"--job_endpoint={flink_session_cluster.job_endpoint}",
+    ]
+
+    def run(extra: list[str]) -> tuple[int, list[str], float]:
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "pipelines.property", *argv, *extra],
+            capture_output=True,
+            text=True,
+            timeout=FLINK_FAIL_TIMEOUT_S + 120,
+            check=False,
+        )
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        return done.returncode, errors, time.monotonic() - started
+
+    code, errors, checked_s = run([])
+    print(f"{case}, checked on Flink: {checked_s:.1f}s: {errors}")
+    assert code == 1 and len(errors) == 1 and checked in errors[0], errors
+
+    rest = FlinkRest(flink_session_cluster.rest_url)
+    submitted_ms = int(time.time() * 1000)
+    code, errors, failed_s = run(["--skip_kafka_access_check"])
+    ours = [j for j in rest.jobs() if j.start_time_ms >= submitted_ms - 1000]
+    states = [rest.state(j.jid) for j in ours]
+    restarts = [len(rest.failures(j.jid)) - 1 for j in ours]
+    for job in ours:
+        if rest.state(job.jid) not in ("FAILED", "CANCELED", "FINISHED"):
+            rest.cancel(job.jid)
+    print(f"{case}, job on Flink: exit {code} after {failed_s:.1f}s, {states} {restarts}: {errors}")
+    record_property(f"{case} failed_after_s", round(failed_s, 1))
+    assert code == 1
+    assert len(errors) == 1 and cause in errors[0], errors
+    assert states == ["FAILED"], states
+    assert restarts == [3], restarts
 
 
 def _simulate_with(config: Path, stack, tmp_path: Path) -> int:
