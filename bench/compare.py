@@ -144,7 +144,7 @@ def _verify(bench: Bench, topics: PropertyTopics) -> tuple[list[str], dict[str, 
     return differences(summary, bench.oracle), summary.records
 
 
-def _measure(
+def measure_system(
     bench: Bench,
     system: str,
     processes: Sequence[str],
@@ -205,7 +205,7 @@ def measure_raw(bench: Bench) -> Measurement:
             raise RuntimeError(f"raw loop consumed {stats.consumed} of {bench.records} records")
         return stats.first_consumed_s, stats.last_consumed_s, "full topology, one thread"
 
-    return _measure(bench, "raw", ["kafka"], work)
+    return measure_system(bench, "raw", ["kafka"], work)
 
 
 def measure_beam(bench: Bench, system: str) -> Measurement:
@@ -233,7 +233,7 @@ def measure_beam(bench: Bench, system: str) -> Measurement:
             raise RuntimeError(f"{system}: the pipeline ended {state}")
         return None, None, "bounded backfill"
 
-    return _measure(bench, system, processes, work)
+    return measure_system(bench, system, processes, work)
 
 
 def measure_quix(bench: Bench, python: Path) -> Measurement:
@@ -262,7 +262,7 @@ def measure_quix(bench: Bench, python: Path) -> Measurement:
         note = f"stops after {QUIX_IDLE_S} s without input (not counted)"
         return stats["first_consumed_s"], stats["last_consumed_s"], note
 
-    return _measure(bench, "quix", ["kafka"], work)
+    return measure_system(bench, "quix", ["kafka"], work)
 
 
 # ---- the run ------------------------------------------------------------------------------------

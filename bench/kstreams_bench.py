@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench import kstreams_peer
-from bench.compare import RUN_TIMEOUT_S, Bench, Measurement, _measure
+from bench.compare import RUN_TIMEOUT_S, Bench, Measurement, measure_system
 from bench.workload import OUTPUT_FIELDS
 from pipelines.options import PropertyTopics
 
@@ -52,7 +52,7 @@ def measure_compare(bench: Bench) -> Measurement:
         )
         return stats["first_consumed_s"], stats["last_consumed_s"], note
 
-    return _measure(bench, SYSTEM, ["kafka"], work)
+    return measure_system(bench, SYSTEM, ["kafka"], work)
 
 
 class LatencyRunning:

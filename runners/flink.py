@@ -15,7 +15,7 @@ savepoint (repeated after a restart). Restoring needs a session cluster: Beam's 
 ignores ``--savepoint_path`` on the embedded Flink. See ``docs/delivery.md``.
 
 Beam's ``result.cancel()`` on the portable Flink runner reports CANCELLED but leaves the Flink job
-RUNNING (DESIGN.md); ``cancel`` here goes to Flink itself (``PATCH /jobs/<id>?mode=cancel``).
+RUNNING; ``cancel`` here goes to Flink itself (``PATCH /jobs/<id>?mode=cancel``).
 
 Which Flink: ``--url`` when given; else the local stack's ``flink-cluster`` (session cluster) when
 it runs; else the embedded Flink of the local ``flink-job-server``, whose per-job REST port the job

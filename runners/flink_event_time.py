@@ -1,4 +1,4 @@
-"""What a streaming Flink run needs for event-time windows to be correct (issue 8).
+"""What a streaming Flink run needs for event-time windows to be correct.
 
 Verified on this machine (``docs/flink-event-time.md`` has the runs and numbers): with Beam's Flink
 job server 2.62 (Flink 1.19, embedded) and the 2.73 Python SDK, an unbounded ``ReadFromKafka``
@@ -25,8 +25,8 @@ import re
 
 # The Flink runner (job server) version these findings were verified with.
 VERIFIED_RUNNER_VERSION = "2.62.0"
-# 1 s: window firing delay measured 2.7-6.7 s after window end on 2 shared cores (5 s
-# checkpoints: 4.5-14 s). Lower intervals cost more checkpoint overhead for little gain.
+# 1 s: a window fires a few seconds after its end (docs/performance.md, Verified facts; 5 s
+# checkpoints roughly double that). Lower intervals cost more checkpoint overhead for little gain.
 DEFAULT_CHECKPOINTING_INTERVAL_MS = 1000
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:[.-].*)?$")

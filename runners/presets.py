@@ -9,7 +9,8 @@ the result; they never see ports or processes. What each runner gets (flags the 
 - ``FlinkRunner`` / ``PortableRunner``: ``--job_endpoint`` of Beam's Flink job server,
   ``--environment_type=LOOPBACK``, ``--beam_services``, and with ``--streaming`` the flags of
   ``runners.flink_event_time.flink_streaming_event_time_args`` (checkpointing: an unbounded
-  Kafka read on Flink delivers records downstream only when checkpointing is on, DESIGN.md)
+  Kafka read on Flink delivers records downstream only when checkpointing is on,
+  docs/flink-event-time.md)
   and a bounded restart strategy (``FLINK_RESTART_ARGS``).
 - Both local runners, for a pipeline with Kafka IO: ``--kafka_poll_timeout_s=1`` (Beam's 2 s
   poll of each partition is most of the streaming latency; docs/performance.md, Latency).
@@ -48,8 +49,8 @@ PRISM_NO_SINGLETON = "--experiments=disable_prism_server_singleton"
 # Beam KafkaIO's SDF read polls a partition for consumer_polling_timeout (whole seconds, Beam's
 # default 2) before it returns what it read, and a runner bundle holds several partitions' reads
 # one after another: each record waits up to (partitions per bundle) x this in the read. 1 s is
-# KafkaIO's minimum. Measured (docs/performance.md, Latency; stateless path at 150 events/s):
-# Flink p50 5.7 -> 2.5 s, p99 11.9 -> 4.8 s; Prism in the same section. Same outputs.
+# KafkaIO's minimum; it shortens the stateless path's latency on Flink and Prism with the same
+# outputs (docs/performance.md, Latency).
 KAFKA_POLL_TIMEOUT = "--kafka_poll_timeout_s=1"
 #: Flink's restart strategy for a streaming job, bounded. With checkpointing on and nothing set,
 #: Flink 1.19 restarts a failed job with an exponential delay forever: a permanent failure (a bad
@@ -244,14 +245,12 @@ def runner_args(
                     "`python -m runners.local up flink-job-server`"
                 )
             added.append(f"--job_endpoint={endpoint}")
-        # No --parallelism: Flink's default (1 on the embedded cluster) is kept on purpose.
-        # Measured with the property pipeline (docs/performance.md, 100 000 records, alternated
-        # runs): --parallelism=2 gave no gain (sustained 7 747 / 7 157 vs 8 688 / 7 262 ev/s,
-        # Python CPU the same): every Python step runs in the one LOOPBACK SDK worker process,
-        # whose GIL a second subtask only competes for.
+        # No --parallelism: Flink's default (1 on the embedded cluster) is kept on purpose:
+        # --parallelism=2 gave no gain (docs/performance.md): every Python step runs in the one
+        # LOOPBACK SDK worker process, whose GIL a second subtask only competes for.
         if has_flag(argv, "streaming"):
             # What a streaming Kafka read on the Flink runner needs for its output to flow and
-            # for event-time windows to be correct (runners/flink_event_time.py, issue 8).
+            # for event-time windows to be correct (runners/flink_event_time.py).
             for arg in (*flink_streaming_event_time_args(), *FLINK_RESTART_ARGS):
                 name = arg.removeprefix("--").split("=", 1)[0]
                 if not has_flag(argv, name):

@@ -21,8 +21,8 @@ writes the log in real time, each record at its own CreateTime, with time compre
 ``--speedup`` times (60: the 1 h windows last 60 s, the 10 min lateness and fraud window 10 s,
 three hours of events 3 minutes); the pipeline gets the compressed windows and the oracle is
 computed for them. The last window closes once the wall clock passes it (an idle partition's
-watermark follows the reader's clock). Flink streaming sustains roughly 50-100 records/s on two
-shared cores: lower ``--events``/``--views`` or the speedup for a faster machine's numbers.
+watermark follows the reader's clock). On a slow machine lower ``--events``/``--views`` or the
+speedup (Flink streaming's sustained rate: docs/performance.md).
 
 With ``--streaming`` the simulated span ends at the last full hour, so every hourly window is
 closed by the time the read has caught up: the Kafka read's CreateTime watermark moves to "now" on

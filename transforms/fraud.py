@@ -23,18 +23,17 @@ Semantics:
   not depend on how a runner groups views into panes (a batch run sees only the final count).
   The Alert carries the timestamp of the latest view of its pane (``OUTPUT_AT_LATEST``): in
   streaming, the crossing view's.
-- Why a combiner and not a per-view stateful count (the first version): a stateful DoFn reads and
-  writes its state over the Fn API for every view, and Flink's batch runner gives every key its
-  own bundle (plus one more to fire its timer): with ~25 700 (user, window) keys per 100 000
-  records the stage ran ~51 000 tiny bundles and the pipeline managed 133 events/s
-  (docs/performance.md). A combiner runs as a plain grouping in the runner; only the few windows
-  past the threshold reach state.
+- Why a combiner and not a per-view stateful count: a stateful DoFn reads and writes its state
+  over the Fn API for every view, and Flink's batch runner gives every key its own bundle (plus
+  one more to fire its timer), so one (user, window) key is one or two tiny bundles
+  (docs/performance.md has the cost). A combiner runs as a plain grouping in the runner; only the
+  few windows past the threshold reach state.
 - Why the "alerted" flag lives in the global window: Prism 2.73 garbage-collects the user state of
   a stateful stage as soon as the watermark passes the window's end, ignoring the allowed lateness
   (its stateful stages get no windowing strategy), so per-Beam-window state could forget that a
-  window had alerted and a late pane would alert again (verified with the first version). The
+  window had alerted and a late pane would alert again. The
   flag is cleared by an event-time timer at the window's last millisecond + allowed lateness (the
-  last millisecond, not the end: a timer at the window end lost output on Prism, DESIGN.md).
+  last millisecond, not the end: a timer at the window end lost output on Prism).
 - Allowed lateness (default 70 min, the gate's window + lateness, as in ``windowing.py``): views up
   to that late (by the watermark) still count in their window; later ones are dropped by Beam (the
   gate in front makes this impossible with the defaults; bounded runs use 7 days). Prism restarts

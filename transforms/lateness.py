@@ -10,7 +10,7 @@ every other record goes to ``on_time`` unchanged, with its timestamp and window 
 every key: on_time + late = input (counters ``on_time`` and ``late``).
 
 Why not Beam's watermark: on a replayed backlog a whole bundle moves the watermark at once, so
-Beam finds nothing late (DESIGN.md, "Lateness on a replayed backlog"), and the watermark mixes all
+Beam finds nothing late, and the watermark mixes all
 partitions, so one partition racing ahead would make another's records late. The gate uses only
 the partition's own records, in offset order, so its answer depends on the log alone.
 
@@ -183,8 +183,8 @@ def partition_key(decoded: Decoded) -> str:
 
 # One record of a batch as it crosses the shuffle in front of DecideLateness: plain tuples, dicts,
 # str, bytes and ints only, so Beam's FastPrimitivesCoder encodes it natively. A ``Decoded`` is a
-# NamedTuple, which that coder does not know and pickles instead: measured on Flink, pickling the
-# 100 000 records of a run cost ~9 % of the Python worker's busy time (docs/performance.md).
+# NamedTuple, which that coder does not know and pickles instead, a visible share of the Python
+# worker's busy time on Flink (docs/performance.md).
 WireItem = tuple[dict[str, Any], int, tuple[Any, ...], int]
 
 

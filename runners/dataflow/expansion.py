@@ -6,7 +6,8 @@ Google's workers cannot reach this machine. Started without ``--defaultEnvironme
 same service (same classpath, ``.local/lib/expansion-service``) expands ``ReadFromKafka`` and
 ``WriteToKafka`` in Beam's default environment: the Docker image ``apache/beam_java<N>_sdk:<beam>``
 (N = the Java version that runs the service, 17 here), with the service's classpath jars attached
-as artifacts that Dataflow stages and its Java harness loads. Verified offline (DESIGN.md).
+as artifacts that Dataflow stages and its Java harness loads (checked on a built job by
+``tests/integration/test_dataflow_dry_run.py``).
 
 ``expansion_service()`` starts one on a free port, waits until its gRPC endpoint answers, yields
 ``localhost:PORT`` and stops it (its whole process group) on exit. Java's ``ExpansionService``

@@ -44,9 +44,9 @@ def plan_expansion_service(
 ) -> Plan:
     workers = f"localhost:{running[JAVA_WORKERS].ports['grpc']}"
     address = f"localhost:{ports['grpc']}"
-    # The environment's artifacts: by default the service's whole classpath (134 jars, 138 MB),
-    # which the Python SDK downloads and hashes again for each cross-language transform at
-    # submission (9 in the property pipeline: ~30 s and ~8 CPU-s, docs/performance.md). The
+    # The environment's artifacts: by default the service's whole classpath, which the Python SDK
+    # downloads and hashes again for each cross-language transform at submission (the cost:
+    # docs/performance.md, section 5). The
     # EXTERNAL worker pool already runs with every jar on its classpath, so one small file is
     # staged instead.
     staged = paths.data(EXPANSION_SERVICE) / "staged.txt"
