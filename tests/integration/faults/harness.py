@@ -32,15 +32,13 @@ from runners.flink import FlinkRest
 from runners.toxiproxy import Toxiproxy
 from tests.integration.live import (
     POLL_S,
-    SPEC,
-    SPEEDUP,
     FlinkJob,
     live_simulation,
-    pipeline_argv,
     produce_live,
+    property_topics,
+    session_cluster_argv,
 )
-from tests.integration.test_property_e2e import _topics
-from tools.simulate import Simulation, scaled_spec
+from tools.simulate import Simulation
 from tools.verify import Judgement, judge, read_outputs
 
 #: The marks of a fault test on the Flink session cluster (a live run takes minutes).
@@ -109,7 +107,7 @@ def make_topics(bootstrap: str, stem: str) -> PropertyTopics:
         )
         return name
 
-    return _topics(make)
+    return property_topics(make)
 
 
 def output_topics(topics: PropertyTopics) -> list[str]:
@@ -303,14 +301,8 @@ def flink_live_run(
     cluster ``cluster`` reading and writing ``topics`` at ``pipeline_bootstrap`` (default
     ``bootstrap``), then start the live log and the output sampling; the job is cancelled when
     the block ends."""
-    argv = pipeline_argv(
-        ["--runner=FlinkRunner", f"--job_endpoint={cluster.job_endpoint}"],
-        scaled_spec(SPEC, SPEEDUP),
-        topics,
-        pipeline_bootstrap or bootstrap,
-        expansion_service,
-        services,
-        extra,
+    argv = session_cluster_argv(
+        cluster, topics, pipeline_bootstrap or bootstrap, expansion_service, services, extra
     )
     job = FlinkJob(argv, cluster.rest_url, None)
     try:

@@ -24,7 +24,7 @@ from tests.integration.faults.harness import (
     flink_live_run,
     wait_restarted,
 )
-from tests.integration.test_property_e2e import _topics
+from tests.integration.live import property_topics
 
 pytestmark = list(FLINK_FAULT)
 
@@ -46,7 +46,7 @@ def test_taskmanager_killed_restarts_from_checkpoint_without_loss(
     if flink_session_cluster.home is None:
         pytest.fail("the TaskManager can be killed only on the test's own session cluster")
     started = time.monotonic()
-    topics = _topics(make_topic)
+    topics = property_topics(make_topic)
     with flink_live_run(
         flink_session_cluster, kafka_bootstrap, topics, expansion_service, local_services
     ) as run:

@@ -20,9 +20,12 @@ import pytest
 
 from runners import local
 from tests.integration.faults.harness import FLINK_FAULT, FaultReport, LiveProducer, judge_until
-from tests.integration.live import SPEC, SPEEDUP, FlinkJob, live_simulation, pipeline_argv
-from tests.integration.test_property_e2e import _topics
-from tools.simulate import scaled_spec
+from tests.integration.live import (
+    FlinkJob,
+    live_simulation,
+    property_topics,
+    session_cluster_argv,
+)
 
 pytestmark = [
     *FLINK_FAULT,
@@ -62,10 +65,9 @@ def test_marketdata_flapping_keeps_every_listing_update_exactly_once(
         marketdata = local.ensure_up(
             [local.MARKETDATA], home=home, port_overrides={local.MARKETDATA: 0}
         ).marketdata_url
-        topics = _topics(make_topic)
-        argv = pipeline_argv(
-            ["--runner=FlinkRunner", f"--job_endpoint={flink_session_cluster.job_endpoint}"],
-            scaled_spec(SPEC, SPEEDUP),
+        topics = property_topics(make_topic)
+        argv = session_cluster_argv(
+            flink_session_cluster,
             topics,
             kafka_bootstrap,
             expansion_service,

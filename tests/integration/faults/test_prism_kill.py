@@ -39,8 +39,8 @@ from tests.integration.live import (
     SPEEDUP,
     live_simulation,
     pipeline_argv,
+    property_topics,
 )
-from tests.integration.test_property_e2e import _topics
 from tools.simulate import scaled_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]
@@ -93,7 +93,7 @@ def test_prism_killed_and_restarted_replays_without_loss(
     record_property,
 ):
     started = time.monotonic()
-    topics = _topics(make_topic)
+    topics = property_topics(make_topic)
     argv = pipeline_argv(
         ["--runner=PrismRunner"],
         scaled_spec(SPEC, SPEEDUP),

@@ -34,7 +34,7 @@ from tests.integration.faults.harness import (
     flink_live_run,
     wait_restarted,
 )
-from tests.integration.test_property_e2e import _topics
+from tests.integration.live import property_topics
 
 pytestmark = [
     *FLINK_FAULT,
@@ -97,7 +97,7 @@ def test_python_sdk_worker_killed_restarts_from_checkpoint_without_loss(
     record_property,
 ):
     started = time.monotonic()
-    topics = _topics(make_topic)
+    topics = property_topics(make_topic)
     with (
         python_worker_pool(tmp_path / "python-worker-pool.log") as (address, pool),
         flink_live_run(
