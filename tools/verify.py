@@ -48,8 +48,8 @@ class Summary:
     late: int = 0
     records: dict[str, int] = field(default_factory=dict)
     # Hourly records repeating an earlier record of the same (property, window, count): a pane
-    # that changed nothing (0 on every runner once SuppressRepeatedPanes runs; a restart from a
-    # checkpoint may repeat panes, which are duplicates, not differences).
+    # that changed nothing (0 on every runner: windowing.AccumulatePanes writes one record per
+    # change; a restart from a checkpoint may repeat panes, which are duplicates, not differences).
     repeated_hourly_panes: int = 0
 
 

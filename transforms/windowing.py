@@ -22,17 +22,26 @@ Semantics shared by the three variants:
   and replayed in ``tests/transforms/test_time_composition.py``); Prism, given a record beyond the
   lateness, does not drop it but starts the expired window over: a LATE pane counting from 1
   (verified with TestStream). Raise ``allowed_lateness_s`` for large replays.
-- One record per change of a window's count: a pane whose count equals the last one emitted for
-  the same (property_id, window) is not emitted (``SuppressRepeatedPanes``). Prism fires a final
-  pane (``is_last``, timing LATE) when a window expires, repeating the last count (its element
-  manager re-fires accumulated elements at expiry and ignores the closing behavior), or carrying
-  late elements that arrived together with the expiry (a watermark jump, as in a replay): the
-  repeat is dropped, the pane with new elements is kept. Flink and the DirectRunner do not fire
-  the repeat, so every runner writes the same panes. The suppression keeps, per property, the
-  last count of each window until the window's end + 2 x allowed lateness (a margin for the
-  expiry pane, which a runner emits once its watermark is past end + lateness), then forgets it.
-  Its output is in the global window (the window bounds are in each record), like the fraud
-  alerts: re-window by ``window_start``/``window_end`` to aggregate further.
+- One record per change of a window's count, and every pane out as soon as it fires, on every
+  runner. The grouping itself is DISCARDING (each pane counts the views since the window's last
+  pane); ``AccumulatePanes``, a stateful DoFn per property, adds the pane to the window's count
+  so far and emits the sum, and emits nothing for a pane that adds no view. Why not Beam's
+  ACCUMULATING mode followed by a filter of repeated counts: on Prism 2.73
+  an accumulating grouping keeps every fired element pending until its window expires (end +
+  allowed lateness) to re-fire it, and those pending elements hold the grouping's output
+  watermark at the oldest unexpired window; Prism runs a stateful stage only when its input
+  watermark moves (``bundleReady``, engine/elementmanager.go), so on a quiet stream the panes
+  of the last windows waited in the filter until the next window expired, up to 70 min after
+  they fired (reproduced by ``tests/integration/test_quiet_stream.py``). Discarding keeps
+  nothing pending, so the watermark behind the grouping follows its input (on an idle stream,
+  Kafka's CreateTime policy moves it to the wall clock), and it also removes at the source the
+  extra pane Prism fired at a window's expiry repeating the last count. Flink and the
+  DirectRunner emit the same panes either way. ``AccumulatePanes`` keeps, per property, each
+  window's count until the window's end + 2 x allowed lateness (past the last pane Beam can
+  fire), then forgets it. Its output is in the global window (the window bounds are in each
+  record), like the fraud alerts: re-window by ``window_start``/``window_end`` to aggregate
+  further. Merging windows (sessions): a pane of a merged session takes over the counts of the
+  sessions it absorbed.
 - ``pane`` is EARLY/ON_TIME/LATE from Beam's PaneInfo; a runner that reports UNKNOWN timing (a
   batch run fires each window once, at the end) is reported as ON_TIME.
 
@@ -63,7 +72,7 @@ from transforms.event_time import to_epoch_ms, to_timestamp
 from transforms.types import Decoded
 
 # Counters (transforms/metrics.py's namespace), all variants together: panes fired by the
-# windows, and fired panes not emitted because they repeated the window's last count.
+# windows, and fired panes not emitted because they added no view to their window.
 WINDOWS_FIRED_COUNTER = "windows_fired"
 PANES_SUPPRESSED_COUNTER = "panes_suppressed"
 
@@ -127,12 +136,14 @@ def _keyed_by_property(pane: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return pane["property_id"], pane
 
 
-class _SuppressRepeatedPanesFn(beam.DoFn):
-    """Per property (global window): drops a pane whose count equals the last count emitted for
-    its window; forgets a window ``forget_after_ms`` after its end."""
+class _AccumulatePanesFn(beam.DoFn):
+    """Per property (global window): adds each pane's new views to its window's count so far and
+    emits the sum, or nothing when the pane adds none; forgets a window ``forget_after_ms`` after
+    its end. A pane whose window contains remembered windows (merged sessions) takes over their
+    counts."""
 
-    # {(window_start, window_end): (last emitted count, forget at epoch ms)}
-    LAST = userstate.ReadModifyWriteStateSpec("last_counts", FastPrimitivesCoder())
+    # {(window_start, window_end): (count so far, forget at epoch ms)}
+    COUNTS = userstate.ReadModifyWriteStateSpec("window_counts", FastPrimitivesCoder())
     FORGET = userstate.TimerSpec("forget", TimeDomain.WATERMARK)
 
     def __init__(self, forget_after_ms: int) -> None:
@@ -142,44 +153,48 @@ class _SuppressRepeatedPanesFn(beam.DoFn):
     def process(
         self,
         keyed: tuple[str, dict[str, Any]],
-        last=beam.DoFn.StateParam(LAST),  # noqa: B008 (Beam idiom)
+        counts_state=beam.DoFn.StateParam(COUNTS),  # noqa: B008 (Beam idiom)
         forget=beam.DoFn.TimerParam(FORGET),  # noqa: B008
     ):
         _, pane = keyed
-        counts: dict[tuple[int, int], tuple[int, int]] = last.read() or {}
-        key = (pane["window_start"], pane["window_end"])
-        previous = counts.get(key)
-        if previous is not None and previous[0] == pane["view_count"]:
+        if pane["view_count"] <= 0:
             self._suppressed.inc()
             return
-        counts[key] = (pane["view_count"], pane["window_end"] - 1 + self._forget_after_ms)
-        last.write(counts)
+        counts: dict[tuple[int, int], tuple[int, int]] = counts_state.read() or {}
+        start, end = pane["window_start"], pane["window_end"]
+        merged = [key for key in counts if start <= key[0] and key[1] <= end]
+        total = pane["view_count"] + sum(counts.pop(key)[0] for key in merged)
+        counts[(start, end)] = (total, end - 1 + self._forget_after_ms)
+        counts_state.write(counts)
         forget.set(to_timestamp(min(at for _, at in counts.values())))
-        yield pane
+        yield {**pane, "view_count": total}
 
     @userstate.on_timer(FORGET)
     def forget_expired(
         self,
         fired_at: Timestamp = beam.DoFn.TimestampParam,
-        last=beam.DoFn.StateParam(LAST),  # noqa: B008
+        counts_state=beam.DoFn.StateParam(COUNTS),  # noqa: B008
         forget=beam.DoFn.TimerParam(FORGET),  # noqa: B008
     ):
         now_ms = to_epoch_ms(fired_at)
-        kept = {k: v for k, v in (last.read() or {}).items() if v[1] > now_ms}
+        kept = {k: v for k, v in (counts_state.read() or {}).items() if v[1] > now_ms}
         if kept:
-            last.write(kept)
+            counts_state.write(kept)
             forget.set(to_timestamp(min(at for _, at in kept.values())))
         else:
-            last.clear()
+            counts_state.clear()
 
 
-class SuppressRepeatedPanes(beam.PTransform[beam.PCollection, beam.PCollection]):
-    """PropertyViewCount panes → the same panes minus those repeating their window's last count.
+class AccumulatePanes(beam.PTransform[beam.PCollection, beam.PCollection]):
+    """DISCARDING PropertyViewCount panes (each counting only the views since its window's last
+    pane) → ACCUMULATING ones (each carrying its window's full count so far), minus those that
+    add no view.
 
-    Input: PropertyViewCount dicts in any windowing (accumulating panes: a window's count only
-    grows, so a repeat carries no news). Output: the kept dicts, in the global window, with their
-    timestamps. A window is remembered until its end + ``forget_after_s``; a repeat arriving later
-    is emitted again (harmless to a consumer that keeps the last pane per window).
+    Output: the summed dicts, in the global window, with their timestamps. A window is
+    remembered until its end + ``forget_after_s``; a pane arriving later starts it over (Beam
+    drops such views before they reach here: ``forget_after_s`` exceeds the allowed lateness).
+    Exact as long as each pane is delivered once (a runner's exactly-once state: Flink's
+    checkpoints, Prism's and the DirectRunner's bundles).
     """
 
     def __init__(self, forget_after_s: int) -> None:
@@ -193,7 +208,7 @@ class SuppressRepeatedPanes(beam.PTransform[beam.PCollection, beam.PCollection])
             | "KeyByProperty"
             >> beam.Map(_keyed_by_property).with_output_types(tuple[str, dict[str, Any]])
             | "GlobalWindow" >> beam.WindowInto(window.GlobalWindows())
-            | "DropRepeats" >> beam.ParDo(_SuppressRepeatedPanesFn(self._forget_after_ms))
+            | "Accumulate" >> beam.ParDo(_AccumulatePanesFn(self._forget_after_ms))
         )
 
 
@@ -231,13 +246,14 @@ class _CountViewsInWindows(beam.PTransform[beam.PCollection[Decoded], beam.PColl
             >> beam.WindowInto(
                 self._window_fn,
                 trigger=_trigger(self._early_firing_s),
-                accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+                # DISCARDING here, summed by AccumulatePanes: see the module docstring.
+                accumulation_mode=trigger.AccumulationMode.DISCARDING,
                 allowed_lateness=self._allowed_lateness_s,
             )
             | "CountPerProperty" >> beam.CombinePerKey(sum)
             | "FormatPanes" >> beam.ParDo(_FormatPanes())
-            # Twice the lateness: the expiry pane comes once the watermark is past end + lateness.
-            | "SuppressRepeatedPanes" >> SuppressRepeatedPanes(2 * self._allowed_lateness_s)
+            # Twice the lateness: a margin past the last pane Beam can fire (end + lateness).
+            | "AccumulatePanes" >> AccumulatePanes(2 * self._allowed_lateness_s)
         )
 
 

@@ -74,7 +74,7 @@ def test_backlog_replay_outputs_equal_the_oracle(
     market = served_dataset(local_services.marketdata_url).lookup
     assert differences(summary, sim.oracle, market) == [], sim.replay
     # One record per change of a window's count on every runner (Prism repeated each window's
-    # last pane at its expiry before SuppressRepeatedPanes).
+    # last pane at its expiry when the grouping accumulated; transforms/windowing.py).
     assert summary.repeated_hourly_panes == 0
     # Every input record is accounted for: counted (valid), dead-lettered or late.
     assert (

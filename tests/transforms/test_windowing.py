@@ -12,10 +12,10 @@ from apache_beam.transforms.window import GlobalWindow
 from tests.transforms.event_records import at, streaming_test_pipeline, ts, view
 from transforms.event_time import AssignEventTime
 from transforms.windowing import (
+    AccumulatePanes,
     CountViewsPerProperty,
     CountViewsPerPropertyHopping,
     SessionizeViews,
-    SuppressRepeatedPanes,
     view_count,
 )
 
@@ -127,24 +127,36 @@ def test_a_view_that_fills_the_gap_merges_two_sessions():
         )
 
 
-def test_a_pane_repeating_its_windows_last_count_is_not_emitted():
-    """Prism fires a last pane at a window's expiry repeating its count: it must not be written
-    twice, while a pane that changes the count (late views) and other windows pass."""
+def test_discarding_panes_come_out_accumulated_and_a_pane_adding_nothing_is_not_emitted():
+    """Each pane in counts the views since its window's last pane: out comes the window's count
+    so far, once per change (an empty pane, as a runner may fire at a window's expiry, adds
+    nothing and is not written); a merged session takes over the counts of its parts."""
     h0, h1 = (at(0), at(60)), (at(60), at(120))
     fired = [
         view_count("p1", *h0, 3, "ON_TIME"),
-        view_count("p2", *h0, 3, "ON_TIME"),  # same count, other property: kept
-        view_count("p1", *h1, 3, "ON_TIME"),  # same count, other window: kept
-        view_count("p1", *h0, 4, "LATE"),  # a late view: kept
-        view_count("p1", *h0, 4, "LATE"),  # the expiry pane repeating it: dropped
-        view_count("p2", *h0, 3, "LATE"),  # likewise
+        view_count("p2", *h0, 3, "ON_TIME"),  # other property: its own count
+        view_count("p1", *h1, 3, "ON_TIME"),  # other window: its own count
+        view_count("p1", *h0, 1, "LATE"),  # a late view: 3 + 1
+        view_count("p1", *h0, 0, "LATE"),  # adds nothing: dropped
+        view_count("p3", at(0), at(22), 3, "ON_TIME"),  # two sessions...
+        view_count("p3", at(33), at(50), 2, "ON_TIME"),
+        view_count("p3", at(0), at(50), 1, "LATE"),  # ...merged by a view filling the gap
+    ]
+    expected = [
+        fired[0],
+        fired[1],
+        fired[2],
+        view_count("p1", *h0, 4, "LATE"),
+        fired[5],
+        fired[6],
+        view_count("p3", at(0), at(50), 6, "LATE"),
     ]
     stream = TestStream()
     for pane in fired:  # one at a time, in this order (a stateful DoFn sees them so)
         stream = stream.add_elements([beam.window.TimestampedValue(pane, ts(pane["window_end"]))])
     with streaming_test_pipeline() as p:
-        kept = p | "Panes" >> stream.advance_watermark_to_infinity() | SuppressRepeatedPanes(600)
-        assert_that(kept, equal_to(fired[:4]), label="Kept")
+        kept = p | "Panes" >> stream.advance_watermark_to_infinity() | AccumulatePanes(600)
+        assert_that(kept, equal_to(expected), label="Kept")
 
         def in_global_window(windows: list) -> None:
             assert set(windows) == {GlobalWindow()}
