@@ -17,6 +17,12 @@ ignores ``--savepoint_path`` on the embedded Flink. See ``docs/delivery.md``.
 Beam's ``result.cancel()`` on the portable Flink runner reports CANCELLED but leaves the Flink job
 RUNNING; ``cancel`` here goes to Flink itself (``PATCH /jobs/<id>?mode=cancel``).
 
+``watch`` logs the life of the jobs, one line per change, as the seed's state listener and
+uncaught-exception handler did: a job appearing, each status transition (``RUNNING ->
+RESTARTING``), and each restart with its count and the first line of the failure that caused it
+(Flink's exception history). The same facts are metrics in Prometheus
+(``flink_jobmanager_job_numRestarts``, ``flink_jobmanager_job_<status>State``; docs/operations.md).
+
 Which Flink: ``--url`` when given; else the local stack's ``flink-cluster`` (session cluster) when
 it runs; else the embedded Flink of the local ``flink-job-server``, whose per-job REST port the job
 server writes to its log ("Rest endpoint listening at ...": the latest one is used). An embedded
@@ -58,6 +64,61 @@ class JobSummary:
     state: str
     start_time_ms: int
     duration_ms: int
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A job's status as ``watch`` sees it at one moment."""
+
+    jid: str
+    name: str
+    state: str
+    restarts: int
+    last_failure: str
+
+
+def job_changes(before: JobSnapshot | None, now: JobSnapshot) -> list[str]:
+    """The log lines of what changed from ``before`` (None: the job is new) to ``now``."""
+    who = f"job {now.jid[:8]} {now.name[:40]}"
+    if before is None:
+        return [f"{who}: {now.state} (restarts {now.restarts})"]
+    lines = []
+    if now.state != before.state:
+        lines.append(f"{who}: {before.state} -> {now.state}")
+    if now.restarts > before.restarts:
+        cause = f": {now.last_failure}" if now.last_failure else ""
+        lines.append(f"{who}: restarted (restarts {now.restarts}){cause}")
+    return lines
+
+
+def watch(
+    rest: FlinkRest,
+    jid: str | None = None,
+    interval_s: float = 2.0,
+    duration_s: float = 3600.0,
+    say: Any = print,
+) -> int:
+    """Poll (every ``interval_s``, for ``duration_s``) every job, or ``jid``, and ``say`` a
+    timestamped line per change (``job_changes``); returns the number of lines said. A REST
+    error is said once per poll and the watch goes on (a restarting JobManager answers again)."""
+    seen: dict[str, JobSnapshot] = {}
+    said = 0
+    deadline = time.monotonic() + duration_s
+    for _ in range(int(duration_s / interval_s) + 1):  # bounded in count as in time
+        try:
+            jids = [jid] if jid else [j.jid for j in rest.jobs()]
+            for one in jids:
+                now = rest.snapshot(one)
+                for line in job_changes(seen.get(one), now):
+                    say(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {line}")
+                    said += 1
+                seen[one] = now
+        except FlinkRestError as exc:
+            say(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} Flink REST: {exc}")
+        if time.monotonic() + interval_s > deadline:
+            break
+        time.sleep(interval_s)
+    return said
 
 
 class FlinkRest:
@@ -115,6 +176,20 @@ class FlinkRest:
             f"{e.get('exceptionName', '')}: {e.get('stacktrace', '')}"
             for e in sorted(entries, key=lambda e: e.get("timestamp", 0))
         ]
+
+    def snapshot(self, jid: str) -> JobSnapshot:
+        """What ``watch`` compares: the job's status, restarts and the first line of its latest
+        failure. Restarts: Flink's ``numRestarts`` while the job runs; a finished job has no
+        metrics any more, so its failures in Flink's exception history count instead (each
+        restart follows one failure; a FAILED job's last failure restarted nothing)."""
+        job = self._call("GET", f"/jobs/{jid}")
+        state = str(job["state"])
+        metrics = self._call("GET", f"/jobs/{jid}/metrics?get=numRestarts") or []
+        restarts = int(float(next((m["value"] for m in metrics if m["id"] == "numRestarts"), 0)))
+        failures = self.failures(jid)
+        restarts = max(restarts, len(failures) - (1 if state == "FAILED" else 0))
+        last = failures[-1].splitlines()[0][:300] if failures else ""
+        return JobSnapshot(jid, str(job.get("name", "")), state, restarts, last)
 
     def cancel(self, jid: str, wait_s: float = 60.0) -> str:
         """Cancel ``jid`` and wait (bounded) until Flink reports it CANCELED; returns the state
@@ -321,6 +396,12 @@ def main(argv: list[str] | None = None) -> int:
     p_stop.add_argument("--dir", help="target directory (default: state.savepoints.dir)")
     p_cancel = sub.add_parser("cancel", help="cancel a job, no savepoint")
     p_cancel.add_argument("jid")
+    p_watch = sub.add_parser(
+        "watch", help="log each job's status transitions and restarts, one line per change"
+    )
+    p_watch.add_argument("--jid", help="only this job (default: every job)")
+    p_watch.add_argument("--interval_s", type=float, default=2.0, help="poll period")
+    p_watch.add_argument("--for_s", type=float, default=3600.0, help="stop after this long")
     for p in (p_sp, p_stop, p_cancel):
         p.add_argument("--wait_s", type=float, default=300.0, help="give up after this long")
     args = parser.parse_args(argv)
@@ -335,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
             print(client.savepoint(args.jid, args.dir, args.cancel, args.wait_s))
         elif args.command == "stop":
             print(client.stop(args.jid, args.dir, args.wait_s))
+        elif args.command == "watch":
+            watch(client, args.jid, args.interval_s, args.for_s, lambda s: print(s, flush=True))
     except (RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

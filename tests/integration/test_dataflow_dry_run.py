@@ -74,6 +74,11 @@ def job(default_env_expansion_service, client_properties):
         f"--marketdata_url={MARKETDATA}",
         "--consumer_group=property-pipeline",
         "--commit_offsets",
+        # Scaling: Dataflow's throughput-based autoscaling up to 10 workers of 2 vCPUs each
+        # (Streaming Engine is added by Beam for a streaming job on Runner v2).
+        "--autoscaling_algorithm=THROUGHPUT_BASED",
+        "--max_num_workers=10",
+        "--machine_type=n2-standard-2",
         "--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: default_env_expansion_service}),
     ]
     # classpath_dir=None: use the fixture's service (from --beam_services), start none of our own.
@@ -187,6 +192,27 @@ def test_pipeline_options_reach_the_job(spec):
     assert options["project"] == "property-streams-test"
     assert options["region"] == "us-central1"
     assert options["temp_location"].startswith("gs://bucket/tmp/")
+
+
+def test_the_job_autoscales_throughput_based_up_to_max_num_workers(job, spec):
+    """The worker pool Beam would submit (a dry run stops before Beam stages files and builds
+    the job's environment, so it is built here from the job's own options, as Beam does)."""
+    from apache_beam.runners.dataflow.internal import apiclient
+
+    environment = apiclient.Environment(
+        packages=[],
+        options=job.options,
+        environment_version=apiclient._FNAPI_ENVIRONMENT_MAJOR_VERSION,
+        proto_pipeline_staged_url="gs://bucket/tmp/pipeline.pb",
+        proto_pipeline=job.proto_pipeline,
+    ).proto
+    pool = environment.workerPools[0]
+    assert pool.autoscalingSettings.algorithm.name == "AUTOSCALING_ALGORITHM_BASIC"
+    assert pool.autoscalingSettings.maxNumWorkers == 10
+    assert pool.machineType == "n2-standard-2"
+    # One Python SDK container per vCPU of a worker (Beam's default for Dataflow).
+    assert "use_multiple_sdk_containers" in environment.experiments
+    assert spec.options["max_num_workers"] == 10
 
 
 def test_an_unbounded_run_is_a_streaming_engine_job_on_runner_v2(spec):

@@ -45,5 +45,18 @@ def test_cli_help_names_every_command(capsys):
     with pytest.raises(SystemExit):
         flink.main(["--help"])
     out = capsys.readouterr().out
-    for command in ("jobs", "savepoint", "stop", "cancel", "--savepoint_path"):
+    for command in ("jobs", "savepoint", "stop", "cancel", "watch", "--savepoint_path"):
         assert command in out
+
+
+def test_job_changes_say_a_new_job_each_transition_and_each_restart_with_its_cause():
+    from runners.flink import JobSnapshot, job_changes
+
+    running = JobSnapshot("a" * 32, "property", "RUNNING", 0, "")
+    assert job_changes(None, running) == [f"job {'a' * 8} property: RUNNING (restarts 0)"]
+    assert job_changes(running, running) == []
+    failed = JobSnapshot("a" * 32, "property", "RESTARTING", 1, "java.lang.Exception: boom")
+    assert job_changes(running, failed) == [
+        f"job {'a' * 8} property: RUNNING -> RESTARTING",
+        f"job {'a' * 8} property: restarted (restarts 1): java.lang.Exception: boom",
+    ]
