@@ -37,6 +37,7 @@ ARGPARSE_COMMANDS = [
     "bench.passthrough",
     "bench.profile_pyspy",
     "bench.codec",
+    "bench.scaling",
 ]
 
 
