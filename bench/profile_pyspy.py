@@ -54,7 +54,7 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bench meter (psutil)", ("ProcessMeter",)),
     ("bundle set-up/teardown", ("monitoring_infos", "BundleProcessor.reset", "create_monitoring")),
     ("coders", ("coder_impl", "coders.py", "pickle", "dill")),
-    ("avro codec (ours)", ("(transforms/codec.py",)),
+    ("avro codec (ours)", ("(transforms/codec/",)),
     ("late gate (ours)", ("(transforms/lateness.py",)),
     ("fraud (ours)", ("(transforms/fraud.py",)),
     ("counts by zip / filters (ours)", ("(transforms/aggregation.py",)),

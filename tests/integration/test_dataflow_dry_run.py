@@ -168,7 +168,7 @@ def test_setup_file_package_carries_the_pipeline_code_and_schemas(spec):
     files = set(spec.python_package)
     for needed in (
         "pipelines/property.py",
-        "pipelines/options.py",
+        "pipelines/options/__init__.py",
         "transforms/io/kafka.py",
         "schemas/property_event.avsc",
         "schemas/property_view.avsc",

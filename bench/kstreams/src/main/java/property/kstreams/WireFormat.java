@@ -25,7 +25,7 @@ import org.apache.kafka.common.serialization.Serializer;
  * the project's local catalog (schemas/catalog.json, passed in by bench/kstreams_peer.py), as the
  * project does without a schema registry.
  *
- * <p>Decoding names each malformation as transforms/codec.py does (its DecodeError subclasses),
+ * <p>Decoding names each malformation as transforms/codec/errors.py does (its DecodeError subclasses),
  * so a dead letter carries the same error type: MissingValueError, TruncatedHeaderError,
  * BadMagicByteError, UnknownSchemaIdError, IncompatibleSchemaError, CorruptBodyError,
  * TrailingBytesError.
