@@ -30,8 +30,8 @@ from pipelines.kafka_access import KafkaAccessError, failure_cause
 from pipelines.options import PropertyTopics
 from runners import security
 from runners.marketdata.processes import served_dataset
-from tools import simulate
 from tools.simulate import SimulationSpec, generate, produce, scaled_spec
+from tools.simulate import cli as simulate_cli
 from tools.verify import differences, read_outputs, summarize
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
@@ -477,7 +477,7 @@ def _simulate_with(config: Path, stack, tmp_path: Path) -> int:
 
     with mock.patch.dict(os.environ, {"KAFKA_CONFIG_FILE": str(config)}):
         started = time.monotonic()
-        code = simulate.main(
+        code = simulate_cli.main(
             [
                 f"--bootstrap_servers={stack.bootstrap_servers}",
                 f"--oracle={tmp_path / 'oracle.json'}",
