@@ -18,6 +18,11 @@ the cluster's reporters with ``runners/prometheus/alerts.rules.yml``. The expans
 - (``faults_slow``, ~5 min) the live log half read at parallelism 2, stopped with a savepoint and
   resumed at parallelism 4, still equals the oracle exactly.
 
+Duration: the default three share one live run, 190 s on a running stack and 304 s in CI's
+way (the module starts 3 brokers, 2 TaskManagers, the job server, the pool and Prometheus: ~60
+s), over 3 min because one run of the live log is the least that shows parallel keyed state
+right, counters equal to the oracle and an alert firing; the rescale test 150-190 s.
+
 ``PARALLEL_STACK_HOME`` names a stack home where these services already run (kept running);
 otherwise the module starts them in a private home and stops them at its end.
 """
