@@ -24,8 +24,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineResult
 
 from pipelines.cli import exit_with_help_if_asked
+from pipelines.kafka_io import read_topic, write_topic
 from pipelines.options import OptionError, PassthroughConfig, PropertyOptions
-from transforms.io.kafka import ReadKafkaRecords, WriteKafkaRecords
 from transforms.types import KafkaRecord
 
 KeyValue = tuple[bytes | None, bytes | None]
@@ -53,26 +53,8 @@ def build(records: beam.PCollection[KafkaRecord]) -> beam.PCollection[KeyValue]:
 def attach(pipeline: beam.Pipeline, config: PassthroughConfig) -> None:
     """Kafka in, ``build``, Kafka out, on ``pipeline``."""
     kafka = config.kafka
-    records = pipeline | "ReadInput" >> ReadKafkaRecords(
-        bootstrap_servers=kafka.bootstrap_servers,
-        topics=[config.input_topic],
-        consumer_config=kafka.consumer_config(),
-        max_num_records=kafka.max_records,
-        max_read_time_s=kafka.max_read_time_s,
-        start_read_time_ms=kafka.start_read_time_ms,
-        stop_read_time_ms=kafka.stop_read_time_ms,
-        stop_at_current_end=kafka.backfill,
-        security_file=kafka.config_file,
-        poll_timeout_s=kafka.poll_timeout_s,
-        # Passed explicitly: the pipeline may be run without `with` (see start()).
-        expansion_service=kafka.expansion_service,
-    )
-    _ = build(records) | "WriteOutput" >> WriteKafkaRecords(
-        bootstrap_servers=kafka.bootstrap_servers,
-        topic=config.output_topic,
-        producer_config=kafka.producer_config(),
-        expansion_service=kafka.expansion_service,
-    )
+    records = pipeline | "ReadInput" >> read_topic(kafka, config.input_topic)
+    _ = build(records) | "WriteOutput" >> write_topic(kafka, config.output_topic)
 
 
 def pipeline_options(argv: Sequence[str]) -> tuple[PipelineOptions, PassthroughConfig]:

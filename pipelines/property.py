@@ -40,6 +40,7 @@ from apache_beam.runners.runner import PipelineResult
 from pipelines import run_control
 from pipelines.cli import exit_with_help_if_asked
 from pipelines.kafka_access import KafkaAccessError, check_access
+from pipelines.kafka_io import read_topic, write_topic
 from pipelines.options import (
     OptionError,
     PassthroughOptions,
@@ -57,7 +58,6 @@ from transforms.io.client_config import (
     librdkafka_config,
     load_client_security,
 )
-from transforms.io.kafka import ReadKafkaRecords, WriteKafkaRecords
 from transforms.io.kafka_ranges import KafkaRangeError
 from transforms.lateness import GateLateRecords
 from transforms.types import Decoded, KafkaRecord
@@ -211,25 +211,9 @@ def attach_kafka(pipeline: beam.Pipeline, run_config: PropertyRunConfig) -> Prop
     """Reads both input topics, ``build``s, and writes every output to its topic."""
     kafka, topics = run_config.kafka, run_config.topics
 
-    def read(topic: str) -> ReadKafkaRecords:
-        return ReadKafkaRecords(
-            bootstrap_servers=kafka.bootstrap_servers,
-            topics=[topic],
-            consumer_config=kafka.consumer_config(),
-            max_num_records=kafka.max_records,
-            max_read_time_s=kafka.max_read_time_s,
-            start_read_time_ms=kafka.start_read_time_ms,
-            stop_read_time_ms=kafka.stop_read_time_ms,
-            stop_at_current_end=kafka.backfill,
-            security_file=kafka.config_file,
-            commit_offset_in_finalize=run_config.commit_offsets,
-            poll_timeout_s=kafka.poll_timeout_s,
-            # Explicit: Beam applies --beam_services only inside `with beam.Pipeline()`.
-            expansion_service=kafka.expansion_service,
-        )
-
-    events = pipeline | "ReadEvents" >> read(topics.events)
-    views = pipeline | "ReadViews" >> read(topics.views)
+    commit = run_config.commit_offsets
+    events = pipeline | "ReadEvents" >> read_topic(kafka, topics.events, commit_offsets=commit)
+    views = pipeline | "ReadViews" >> read_topic(kafka, topics.views, commit_offsets=commit)
     outputs = build(events, views, run_config.pipeline)
     for name, spec in OUTPUT_SPECS.items():
         records = getattr(outputs, name)
@@ -239,13 +223,7 @@ def attach_kafka(pipeline: beam.Pipeline, run_config: PropertyRunConfig) -> Prop
         _ = (
             records
             | f"Encode{label}" >> EncodeAvro(spec.schema, None, FieldKey(spec.key_field))
-            | f"Write{label}"
-            >> WriteKafkaRecords(
-                bootstrap_servers=kafka.bootstrap_servers,
-                topic=getattr(topics, spec.topic_field),
-                producer_config=kafka.producer_config(),
-                expansion_service=kafka.expansion_service,
-            )
+            | f"Write{label}" >> write_topic(kafka, getattr(topics, spec.topic_field))
         )
     return outputs
 

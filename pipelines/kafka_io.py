@@ -1,0 +1,40 @@
+"""A pipeline's Kafka read and write, built from its checked ``KafkaConfig``, so that every
+pipeline reads (bounds, security, poll timeout) and writes the same way.
+
+The expansion service is passed explicitly: Beam applies ``--beam_services`` only inside
+``with beam.Pipeline()``, and a pipeline may be run without it (``start``).
+"""
+
+from __future__ import annotations
+
+from pipelines.options import KafkaConfig
+from transforms.io.kafka import ReadKafkaRecords, WriteKafkaRecords
+
+
+def read_topic(kafka: KafkaConfig, topic: str, *, commit_offsets: bool = False) -> ReadKafkaRecords:
+    """Every record of ``topic`` as ``KafkaRecord``, within the run's bounds; ``commit_offsets``
+    commits the consumer group's offsets when Beam finalizes a read."""
+    return ReadKafkaRecords(
+        bootstrap_servers=kafka.bootstrap_servers,
+        topics=[topic],
+        consumer_config=kafka.consumer_config(),
+        max_num_records=kafka.max_records,
+        max_read_time_s=kafka.max_read_time_s,
+        start_read_time_ms=kafka.start_read_time_ms,
+        stop_read_time_ms=kafka.stop_read_time_ms,
+        stop_at_current_end=kafka.backfill,
+        security_file=kafka.config_file,
+        commit_offset_in_finalize=commit_offsets,
+        poll_timeout_s=kafka.poll_timeout_s,
+        expansion_service=kafka.expansion_service,
+    )
+
+
+def write_topic(kafka: KafkaConfig, topic: str) -> WriteKafkaRecords:
+    """``(key, value)`` byte pairs written to ``topic`` with the run's producer settings."""
+    return WriteKafkaRecords(
+        bootstrap_servers=kafka.bootstrap_servers,
+        topic=topic,
+        producer_config=kafka.producer_config(),
+        expansion_service=kafka.expansion_service,
+    )
