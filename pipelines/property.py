@@ -309,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with run_control.signals_as_interrupt():
             state = run(argv)
     except KeyboardInterrupt:
-        print("property pipeline stopped: the job was cancelled", file=sys.stderr)
+        print("property pipeline stopped: the job was cancelled", file=run_control.console())
         return 130
     except (OptionError, PresetError, KafkaAccessError, KafkaRangeError, ClientConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -10,7 +10,11 @@
   without being shut down" that Prism relays from the Java worker; Prism's "Bundle Failed" for the
   bundles in flight when a job is cancelled ("pipeline canceled") and Flink's
   "JobCancellationException" for a cancelled job (a run ended that way still ends with its one
-  line).
+  line). Once the command stops its job (Ctrl-C, SIGTERM), every warning, error and worker-thread
+  exception from Beam or the runner is noise too: the in-process worker's streams, clients and
+  executors are closed under the bundles in flight, in many wordings (UNAVAILABLE "Stream removed",
+  UNKNOWN "not registered in worker pool", a Redis client's closed socket, "cannot schedule new
+  futures after shutdown").
 - **Signals** (``signals_as_interrupt``): SIGTERM and SIGINT raise ``KeyboardInterrupt``, so
   ``kill`` stops a run as Ctrl-C does, through the same cleanup (Python's default SIGTERM kills
   the process at once: Beam's exit handlers, which stop the Prism process it started, never ran;
@@ -43,6 +47,8 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # Records of this logger go to the run's log file only.
 FILE_ONLY = logging.getLogger("run.file_only")
 _OUR_LOGGERS = ("pipelines", "transforms", "runners", "__main__")
+# The loggers of the command itself (not of code running in the workers).
+_COMMAND_LOGGERS = ("pipelines", "runners", "tools", "__main__")
 _GC_WARNING = "was garbage collected without being shut down"
 _DATA_PLANE_READ = "Failed to read inputs in the data plane"
 # Prism, for each bundle in flight when the job is cancelled.
@@ -60,10 +66,19 @@ def _is_cancelled_rpc(exc: BaseException | None) -> bool:
     )
 
 
+# Set once this command has asked for its job to stop (``stop_job``): from then on, what Beam's
+# in-process workers report is the consequence of the cancel (streams closed under them, clients
+# closed mid-bundle, executors shut down), whatever its wording.
+_STOPPING = threading.Event()
+
+
 def is_shutdown_noise(record: logging.LogRecord) -> bool:
     """Beam's known shutdown noise (see the module docstring)."""
     if record.name == FILE_ONLY.name:
         return True
+    if _STOPPING.is_set() and record.levelno >= logging.WARNING:
+        # Our transforms run inside the workers: their complaints after the stop are noise too.
+        return not record.name.startswith(_COMMAND_LOGGERS)
     message = record.getMessage()
     if _GC_WARNING in message or _CANCELLED_BUNDLE.search(message):
         return True
@@ -101,9 +116,9 @@ class ConsoleFilter(logging.Filter):
 def _quiet_thread_hook(original: Any) -> Any:
     def hook(args: threading.ExceptHookArgs) -> None:
         name = args.thread.name if args.thread else ""
-        if _is_cancelled_rpc(args.exc_value):
+        if _is_cancelled_rpc(args.exc_value) or _STOPPING.is_set():
             FILE_ONLY.info(
-                "thread %s: its gRPC stream was closed by the runner",
+                "thread %s ended by the job's end (stream closed or job stopped)",
                 name,
                 exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
             )
@@ -186,8 +201,35 @@ def flink_job_of(options: Any) -> Any:
     return SubmittedJob.on_local_stack(options.view_as(PortableOptions).job_endpoint)
 
 
+class _StderrToLogFile:
+    """What Beam's in-process worker prints to ``sys.stderr`` itself (``sdk_worker._execute``
+    prints each failed bundle's traceback before logging it), kept in the run's log file."""
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            FILE_ONLY.info("stderr after the stop: %s", text.rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+# The console as it was before the stop: the command's own last line goes there.
+_CONSOLE: Any = None
+
+
+def console() -> Any:
+    """The stream for the command's own messages (stderr, even after ``stop_job``)."""
+    return _CONSOLE or sys.stderr
+
+
 def stop_job(result: Any, *, flink: bool, flink_job: Any, say: Any = print) -> None:
     """Cancel an interrupted run (see the module docstring); never raises."""
+    global _CONSOLE
+    _STOPPING.set()
+    if _CONSOLE is None:
+        _CONSOLE = sys.stderr
+        sys.stderr = _StderrToLogFile()
     if flink_job is not None:
         from runners.flink import FlinkRestError
 

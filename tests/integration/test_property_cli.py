@@ -4,9 +4,9 @@
   stays in the run's log file).
 - A Java exception from Kafka IO (a missing input topic) ends the run with one line naming the
   cause and the fix; the whole trace is in the log file the line names.
-- SIGTERM or SIGINT (Ctrl-C) of a streaming run stops what the run started: it exits 130 saying
-  the job was cancelled; every process it started (Prism's, on Prism) is gone; on Flink the job
-  no longer runs in Flink (cancelled through Flink's REST API: Beam's own cancel leaves it
+- SIGTERM or SIGINT (Ctrl-C) of a streaming run (records flowing) stops what the run started: it
+  prints no traceback, exits 130 saying the job was cancelled; every process it started (Prism's,
+  on Prism) is gone; on Flink the job no longer runs in Flink (cancelled through Flink's REST API: Beam's own cancel leaves it
   running).
 """
 
@@ -187,17 +187,33 @@ def _kill_leftovers(proc: subprocess.Popen, children: list[psutil.Process]) -> N
 def test_sigterm_or_ctrl_c_of_a_prism_run_cancels_its_job_and_stops_prism(
     signum, kafka_bootstrap, expansion_service, local_services, make_topic, tmp_path
 ):
-    argv = _argv("PrismRunner", kafka_bootstrap, expansion_service, local_services, make_topic)
+    # Records flowing when the signal comes: the worker's state and data streams are open, and
+    # the runner closing them at cancel must not print a worker thread's gRPC traceback.
+    inputs = {"events": make_topic(1, suffix="events"), "views": make_topic(1, suffix="views")}
+    spec = SimulationSpec(properties=20, users=10, events=200, views=800, bots=1, partitions=1)
+    produce(
+        generate(spec).records,
+        kafka_bootstrap,
+        topics={EVENTS_TOPIC: inputs["events"], VIEWS_TOPIC: inputs["views"]},
+        progress=False,
+    )
+    argv = [
+        *_argv(
+            "PrismRunner", kafka_bootstrap, expansion_service, local_services, make_topic, **inputs
+        ),
+        "--offset_reset=earliest",
+    ]
     proc, stderr = _launch(argv, tmp_path)
     children: list[psutil.Process] = []
     try:
-        _wait_for_text(stderr, "Job state changed to RUNNING", proc, START_TIMEOUT_S)
+        _wait_for_text(stderr, "State channel established", proc, START_TIMEOUT_S)
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any(p.name() == "prism" for p in children), [p.name() for p in children]
 
         started = _stop_with(proc, stderr, signum)
         _, alive = psutil.wait_procs(started, timeout=30)
         assert alive == [], f"left running: {[(p.pid, p.name()) for p in alive]}"
+        assert "Traceback" not in stderr.read_text(), stderr.read_text()[-3000:]
     finally:
         _kill_leftovers(proc, children)
 
