@@ -1,9 +1,7 @@
-"""Where the wire contract (``shared/contract``) is: beside the checkout, as CI lays it out, or
-at the workplace's shared folder."""
+"""Where the wire contract's input schemas are: ``docs/contract/``, the producers' files copied
+into the repository byte for byte (``docs/contract.md`` says what they fix). They are never
+edited here: ``schemas/`` must stay readable for records written with exactly these."""
 
 from pathlib import Path
 
-_REPO = Path(__file__).resolve().parents[1]
-_CANDIDATES = (_REPO.parent / "shared" / "contract", Path("/work/shared/contract"))
-
-CONTRACT_DIR = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
+CONTRACT_DIR = Path(__file__).resolve().parents[1] / "docs" / "contract"

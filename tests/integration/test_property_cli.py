@@ -6,8 +6,8 @@
   cause and the fix; the whole trace is in the log file the line names.
 - SIGTERM or SIGINT (Ctrl-C) of a streaming run (records flowing) stops what the run started: it
   prints no traceback, exits 130 saying the job was cancelled; every process it started (Prism's,
-  on Prism) is gone; on Flink the job no longer runs in Flink (cancelled through Flink's REST API: Beam's own cancel leaves it
-  running).
+  on Prism) is gone; on Flink the job no longer runs in Flink (cancelled through Flink's REST
+  API: Beam's own cancel leaves it running).
 """
 
 from __future__ import annotations

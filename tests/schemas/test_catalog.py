@@ -17,7 +17,7 @@ from tests.contract_files import CONTRACT_DIR
 def test_input_schemas_are_byte_for_byte_the_contracts(file_name: str) -> None:
     contract = CONTRACT_DIR / file_name
     if not contract.exists():
-        pytest.fail(f"{contract} is missing: the contract must be checked out next to the repo")
+        pytest.fail(f"{contract} is missing: the contract's schemas belong in docs/contract/")
     assert (schemas.SCHEMA_DIR / file_name).read_bytes() == contract.read_bytes()
 
 
