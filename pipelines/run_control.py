@@ -10,11 +10,11 @@
   without being shut down" that Prism relays from the Java worker; Prism's "Bundle Failed" for the
   bundles in flight when a job is cancelled ("pipeline canceled") and Flink's
   "JobCancellationException" for a cancelled job (a run ended that way still ends with its one
-  line). Once the command stops its job (Ctrl-C, SIGTERM), every warning, error and worker-thread
-  exception from Beam or the runner is noise too: the in-process worker's streams, clients and
-  executors are closed under the bundles in flight, in many wordings (UNAVAILABLE "Stream removed",
-  UNKNOWN "not registered in worker pool", a Redis client's closed socket, "cannot schedule new
-  futures after shutdown").
+  line). Once the job has finished or the command stops it (Ctrl-C, SIGTERM; ``job_ended``),
+  every warning, error and worker-thread exception from Beam or the runner is noise too: the
+  in-process worker's streams, clients and executors are closed under the bundles in flight, in
+  many wordings (UNAVAILABLE "Stream removed", UNKNOWN "not registered in worker pool", a Redis
+  client's closed socket, "cannot schedule new futures after shutdown").
 - **Signals** (``signals_as_interrupt``): SIGTERM and SIGINT raise ``KeyboardInterrupt``, so
   ``kill`` stops a run as Ctrl-C does, through the same cleanup (Python's default SIGTERM kills
   the process at once: Beam's exit handlers, which stop the Prism process it started, never ran;
@@ -70,6 +70,8 @@ def _is_cancelled_rpc(exc: BaseException | None) -> bool:
 # in-process workers report is the consequence of the cancel (streams closed under them, clients
 # closed mid-bundle, executors shut down), whatever its wording.
 _STOPPING = threading.Event()
+# Set by ``setup_logging``: this process is a command whose console and log file we own.
+_COMMAND_LOGGING = threading.Event()
 
 
 def is_shutdown_noise(record: logging.LogRecord) -> bool:
@@ -146,6 +148,7 @@ def setup_logging(name: str, *, console_level: int = logging.INFO) -> Path:
     console.addFilter(ConsoleFilter(path))
     root.addHandler(console)
     threading.excepthook = _quiet_thread_hook(threading.excepthook)
+    _COMMAND_LOGGING.set()
     return path
 
 
@@ -223,13 +226,20 @@ def console() -> Any:
     return _CONSOLE or sys.stderr
 
 
-def stop_job(result: Any, *, flink: bool, flink_job: Any, say: Any = print) -> None:
-    """Cancel an interrupted run (see the module docstring); never raises."""
+def job_ended() -> None:
+    """From now on the job is over (it finished, or this command stops it): what Beam's
+    in-process worker still reports is the consequence of its end (the runner closing its
+    streams, Prism exiting) and goes to the run's log file only, stderr included."""
     global _CONSOLE
     _STOPPING.set()
-    if _CONSOLE is None:
+    if _CONSOLE is None and _COMMAND_LOGGING.is_set():  # only a command's own stderr
         _CONSOLE = sys.stderr
         sys.stderr = _StderrToLogFile()
+
+
+def stop_job(result: Any, *, flink: bool, flink_job: Any, say: Any = print) -> None:
+    """Cancel an interrupted run (see the module docstring); never raises."""
+    job_ended()
     if flink_job is not None:
         from runners.flink import FlinkRestError
 
