@@ -294,6 +294,10 @@ def run(argv: Sequence[str] | None = None) -> str:
             result, flink=run_control.is_flink(options), flink_job=flink_job, say=LOG.warning
         )
         raise
+    except BaseException:
+        # A failed job: its workers' last words are the failure's echo (the error line says it).
+        run_control.job_ended()
+        raise
     # A worker thread of the finished job may still end on a stream the runner closed (seen once
     # in CI as a thread's gRPC traceback after a DONE backfill): the log file keeps it.
     run_control.job_ended()
@@ -313,16 +317,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         with run_control.signals_as_interrupt():
             state = run(argv)
     except KeyboardInterrupt:
-        print("property pipeline stopped: the job was cancelled", file=run_control.console())
+        run_control.say("property pipeline stopped: the job was cancelled")
         return 130
     except (OptionError, PresetError, KafkaAccessError, KafkaRangeError, ClientConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        run_control.say(f"error: {exc}")
         return 1
     except Exception as exc:
         run_control.FILE_ONLY.error("the pipeline failed", exc_info=True)
-        print(
-            f"error: the pipeline failed: {run_control.failure_line(exc)} (full trace: {log_path})",
-            file=sys.stderr,
+        run_control.say(
+            f"error: the pipeline failed: {run_control.failure_line(exc)} (full trace: {log_path})"
         )
         return 1
     print(f"property pipeline finished: {state}", file=sys.stdout)

@@ -226,6 +226,15 @@ def console() -> Any:
     return _CONSOLE or sys.stderr
 
 
+def say(line: str) -> None:
+    """One line of the command's own on its console, written at once: ``print`` writes the text
+    and the newline separately, and a worker thread's log line written in between ended up glued
+    to the error line (a test read the log file's name out of it)."""
+    stream = console()
+    stream.write(f"{line}\n")
+    stream.flush()
+
+
 def job_ended() -> None:
     """From now on the job is over (it finished, or this command stops it): what Beam's
     in-process worker still reports is the consequence of its end (the runner closing its
