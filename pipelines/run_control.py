@@ -253,7 +253,11 @@ def stop_job(result: Any, *, flink: bool, flink_job: Any, say: Any = print) -> N
         from runners.flink import FlinkRestError
 
         try:
-            say(f"Flink job cancelled through Flink's REST API: {flink_job.cancel(30)}")
+            state = flink_job.cancel(30)
+            say(
+                "Flink job cancelled through Flink's REST API"
+                + (" (the embedded Flink ended with it)" if state == "GONE" else f": {state}")
+            )
         except (FlinkRestError, OSError) as exc:
             say(f"could not cancel the Flink job ({exc})")
             flink_job = None

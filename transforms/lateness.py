@@ -188,11 +188,12 @@ def partition_key(decoded: Decoded) -> str:
 WireItem = tuple[dict[str, Any], int, tuple[Any, ...], int]
 
 
-def _to_wire(decoded: Decoded, micros: int) -> WireItem:
+def to_wire(decoded: Decoded, micros: int) -> WireItem:
+    """``decoded`` with its timestamp as the gate's shuffle carries it (``from_wire`` inverts)."""
     return decoded.payload, decoded.schema_id, tuple(decoded.source), micros
 
 
-def _from_wire(item: WireItem) -> tuple[Decoded, int]:
+def from_wire(item: WireItem) -> tuple[Decoded, int]:
     payload, schema_id, source, micros = item
     return Decoded(payload, schema_id, KafkaRecord(*source)), micros
 
@@ -201,7 +202,7 @@ class _BatchPerPartition(beam.DoFn):
     """Buffers a bundle per (partition, window); emits each buffer sorted by offset.
 
     Output: ``(partition_key, (WireItem, ...))`` in the buffer's window: each record as
-    ``_to_wire(decoded, timestamp_micros)``.
+    ``to_wire(decoded, timestamp_micros)``.
     """
 
     def start_bundle(self) -> None:
@@ -228,7 +229,7 @@ class _BatchPerPartition(beam.DoFn):
             # timestamp, so this keeps batches of one partition in offset order there. The
             # records themselves get their own timestamps back in DecideLateness.
             first_offset = items[0][0].source.offset
-            batch = tuple(_to_wire(decoded, micros) for decoded, micros in items)
+            batch = tuple(to_wire(decoded, micros) for decoded, micros in items)
             yield WindowedValue((key, batch), Timestamp(micros=first_offset), [window])
         self._buffers.clear()
 
@@ -260,7 +261,7 @@ class _DecideLateness(beam.DoFn):
         end_of_input=beam.DoFn.TimerParam(END_OF_INPUT),  # noqa: B008
     ):
         _, wire_batch = keyed_batch
-        batch = [_from_wire(item) for item in wire_batch]
+        batch = [from_wire(item) for item in wire_batch]
         held = list(held_state.read())
         release = release_in_offset_order(
             held + batch, next_offset_state.read(), self._max_held, _offset_of

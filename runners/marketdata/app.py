@@ -160,10 +160,7 @@ class MarketDataService:
 
     async def _market(self, request: Request) -> Response:
         faults = self.faults
-        if faults.latency_ms:
-            await asyncio.sleep(faults.latency_ms / 1000)
-        faulted = self._faulted(faults)
-        if faulted is not None:
+        if (faulted := await self._injected(faults)) is not None:
             return faulted
         zip_code = request.query_params.get("zip")
         property_type = request.query_params.get("type")
@@ -179,9 +176,12 @@ class MarketDataService:
             return Response('{"median_price": ', media_type="application/json")
         return self._answer(200, record)
 
-    def _faulted(self, faults: Faults) -> Response | None:
-        """The fault answer for this request, if a fault fires (latency excluded). ``faults`` are
-        those read when the request arrived, so a change during its latency does not apply."""
+    async def _injected(self, faults: Faults) -> Response | None:
+        """Waits the injected latency, then returns the fault answer for this request if a fault
+        fires. ``faults`` are those read when the request arrived, so a change during its latency
+        does not apply."""
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
         if faults.down:
             return self._answer(503, {"error": "service down (injected)"})
         if self.bucket is not None:
@@ -197,10 +197,7 @@ class MarketDataService:
 
     async def _market_batch(self, request: Request) -> Response:
         faults = self.faults
-        if faults.latency_ms:
-            await asyncio.sleep(faults.latency_ms / 1000)
-        faulted = self._faulted(faults)
-        if faulted is not None:
+        if (faulted := await self._injected(faults)) is not None:
             return faulted
         try:
             body = await request.json()

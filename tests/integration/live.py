@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from pipelines import property as property_pipeline
 from pipelines.options import PropertyTopics
 from runners.flink import FlinkRest, FlinkRestError, embedded_rest_url
 from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
+from tests.conftest import FLINK_REST_ENV
 from tools.simulate import (
     HOUR_MS,
     Simulation,
@@ -192,6 +195,66 @@ def produce_live(
     )
 
 
+@dataclasses.dataclass
+class SavepointRestart:
+    """The live log and second job of ``restarted_half_way``, and what stop and restart took."""
+
+    sim: Simulation
+    second: FlinkJob
+    savepoint: str
+    stop_s: float
+    restart_s: float
+
+
+@contextlib.contextmanager
+def restarted_half_way(
+    spec: SimulationSpec,
+    bootstrap: str,
+    topics: PropertyTopics,
+    argv: list[str],
+    restart_argv: list[str],
+    rest_url: str,
+    savepoint_dir: Path,
+    stop_wait_s: float,
+    produce_wait_s: float,
+) -> Iterator[SavepointRestart]:
+    """A live run stopped with a savepoint half way and resumed from it, on the session
+    cluster at ``rest_url``: job ``argv`` reads the first half of a live log of ``spec`` (it
+    starts once the job runs) produced in real time; while
+    the second half goes out on time (the producers do not wait for the pipeline, so the
+    restarted job finds it as a backlog), the job is stopped with a savepoint (Flink's
+    stop-with-savepoint, no drain) and ``restart_argv`` resumes from it. Yields once the second
+    half is produced; both jobs are cancelled and the producer joined on exit, whatever happens."""
+    first = FlinkJob(argv, rest_url, None)
+    second: FlinkJob | None = None
+    producer: threading.Thread | None = None
+    try:
+        sim, _ = live_simulation(int(time.time() * 1000), spec)
+        half = len(sim.records) // 2
+        produce_live(sim, bootstrap, topics, sim.records[:half])
+        producer = threading.Thread(
+            target=produce_live,
+            args=(sim, bootstrap, topics, sim.records[half:]),
+            name="second-half",
+            daemon=True,
+        )
+        producer.start()
+        stopped_at = time.monotonic()
+        savepoint = first.rest.stop(first.jid, target_dir=str(savepoint_dir), wait_s=stop_wait_s)
+        stop_s = time.monotonic() - stopped_at
+        second = FlinkJob([*restart_argv, f"--savepoint_path={savepoint}"], rest_url, None)
+        restart_s = time.monotonic() - stopped_at - stop_s
+        producer.join(timeout=produce_wait_s)
+        assert not producer.is_alive(), f"the second half was not produced in {produce_wait_s} s"
+        yield SavepointRestart(sim, second, savepoint, stop_s, restart_s)
+    finally:
+        first.cancel()
+        if second is not None:
+            second.cancel()
+        if producer is not None:
+            producer.join(timeout=produce_wait_s)
+
+
 class PrismJob:
     """One Prism job started by ``pipelines.property.start``; Beam's cancel() stops it."""
 
@@ -207,3 +270,19 @@ class PrismJob:
 
     def cancel(self) -> None:
         self.result.cancel()
+
+
+def start_job(
+    runner: str, request: pytest.FixtureRequest, argv: Callable[[list[str]], list[str]]
+) -> FlinkJob | PrismJob:
+    """Starts ``argv(runner_args)`` on ``runner`` (``FlinkRunner``: the stack's Flink job
+    server, with FLINK_REST_URL a session cluster behind FLINK_JOB_ENDPOINT, else the embedded
+    Flink; ``PrismRunner``: a Prism process of its own) and returns the job once it runs."""
+    if runner == "FlinkRunner":
+        flink = request.getfixturevalue("flink_job_server")
+        return FlinkJob(
+            argv(["--runner=FlinkRunner", f"--job_endpoint={flink.job_endpoint}"]),
+            os.environ.get(FLINK_REST_ENV),
+            flink.log_path,
+        )
+    return PrismJob(argv(["--runner=PrismRunner"]))

@@ -14,10 +14,7 @@ quiet partitions included) or by ``--backfill`` (each partition's end at submiss
 from __future__ import annotations
 
 import json
-import re
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -28,6 +25,7 @@ from apache_beam.runners.runner import PipelineResult, PipelineState
 from confluent_kafka import Consumer, Producer
 
 from pipelines import passthrough
+from runners.flink import TERMINAL_STATES, FlinkRest, embedded_rest_url
 from tests.conftest import FlinkJobServer
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
@@ -124,59 +122,14 @@ def final_state(result: PipelineResult, timeout_s: float) -> str:
     return state
 
 
-class FlinkRest:
-    """Flink's REST API of the embedded cluster running a job (Beam's ``cancel()`` reports
-    CANCELLED but leaves a Flink job running: ``runners/flink.py``): found in the job server's
-    log, which prints each job's MiniCluster REST endpoint."""
-
-    PATTERN = re.compile(r"Rest endpoint listening at (\S+?):(\d+)")
-
-    def __init__(self, log_path: Path, log_offset: int) -> None:
-        self._log_path = log_path
-        self._log_offset = log_offset
-
-    @staticmethod
-    def log_size(log_path: Path | None) -> int:
-        return log_path.stat().st_size if log_path and log_path.exists() else 0
-
-    def base_url(self, timeout_s: float = 120) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self._log_path.open("rb") as log:
-                log.seek(self._log_offset)
-                found = self.PATTERN.findall(log.read().decode("utf-8", "replace"))
-            if found:
-                host, port = found[-1]
-                return f"http://{host}:{port}"
-            time.sleep(1)
-        raise AssertionError(f"no Flink REST endpoint in {self._log_path} within {timeout_s} s")
-
-    def _call(self, method: str, path: str) -> dict:
-        request = urllib.request.Request(self.base_url() + path, method=method)
-        with urllib.request.urlopen(request, timeout=10) as response:
-            body = response.read()
-        return json.loads(body) if body else {}
-
-    def jobs(self) -> list[dict]:
-        return self._call("GET", "/jobs/overview")["jobs"]
-
-    def cancel_all(self, timeout_s: float = 60) -> None:
-        """Cancels every running job and waits until none runs."""
-        for job in self.jobs():
-            if job["state"] not in ("CANCELED", "FINISHED", "FAILED"):
-                self._call("PATCH", f"/jobs/{job['jid']}?mode=cancel")
-        deadline = time.monotonic() + timeout_s
-        states: set[str] = set()
-        while time.monotonic() < deadline:
-            try:
-                states = {job["state"] for job in self.jobs()}
-            except urllib.error.URLError:
-                # The embedded cluster shuts down (REST gone) once its only job is terminal.
-                return
-            if states <= {"CANCELED", "FINISHED", "FAILED"}:
-                return
-            time.sleep(1)
-        raise AssertionError(f"Flink jobs still {states} {timeout_s} s after cancelling")
+def cancel_embedded_jobs(log_path: Path, log_offset: int, timeout_s: float = 60) -> None:
+    """Cancels, through Flink's REST API, every running job of the embedded Flink that the job
+    server logged in ``log_path`` after ``log_offset`` (Beam's ``cancel()`` reports CANCELLED but
+    leaves a Flink job running: ``runners/flink.py``), and waits until each is terminal."""
+    rest = FlinkRest(embedded_rest_url(log_path, log_offset, wait_s=120))
+    for job in rest.jobs():
+        if job.state not in TERMINAL_STATES:
+            rest.cancel(job.jid, wait_s=timeout_s)
 
 
 RUNNERS = [
@@ -305,7 +258,7 @@ def test_streaming_passthrough_delivers_backlog_and_live_records_then_cancels(
     backlog, live = records[: N // 2], records[N // 2 :]
     produce(kafka_bootstrap, source, backlog)
     log_path = flink.log_path if flink else None
-    log_offset = FlinkRest.log_size(log_path)
+    log_offset = log_path.stat().st_size if log_path and log_path.exists() else 0
 
     result = passthrough.start(
         [
@@ -321,7 +274,7 @@ def test_streaming_passthrough_delivers_backlog_and_live_records_then_cancels(
         got = consume_exactly(kafka_bootstrap, sink, N, ARRIVAL_TIMEOUT_S)
     finally:
         if runner == "flink" and log_path is not None:
-            FlinkRest(log_path, log_offset).cancel_all()
+            cancel_embedded_jobs(log_path, log_offset)
         result.cancel()
 
     assert Counter(got) == Counter(records)

@@ -27,26 +27,23 @@ during restore": state lost, records repeated; seen).
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 
 import pytest
 
 from runners.marketdata.processes import served_dataset
-from tests.conftest import FLINK_REST_ENV
 from tests.integration.live import (
     MATCH_TIMEOUT_S,
     SPEC,
     SPEEDUP,
-    FlinkJob,
-    PrismJob,
     assert_accounted,
     live_simulation,
     pipeline_argv,
     produce_live,
     property_topics,
+    restarted_half_way,
     session_cluster_argv,
+    start_job,
     wait_for_oracle,
 )
 from tools.simulate import scaled_spec
@@ -68,24 +65,13 @@ def test_live_run_equals_the_oracle(
 ):
     topics = property_topics(make_topic)
     spec = scaled_spec(SPEC, SPEEDUP)
-    if runner == "FlinkRunner":
-        flink = request.getfixturevalue("flink_job_server")
-        runner_args = ["--runner=FlinkRunner", f"--job_endpoint={flink.job_endpoint}"]
-        argv = pipeline_argv(
+    job = start_job(
+        runner,
+        request,
+        lambda runner_args: pipeline_argv(
             runner_args, spec, topics, kafka_bootstrap, expansion_service, local_services
-        )
-        # FLINK_REST_URL: a session cluster behind FLINK_JOB_ENDPOINT; else the embedded Flink.
-        job: FlinkJob | PrismJob = FlinkJob(argv, os.environ.get(FLINK_REST_ENV), flink.log_path)
-    else:
-        argv = pipeline_argv(
-            ["--runner=PrismRunner"],
-            spec,
-            topics,
-            kafka_bootstrap,
-            expansion_service,
-            local_services,
-        )
-        job = PrismJob(argv)
+        ),
+    )
     try:
         # Compressed from now on: the job runs before the first record is due.
         sim, _ = live_simulation(int(time.time() * 1000))
@@ -136,44 +122,26 @@ def test_stop_with_savepoint_and_restart_neither_loses_nor_repeats(
         # (docs/delivery.md); Flink's savepoint holds the read positions instead.
         extra=[f"--consumer_group={group}"],
     )
-    first = FlinkJob(argv, flink_session_cluster.rest_url, None)
-    second: FlinkJob | None = None
-    producer: threading.Thread | None = None
-    try:
-        sim, _ = live_simulation(int(time.time() * 1000))
-        half = len(sim.records) // 2
-        produce_live(sim, kafka_bootstrap, topics, sim.records[:half])
-        # The producers do not wait for the pipeline: the second half goes out on time while
-        # the job stops and restarts, and the restarted job finds it as a backlog.
-        producer = threading.Thread(
-            target=produce_live,
-            args=(sim, kafka_bootstrap, topics, sim.records[half:]),
-            name="second-half",
-            daemon=True,
-        )
-        producer.start()
-        stopped_at = time.monotonic()
-        savepoint = first.rest.stop(first.jid, target_dir=str(tmp_path / "savepoints"), wait_s=120)
-        stop_s = time.monotonic() - stopped_at
-        second = FlinkJob(
-            [*argv, f"--savepoint_path={savepoint}"], flink_session_cluster.rest_url, None
-        )
-        restart_s = time.monotonic() - stopped_at - stop_s
-        producer.join(timeout=180)
-        assert not producer.is_alive(), "the second half was not produced within 180 s"
+    with restarted_half_way(
+        SPEC,
+        kafka_bootstrap,
+        topics,
+        argv,
+        argv,
+        flink_session_cluster.rest_url,
+        tmp_path / "savepoints",
+        stop_wait_s=120,
+        produce_wait_s=180,
+    ) as restart:
         summary, diffs = wait_for_oracle(
             kafka_bootstrap,
             topics,
-            sim,
+            restart.sim,
             MATCH_TIMEOUT_S,
             served_dataset(local_services.marketdata_url).lookup,
         )
-    finally:
-        first.cancel()
-        if second is not None:
-            second.cancel()
-        if producer is not None:
-            producer.join(timeout=180)
+    sim, savepoint = restart.sim, restart.savepoint
+    stop_s, restart_s = restart.stop_s, restart.restart_s
     record_property("stop_with_savepoint_s", round(stop_s, 1))
     record_property("restart_from_savepoint_s", round(restart_s, 1))
     print(f"savepoint {savepoint}: stop {stop_s:.1f} s, restart {restart_s:.1f} s; {diffs}")

@@ -22,22 +22,19 @@ end); Flink passed.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 
 import pytest
 
 from runners.marketdata.processes import served_dataset
 from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
-from tests.conftest import FLINK_REST_ENV
 from tests.integration.live import (
     POLL_S,
     SPEC,
-    FlinkJob,
-    PrismJob,
     assert_accounted,
     pipeline_argv,
     property_topics,
+    start_job,
 )
 from tools.simulate import HOUR_MS, MINUTE_MS, SimulationSpec, generate, produce
 from tools.verify import differences, read_outputs, summarize
@@ -87,15 +84,7 @@ def test_quiet_stream_emits_every_window_that_ended(
             runner_args, spec, topics, kafka_bootstrap, expansion_service, local_services
         )
 
-    if runner == "FlinkRunner":
-        flink = request.getfixturevalue("flink_job_server")
-        job: FlinkJob | PrismJob = FlinkJob(
-            argv(["--runner=FlinkRunner", f"--job_endpoint={flink.job_endpoint}"]),
-            os.environ.get(FLINK_REST_ENV),
-            flink.log_path,
-        )
-    else:
-        job = PrismJob(argv(["--runner=PrismRunner"]))
+    job = start_job(runner, request, argv)
     market = served_dataset(local_services.marketdata_url).lookup
     history: list[str] = []
     try:

@@ -25,10 +25,10 @@ from transforms.lateness import (
     LATE_COUNTER,
     ON_TIME_COUNTER,
     GateLateRecords,
-    _from_wire,
-    _to_wire,
+    from_wire,
     late_by_ms,
     release_in_offset_order,
+    to_wire,
     tumbling_window_end_ms,
 )
 from transforms.metrics import NAMESPACE
@@ -246,8 +246,8 @@ def test_records_behind_a_gap_are_flushed_when_the_input_ends():
 
 def test_batches_cross_the_shuffle_as_plain_values_not_pickled_named_tuples():
     decoded = view(at(5), offset=7)
-    wire = _to_wire(decoded, 123)
-    assert _from_wire(wire) == (decoded, 123)
+    wire = to_wire(decoded, 123)
+    assert from_wire(wire) == (decoded, 123)
     coder = beam.coders.FastPrimitivesCoder()
     # A NamedTuple falls back to pickle, which names its class in every element; the wire form
     # is tuples, dicts, str, bytes and ints that the coder encodes natively.
