@@ -150,7 +150,10 @@ def build(
         )
         if config.redis_host:
             enrich = enrich.with_redis_cache(
-                config.redis_host, config.redis_port, config.cache_ttl_s
+                config.redis_host,
+                config.redis_port,
+                config.cache_ttl_s,
+                not_found_ttl_s=config.cache_not_found_ttl_s,
             )
         enriched = (
             updates | "EnrichWithMarketData" >> enrich | "EnrichedPayloads" >> beam.Map(_payload)

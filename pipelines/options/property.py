@@ -112,6 +112,14 @@ class PropertyOptions(PipelineOptions):
             "--cache_ttl_s", type=int, default=3600, help="Market-data cache entry lifetime."
         )
         group.add_argument(
+            "--cache_not_found_ttl_s",
+            type=int,
+            default=300,
+            help="How long the cache keeps the service's 'no market data for this zip code and "
+            "type' (a 404), so that events of unknown keys do not call the service each; 0: "
+            "never cached.",
+        )
+        group.add_argument(
             "--schema_registry_url",
             default=None,
             help="Confluent-compatible schema registry; none: the schemas/ catalog (ids 1, 2 "
@@ -162,6 +170,7 @@ class PropertyConfig:
     redis_host: str | None = None
     redis_port: int = 6379
     cache_ttl_s: int = 3600
+    cache_not_found_ttl_s: int = 300
     schema_registry_url: str | None = None
 
     def __post_init__(self) -> None:
@@ -174,6 +183,7 @@ class PropertyConfig:
             "fraud_threshold",
             "high_value_threshold",
             "gate_max_held",
+            "cache_not_found_ttl_s",
         ):
             if getattr(self, name) < 0:
                 raise OptionError(f"--{name} must be >= 0, got {getattr(self, name)}")
@@ -249,6 +259,7 @@ class PropertyRunConfig:
                 redis_host=redis_host,
                 redis_port=redis_port,
                 cache_ttl_s=opts.cache_ttl_s,
+                cache_not_found_ttl_s=opts.cache_not_found_ttl_s,
                 schema_registry_url=opts.schema_registry_url,
                 bounded=kafka.bounded,
             ),

@@ -356,6 +356,43 @@ def test_cold_cache_calls_once_per_key_and_warm_cache_calls_nothing(
     assert all(p == by_offset[o] for p, _, o in warm)
 
 
+def test_not_found_is_cached_for_its_own_ttl_so_unknown_keys_stop_calling(
+    service: MarketDataServer, empty_redis: RedisServer, tmp_path: Path
+) -> None:
+    events = [event(i, "99999", "CONDO") for i in range(10)]
+
+    def cached() -> EnrichWithMarketData:
+        return fast(service.url).with_redis_cache(
+            empty_redis.host, empty_redis.port, ttl_s=300, not_found_ttl_s=60
+        )
+
+    cold, _ = run(events, cached(), tmp_path)
+    assert statuses(cold) == {FALLBACK: 10}
+    cold_calls = service.stats()["by_status"]["404"]
+    assert 1 <= cold_calls <= 10  # keys of one bundle miss together on a cold cache
+    client = redis_client.Redis(empty_redis.host, empty_redis.port)
+    assert client.keys("market:*") == [b"market:99999:CONDO"]
+    assert 0 < client.ttl("market:99999:CONDO") <= 60  # its own TTL, not the 300 s of data
+
+    warm, counters = run(events, cached(), tmp_path)
+    assert service.stats()["by_status"] == {"404": cold_calls}  # not one more call
+    assert counters["cache_hits"] == 10 and counters["cache_not_found_hits"] == 10
+    assert counters.get("calls", 0) == 0
+    # A cached "no data" is the same output as a fresh 404: FALLBACK with the 404 as the error.
+    by_offset = {o: p for p, _, o in cold}
+    assert all(p == by_offset[o] for p, _, o in warm)
+    assert all("404" in p["enrichment_error"] for p, _, _ in warm)
+
+
+def test_not_found_is_not_cached_unless_asked(
+    service: MarketDataServer, empty_redis: RedisServer, tmp_path: Path
+) -> None:
+    transform = fast(service.url).with_redis_cache(empty_redis.host, empty_redis.port, 300)
+    outputs, _ = run([event(i, "99999", "CONDO") for i in range(3)], transform, tmp_path)
+    assert statuses(outputs) == {FALLBACK: 3}
+    assert redis_client.Redis(empty_redis.host, empty_redis.port).keys("market:*") == []
+
+
 def test_fallbacks_are_not_cached_so_recovery_is_seen_at_once(
     service: MarketDataServer, empty_redis: RedisServer, tmp_path: Path
 ) -> None:

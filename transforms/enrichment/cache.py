@@ -5,12 +5,16 @@ response or None)``; None is a miss and goes to the call) and writes the calls' 
 (``get_write``). Here:
 - the key is the source caller's ``get_cache_key`` (``market:<zip>:<type>``), the value the JSON
   object of the response row (Beam's RedisCache encoding), written with ``SET NX EX ttl``;
-- only fresh market data is written: a cached fallback would hide a recovered service for a
-  whole TTL, a cached stale copy would pass for fresh;
+- fresh market data is written for ``ttl_s``; the service's "no data for this key" (a 404,
+  ``not_found_row``) for ``not_found_ttl_s`` (0: never), so that the events of a key the vendor
+  does not know cost a cache read, not an HTTP call each, and a key the vendor adds is seen
+  within that time; nothing else is written: a cached failure would hide a recovered service for
+  a whole TTL, a cached stale copy would pass for fresh;
 - a Redis that is down or hung (connection refused, timeout) makes a read a miss and a write a
   no-op, counted in ``cache_errors`` with a rate-limited warning, never a failed bundle; the next
   command reconnects, so the cache is used again as soon as Redis answers;
-- ``cache_hits`` counts reads answered by the cache.
+- ``cache_hits`` counts reads answered by the cache, ``cache_not_found_hits`` those of them
+  that were a cached "no data for this key".
 
 Reads and writes are plain DoFns, one Redis command per element on the DoFn's thread: the counters
 are exact, and no executor thread per element is paid (loopback Redis answers faster than a thread
@@ -31,7 +35,12 @@ from apache_beam.io.requestresponse import Cache, Caller
 from apache_beam.metrics import Metrics
 
 from transforms.enrichment.redis_store import REDIS_OUTAGE, RedisAddress, warn_outage
-from transforms.enrichment.responses import is_fresh_market_data, row_from_json, row_to_json
+from transforms.enrichment.responses import (
+    is_fresh_market_data,
+    is_not_found,
+    row_from_json,
+    row_to_json,
+)
 from transforms.enrichment.rules import COUNTER_NAMESPACE
 
 _LOGGER = logging.getLogger(__name__)
@@ -49,6 +58,7 @@ class _RedisDoFn(beam.DoFn):
         self._client = self._address.connect()
         self._errors = Metrics.counter(COUNTER_NAMESPACE, "cache_errors")
         self._hits = Metrics.counter(COUNTER_NAMESPACE, "cache_hits")
+        self._not_found_hits = Metrics.counter(COUNTER_NAMESPACE, "cache_not_found_hits")
 
     def teardown(self) -> None:
         if self._client is not None:
@@ -86,21 +96,33 @@ class _ReadFn(_RedisDoFn):
             yield request, None
             return
         self._hits.inc()
+        if is_not_found(row):
+            self._not_found_hits.inc()
         yield request, row
 
 
 class _WriteFn(_RedisDoFn):
-    def __init__(self, address: RedisAddress, caller: Caller, ttl_s: int) -> None:
+    def __init__(
+        self, address: RedisAddress, caller: Caller, ttl_s: int, not_found_ttl_s: int
+    ) -> None:
         super().__init__(address, caller)
         self._ttl_s = ttl_s
+        self._not_found_ttl_s = not_found_ttl_s
+
+    def _ttl_of(self, response: Any) -> int:
+        """How long ``response`` may be cached, 0 for never."""
+        if is_fresh_market_data(response):
+            return self._ttl_s
+        return self._not_found_ttl_s if is_not_found(response) else 0
 
     def process(self, element: tuple[Any, Any]) -> Iterator[tuple[Any, Any]]:
         assert self._client is not None
         request, response = element
-        if not is_fresh_market_data(response):
+        ttl_s = self._ttl_of(response)
+        if not ttl_s:
             return
         try:
-            self._client.set(self._key(request), row_to_json(response), ex=self._ttl_s, nx=True)
+            self._client.set(self._key(request), row_to_json(response), ex=ttl_s, nx=True)
         except REDIS_OUTAGE as exc:
             self._outage("the market-data cache (write)", exc)
             return
@@ -119,11 +141,15 @@ class ReadMarketDataCache(beam.PTransform):
 
 
 class WriteMarketDataCache(beam.PTransform):
-    """``(request, response row)`` → written when fresh market data; out: what was written."""
+    """``(request, response row)`` → written when fresh market data (for ``ttl_s``) or the
+    service's "no data for this key" (for ``not_found_ttl_s``, 0: never); out: what was
+    written."""
 
-    def __init__(self, address: RedisAddress, caller: Caller, ttl_s: int) -> None:
+    def __init__(
+        self, address: RedisAddress, caller: Caller, ttl_s: int, not_found_ttl_s: int = 0
+    ) -> None:
         super().__init__()
-        self._fn = _WriteFn(address, caller, ttl_s)
+        self._fn = _WriteFn(address, caller, ttl_s, not_found_ttl_s)
 
     def expand(self, responses: beam.PCollection) -> beam.PCollection:
         return responses | "WriteRedis" >> beam.ParDo(self._fn)
@@ -131,14 +157,20 @@ class WriteMarketDataCache(beam.PTransform):
 
 class MarketDataCache(Cache):
     """The cache of ``RequestResponseIO(caller, cache=MarketDataCache(...))``; see the module
-    docstring. ``ttl_s``: how long an entry lives."""
+    docstring. ``ttl_s``: how long market data lives; ``not_found_ttl_s``: how long the service's
+    "no data for this key" does (0: not cached)."""
 
-    def __init__(self, address: RedisAddress, ttl_s: int | timedelta) -> None:
+    def __init__(
+        self, address: RedisAddress, ttl_s: int | timedelta, not_found_ttl_s: int = 0
+    ) -> None:
         ttl = int(ttl_s.total_seconds()) if isinstance(ttl_s, timedelta) else ttl_s
         if ttl < 1:
             raise ValueError(f"ttl_s must be >= 1 second, got {ttl_s}")
+        if not_found_ttl_s < 0:
+            raise ValueError(f"not_found_ttl_s must be >= 0 (0: off), got {not_found_ttl_s}")
         self.address = address
         self.ttl_s = ttl
+        self.not_found_ttl_s = not_found_ttl_s
         self._source_caller: Caller | None = None
         self._request_coder: coders.Coder | None = None
 
@@ -153,7 +185,7 @@ class MarketDataCache(Cache):
         return ReadMarketDataCache(self.address, self._caller())
 
     def get_write(self) -> beam.PTransform:
-        return WriteMarketDataCache(self.address, self._caller(), self.ttl_s)
+        return WriteMarketDataCache(self.address, self._caller(), self.ttl_s, self.not_found_ttl_s)
 
     @property
     def source_caller(self) -> Caller | None:

@@ -14,7 +14,7 @@ a 404 or malformed record of one key falls back for that key only.
 
 ``fallback_response`` (the repeater's fallback protocol) says what stands in for a failed call:
 the stale copy of the key when a ``StaleStore`` is set and holds one (never for a 404), else a
-fallback row carrying the reason.
+fallback row carrying the reason (for a 404: the not-found row, which the cache may keep).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from transforms.enrichment.errors import (
     MarketDataUnavailable,
 )
 from transforms.enrichment.redis_store import StaleStore
-from transforms.enrichment.responses import fallback_row, market_row
+from transforms.enrichment.responses import fallback_row, market_row, not_found_row
 from transforms.enrichment.rules import (
     MAX_BATCH_SIZE,
     cache_key,
@@ -127,7 +127,9 @@ class MarketDataHandler(EnrichmentSourceHandler[Decoded, Response]):
         """What stands in for a call of ``request`` (one or a batch) that failed with ``exc``."""
         if isinstance(request, list):
             return [self.fallback_response(r, reason, exc) for r in request]
-        if self.stale_store is not None and not isinstance(exc, MarketDataNotFound):
+        if isinstance(exc, MarketDataNotFound):
+            return request, not_found_row(reason)
+        if self.stale_store is not None:
             market = self.stale_store.recall(cache_key(request.payload))
             if market is not None:
                 return request, market_row(market, reason, stale=True)

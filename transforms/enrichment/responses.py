@@ -1,6 +1,8 @@
 """The response of a market-data lookup: a ``beam.Row`` of the market fields plus ``error`` (None
-on success) and ``stale`` (True when the market data is an old copy served because the call
-failed). The handler produces it, the cache stores it, the join reads it."""
+on success), ``stale`` (True when the market data is an old copy served because the call failed)
+and ``not_found`` (True when the service answered that it has no data for the key: a 404, a
+correct answer rather than a failure). The handler produces it, the cache stores it, the join
+reads it."""
 
 from __future__ import annotations
 
@@ -14,19 +16,36 @@ from transforms.enrichment.rules import MARKET_FIELDS
 
 ERROR_FIELD = "error"
 STALE_FIELD = "stale"
+NOT_FOUND_FIELD = "not_found"
 
 
 def market_row(
-    market: Mapping[str, Any] | None, error: str | None, stale: bool = False
+    market: Mapping[str, Any] | None,
+    error: str | None,
+    stale: bool = False,
+    not_found: bool = False,
 ) -> beam.Row:
     """The response row of ``market`` (None: null market fields)."""
     values = dict(market) if market is not None else dict.fromkeys(MARKET_FIELDS)
-    return beam.Row(**values, **{ERROR_FIELD: error, STALE_FIELD: stale})
+    return beam.Row(
+        **values, **{ERROR_FIELD: error, STALE_FIELD: stale, NOT_FOUND_FIELD: not_found}
+    )
 
 
 def fallback_row(reason: str) -> beam.Row:
     """The response that stands for "no market data", with the reason."""
     return market_row(None, reason)
+
+
+def not_found_row(reason: str) -> beam.Row:
+    """The response that stands for "the service has no data for this key" (a 404), with the
+    reason: no market data, like a fallback, but an answer worth caching for a short while."""
+    return market_row(None, reason, not_found=True)
+
+
+def is_not_found(row: Any) -> bool:
+    """The service's answer was "no data for this key" (``not_found_row``)."""
+    return getattr(row, NOT_FOUND_FIELD, False) is True
 
 
 def row_market(row: beam.Row) -> dict[str, Any]:

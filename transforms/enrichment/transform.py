@@ -109,10 +109,16 @@ class EnrichWithMarketData(beam.PTransform[beam.PCollection[Decoded], beam.PColl
         port: int,
         ttl_s: int = 3600,
         *,
+        not_found_ttl_s: int = 0,
         stale_ttl_s: int = 0,
         timeout_s: float = 1.0,
     ) -> EnrichWithMarketData:
         """Cache market data in Redis at ``host:port`` for ``ttl_s`` seconds (fallbacks never).
+
+        ``not_found_ttl_s`` > 0 also caches the service's "no data for this key" (a 404) that
+        long: the events of a zip code and type the vendor does not know then cost a cache read
+        instead of an HTTP call each (they still go out FALLBACK with the 404 as their
+        ``enrichment_error``), and a key the vendor adds is enriched within that time.
 
         ``stale_ttl_s`` > 0 turns on stale-on-error: a second copy of every fetched record is
         kept that long, and an event whose call fails (not 404) goes out STALE with it (and the
@@ -129,7 +135,7 @@ class EnrichWithMarketData(beam.PTransform[beam.PCollection[Decoded], beam.PColl
             raise ValueError(
                 f"stale_ttl_s must be 0 (off) or longer than ttl_s ({ttl_s}), got {stale_ttl_s}"
             )
-        self._market_cache = MarketDataCache(address, ttl_s)
+        self._market_cache = MarketDataCache(address, ttl_s, not_found_ttl_s)
         stale_store = StaleStore(address, stale_ttl_s) if stale_ttl_s else None
         self._handler = self._handler.with_stale_store(stale_store)
         return self
