@@ -16,6 +16,12 @@ Scenarios, in order:
 - ``cold_cache``: empty Redis: one Redis read per event, a call per cache miss, writes.
 - ``warm_cache``: the same events again: every event a Redis hit, no call.
 - ``cold_cache_batch`` / ``warm_cache_batch``: the same two with batched calls.
+- ``unknown_no_negative_cache``: events whose keys the service does not know (every call a 404),
+  Redis cache with ``not_found_ttl_s=0``: every event calls the service (the cost before the
+  negative cache).
+- ``unknown_cold_cache`` / ``unknown_warm_cache``: the same events with ``not_found_ttl_s``
+  (the pipeline's default, 300 s): a 404 per missing key, then every event a Redis hit; compare
+  ``unknown_warm_cache`` with ``warm_cache`` (known keys).
 - ``service_down``: the service answers 503; after ``failure_threshold`` failures the circuit is
   open for the rest of the run and events fall back without a call.
 """
@@ -36,11 +42,14 @@ import redis as redis_client
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.options import PropertyConfig
 from runners.marketdata.dataset import PROPERTY_TYPES, zip_codes
 from runners.marketdata.processes import market_data_server, redis_server
 from runners.presets import PRISM_BINARY
 from transforms.enrichment import COUNTER_NAMESPACE, EnrichWithMarketData
 from transforms.types import Decoded, KafkaRecord
+
+NOT_FOUND_TTL_S = PropertyConfig.cache_not_found_ttl_s  # the pipeline's default
 
 
 @dataclass
@@ -53,10 +62,18 @@ class Result:
     counters: dict[str, int]
 
 
-def generate_events(n: int, keys: int) -> Iterator[Decoded]:
-    """n PropertyEvents cycling over ``keys`` (zip, type) keys; generated inside the pipeline so
-    start-up does not pickle them (a Create of 3 000 events cost ~2 s of bz2 at submission)."""
-    zips = zip_codes()
+def unknown_zip_codes(count: int) -> list[str]:
+    """``count`` five-digit zip codes the market dataset does not hold (counting down from
+    99999)."""
+    known = set(zip_codes())
+    return [z for z in (f"{n:05d}" for n in range(99_999, 0, -1)) if z not in known][:count]
+
+
+def generate_events(n: int, keys: int, unknown: bool = False) -> Iterator[Decoded]:
+    """n PropertyEvents cycling over ``keys`` (zip, type) keys, of the dataset or (``unknown``)
+    outside it; generated inside the pipeline so start-up does not pickle them (a Create of
+    3 000 events cost ~2 s of bz2 at submission)."""
+    zips = unknown_zip_codes(keys) if unknown else zip_codes()
     pairs = [(z, t) for z in zips for t in PROPERTY_TYPES][:keys]
     for i in range(n):
         zip_code, ptype = pairs[i % len(pairs)]
@@ -94,13 +111,13 @@ def runner_options(runner: str) -> PipelineOptions:
 
 
 def run_once(
-    runner: str, n: int, keys: int, transform: beam.PTransform | None
+    runner: str, n: int, keys: int, transform: beam.PTransform | None, unknown: bool = False
 ) -> tuple[float, dict]:
     pipeline = beam.Pipeline(options=runner_options(runner))
     pcoll = (
         pipeline
         | "Seed" >> beam.Create([n], reshuffle=False)
-        | "Generate" >> beam.FlatMap(generate_events, keys)
+        | "Generate" >> beam.FlatMap(generate_events, keys, unknown)
     )
     if transform is None:
         pcoll = pcoll | "Identity" >> beam.Map(_identity)
@@ -144,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(res)
         extra = f"{enrich_only:9.0f}" if enrich_only else "        -"
         print(
-            f"{name:<13} {elapsed:8.2f} s {res.events_per_s:9.0f} ev/s  enrich-only {extra} ev/s"
+            f"{name:<26} {elapsed:8.2f} s {res.events_per_s:9.0f} ev/s  enrich-only {extra} ev/s"
             f"  {json.dumps(counters, sort_keys=True)}",
             flush=True,
         )
@@ -160,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
             options.update(overrides)
             return EnrichWithMarketData(service.url, **options)
 
-        def cached(**overrides: Any) -> EnrichWithMarketData:
-            return transform(**overrides).with_redis_cache(redis.host, redis.port, 3600)
+        def cached(not_found_ttl_s: int = 0, **overrides: Any) -> EnrichWithMarketData:
+            return transform(**overrides).with_redis_cache(
+                redis.host, redis.port, 3600, not_found_ttl_s=not_found_ttl_s
+            )
 
         def flush_cache() -> None:
             client = redis_client.Redis(redis.host, redis.port)
@@ -178,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         flush_cache()
         record("cold_cache_batch", *run_once(runner, n, keys, cached(batch_size=batch)))
         record("warm_cache_batch", *run_once(runner, n, keys, cached(batch_size=batch)))
+        flush_cache()
+        negative = {"not_found_ttl_s": NOT_FOUND_TTL_S}
+        record("unknown_no_negative_cache", *run_once(runner, n, keys, cached(), unknown=True))
+        record("unknown_cold_cache", *run_once(runner, n, keys, cached(**negative), unknown=True))
+        record("unknown_warm_cache", *run_once(runner, n, keys, cached(**negative), unknown=True))
         service.set_faults(down=True)
         record("service_down", *run_once(runner, n, keys, transform()))
 
