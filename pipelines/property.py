@@ -59,7 +59,9 @@ from transforms.io.client_config import (
     load_client_security,
 )
 from transforms.io.kafka_ranges import KafkaRangeError
+from transforms.io.record_size import EncodeForTopic, FitRecordValue
 from transforms.lateness import GateLateRecords
+from transforms.metrics import CountDeadLetters
 from transforms.types import Decoded, KafkaRecord
 from transforms.validation import ValidateEvents, ValidateViews
 from transforms.windowing import CountViewsPerProperty
@@ -68,10 +70,12 @@ LOG = logging.getLogger(__name__)
 
 
 class PropertyOutputs(NamedTuple):
-    """The pipeline's named outputs (payload dicts in the shape of the output schemas)."""
+    """The pipeline's named outputs: payload dicts in the shape of the output schemas, or
+    ``Decoded`` records with such a payload for the outputs made of one input record each (their
+    ``source`` is the record a too-large output is dead-lettered as)."""
 
-    enriched: beam.PCollection  # EnrichedPropertyEvent dicts
-    high_value: beam.PCollection  # PropertyEvent dicts, price above the threshold
+    enriched: beam.PCollection  # Decoded, EnrichedPropertyEvent payloads
+    high_value: beam.PCollection  # Decoded, PropertyEvent payloads, price above the threshold
     counts_by_zip: beam.PCollection  # ZipCount dicts (running, one update per event)
     views_hourly: beam.PCollection  # PropertyViewCount dicts (panes EARLY/ON_TIME/LATE)
     alerts: beam.PCollection  # Alert dicts
@@ -79,13 +83,11 @@ class PropertyOutputs(NamedTuple):
     late: beam.PCollection  # LateRecord dicts
 
 
-def _payload(decoded: Decoded) -> dict[str, Any]:
-    return decoded.payload
-
-
-def _not_enriched(decoded: Decoded) -> dict[str, Any]:
+def _not_enriched(decoded: Decoded) -> Decoded:
     """The EnrichedPropertyEvent of an event when no market-data service is configured."""
-    return enriched_event(decoded.payload, None, "no market-data service configured")
+    return decoded._replace(
+        payload=enriched_event(decoded.payload, None, "no market-data service configured")
+    )
 
 
 class IngestResult(NamedTuple):
@@ -155,19 +157,14 @@ def build(
                 config.cache_ttl_s,
                 not_found_ttl_s=config.cache_not_found_ttl_s,
             )
-        enriched = (
-            updates | "EnrichWithMarketData" >> enrich | "EnrichedPayloads" >> beam.Map(_payload)
-        )
+        enriched = updates | "EnrichWithMarketData" >> enrich
     else:
         enriched = updates | "NotEnriched" >> beam.Map(_not_enriched)
 
     return PropertyOutputs(
         enriched=enriched,
-        high_value=(
-            on_time_events
-            | "HighValueListings" >> HighValueListings(config.high_value_threshold)
-            | "HighValuePayloads" >> beam.Map(_payload)
-        ),
+        high_value=on_time_events
+        | "HighValueListings" >> HighValueListings(config.high_value_threshold),
         counts_by_zip=on_time_events | "CountByZip" >> CountByZip(),
         views_hourly=on_time_views
         | "CountViewsPerProperty"
@@ -206,29 +203,65 @@ OUTPUT_SPECS: dict[str, OutputSpec] = {
 }
 
 
+# The outputs made of one input record each (``Decoded``), checked for size before the write.
+FROM_ONE_INPUT = ("enriched", "high_value")
+
+
 def _dead_letter_avro(dead_letter: DeadLetter) -> dict[str, Any]:
     return dead_letter.to_avro()
 
 
 def attach_kafka(pipeline: beam.Pipeline, run_config: PropertyRunConfig) -> PropertyOutputs:
-    """Reads both input topics, ``build``s, and writes every output to its topic."""
+    """Reads both input topics, ``build``s, and writes every output to its topic.
+
+    An enriched or high-value record that Kafka's producer would refuse (larger than
+    ``max.request.size``) becomes a dead letter of the input record it came from, and a dead
+    letter or late record too large to write loses the original value it carries
+    (``transforms/io/record_size.py``): a write failure would fail the bundle on every retry, and
+    the job with it."""
     kafka, topics = run_config.kafka, run_config.topics
+    limit = kafka.max_record_bytes
 
     commit = run_config.commit_offsets
     events = pipeline | "ReadEvents" >> read_topic(kafka, topics.events, commit_offsets=commit)
     views = pipeline | "ReadViews" >> read_topic(kafka, topics.views, commit_offsets=commit)
     outputs = build(events, views, run_config.pipeline)
+    too_large = []
     for name, spec in OUTPUT_SPECS.items():
-        records = getattr(outputs, name)
         if name == "dead_letters":
-            records = records | "DeadLetterRecords" >> beam.Map(_dead_letter_avro)
-        label = "".join(part.title() for part in name.split("_"))
-        _ = (
-            records
-            | f"Encode{label}" >> EncodeAvro(spec.schema, None, FieldKey(spec.key_field))
-            | f"Write{label}" >> write_topic(kafka, getattr(topics, spec.topic_field))
-        )
+            continue  # below, with the records refused for their size
+        label = _label(name)
+        topic = getattr(topics, spec.topic_field)
+        key = FieldKey(spec.key_field)
+        records = getattr(outputs, name)
+        if name in FROM_ONE_INPUT:
+            sized = records | f"Encode{label}" >> EncodeForTopic(spec.schema, key, topic, limit)
+            encoded = sized.fits
+            too_large.append(sized.too_large)
+        else:
+            if name == "late":
+                records = records | "FitLate" >> FitRecordValue(spec.schema, spec.key_field, limit)
+            encoded = records | f"Encode{label}" >> EncodeAvro(spec.schema, None, key)
+        _ = encoded | f"Write{label}" >> write_topic(kafka, topic)
+    spec = OUTPUT_SPECS["dead_letters"]
+    refused = (
+        tuple(too_large)
+        | "TooLargeToWrite" >> beam.Flatten()
+        | "CountTooLarge" >> CountDeadLetters()
+    )
+    _ = (
+        (outputs.dead_letters, refused)
+        | "DeadLettersAndRefused" >> beam.Flatten()
+        | "DeadLetterRecords" >> beam.Map(_dead_letter_avro)
+        | "FitDeadLetters" >> FitRecordValue(spec.schema, spec.key_field, limit)
+        | "EncodeDeadLetters" >> EncodeAvro(spec.schema, None, FieldKey(spec.key_field))
+        | "WriteDeadLetters" >> write_topic(kafka, getattr(topics, spec.topic_field))
+    )
     return outputs
+
+
+def _label(name: str) -> str:
+    return "".join(part.title() for part in name.split("_"))
 
 
 def pipeline_options(argv: Sequence[str]) -> tuple[PipelineOptions, PropertyRunConfig]:

@@ -19,6 +19,7 @@ from transforms.io.client_config import (
     load_client_security,
 )
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
+from transforms.io.record_size import max_record_bytes
 
 _PROPERTY = re.compile(r"^([A-Za-z0-9_.\-]+)=(.*)$", re.DOTALL)
 
@@ -160,6 +161,12 @@ class KafkaConfig:
             config["group.id"] = self.consumer_group
         return config
 
+    @property
+    def max_record_bytes(self) -> int:
+        """The largest record the run's producers send (``max.request.size``, checked by
+        ``from_options``); a larger output record is dead-lettered before the write."""
+        return max_record_bytes(self.properties)
+
     def producer_config(self) -> dict[str, str]:
         """Producer properties: the extra properties, unchanged."""
         return dict(self.properties)
@@ -227,6 +234,10 @@ class KafkaConfig:
                     f"--backfill (up to the current end of every partition) and {others[0]} "
                     "are two stop conditions: give one"
                 )
+        try:
+            max_record_bytes(properties)
+        except ValueError as exc:
+            raise OptionError(f"--kafka_property {exc}") from None
         services = options.view_as(CrossLanguageOptions).beam_services or {}
         return cls(
             bootstrap_servers=kafka.bootstrap_servers,

@@ -195,3 +195,13 @@ def test_a_setting_given_in_the_file_and_as_a_property_is_refused(tmp_path):
     path.write_text(CLIENT_FILE)
     with pytest.raises(OptionError, match="give each setting once"):
         kafka_config(f"--kafka_config_file={path}", "--kafka_property=sasl.mechanism=PLAIN")
+
+
+def test_the_largest_record_to_write_is_the_producers_max_request_size():
+    assert KafkaConfig.from_options(PipelineOptions(BASE)).max_record_bytes == 1_048_576
+    given = KafkaConfig.from_options(
+        PipelineOptions([*BASE, "--kafka_property=max.request.size=2097152"])
+    )
+    assert given.max_record_bytes == 2_097_152
+    with pytest.raises(OptionError, match=r"--kafka_property max\.request\.size must be a number"):
+        KafkaConfig.from_options(PipelineOptions([*BASE, "--kafka_property=max.request.size=1MB"]))

@@ -157,13 +157,14 @@ def test_pipeline_outputs_equal_the_simulators_oracle(simulation):
             label="EveryTooLateRecordIsLate",
         )
         assert_that(
-            out.high_value | "HighValueIds" >> beam.Map(lambda e: e["event_id"]),
+            out.high_value | "HighValueIds" >> beam.Map(lambda e: e.payload["event_id"]),
             sorted_equal(oracle.high_value_event_ids, "high-value event ids"),
             label="HighValueListingsMatchOracle",
         )
         assert_that(
             out.enriched
-            | "EnrichedIds" >> beam.Map(lambda e: (e["event_id"], e["enrichment_status"])),
+            | "EnrichedIds"
+            >> beam.Map(lambda e: (e.payload["event_id"], e.payload["enrichment_status"])),
             sorted_equal(
                 [(i, "FALLBACK") for i in oracle.listing_updated_event_ids], "enriched events"
             ),

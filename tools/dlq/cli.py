@@ -21,6 +21,7 @@ from tools.dlq.model import (
     select,
 )
 from tools.dlq.present import format_plan_line, format_summary, inspect_json
+from transforms.io.record_size import VALUE_OMITTED_MARK
 
 # Exit codes: 2 like argparse for a refused request (nothing done), 1 for a failure.
 EXIT_REFUSED = 2
@@ -169,6 +170,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 f"nothing selected: none of the {len(contents.entries)} dead letters in "
                 f"{args.topic} matches {selection.describe()} (see `python -m tools.dlq "
                 "inspect`)"
+            )
+        omitted = [
+            e.dead_letter for e in chosen if VALUE_OMITTED_MARK in e.dead_letter.error_message
+        ]
+        if omitted:
+            d = omitted[0]
+            return refuse(
+                f"{len(omitted)} selected dead letters carry no value (too large for the "
+                f"dead-letter topic), e.g. {d.topic}/{d.partition}/{d.offset}: copy those "
+                "records from their input topic at these coordinates, or select the others "
+                "(e.g. --stage decode / --stage validate)"
             )
         plan = plan_replay(chosen, to_topic=args.to, partitioning=args.partitioning)
         if args.topic in replay_targets(plan):

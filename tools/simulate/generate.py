@@ -19,6 +19,8 @@ from tools.simulate.spec import (
     EVENT_TYPE_WEIGHTS,
     HOUR_MS,
     MEDIAN_PRICE,
+    NULL_RECORD,
+    OVERSIZE,
     POISON_EVENT_CLASSES,
     POISON_VIEW_CLASSES,
     PROPERTY_TYPE_WEIGHTS,
@@ -226,6 +228,8 @@ def generate(spec: SimulationSpec, now_ms: int | None = None) -> Simulation:
                     spec,
                 ),
             )
+    if spec.poison_burst or spec.oversize or spec.null_keys:
+        records = _bad_input_at_scale(records, properties, users, now_ms, spec)
     # A clock-skewed record carries its send time as timestamp: it belongs at the end of the log
     # (where the simulated span ends, "now"), so keep those last.
     records.sort(key=lambda r: r.kind == "poison:future_event_time")
@@ -282,6 +286,90 @@ def compress_time(
         records=records,
         oracle=compute_oracle(records, scaled),
         replay=f"{sim.replay}, then compress_time(speedup={speedup}, origin_ms={origin_ms})",
+    )
+
+
+def _bad_input_at_scale(
+    records: list[PlannedRecord],
+    properties: list[dict[str, Any]],
+    users: list[str],
+    now_ms: int,
+    spec: SimulationSpec,
+) -> list[PlannedRecord]:
+    """``records`` with the spec's null keys, oversize events and poison burst (its own random
+    stream, so the rest of the log is unchanged). Oversize events and the burst take the event
+    time of the record they follow: on time, like their neighbours."""
+    rng = random.Random(spec.seed + 2)
+    uid = random.Random(spec.seed + 3)
+
+    def new_id() -> str:
+        return str(uuid.UUID(int=uid.getrandbits(128), version=4))
+
+    records = list(records)
+    valid = [i for i, r in enumerate(records) if r.kind == "valid"]
+    for i in rng.sample(valid, min(spec.null_keys, len(valid))):
+        records[i] = dataclasses.replace(records[i], key=None)
+
+    def time_at(i: int) -> int:
+        """The event time of the nearest record with a payload at or before index ``i``."""
+        for r in reversed(records[: i + 1]):
+            if r.payload is not None:
+                return r.payload["event_time"]
+        return records[0].timestamp_ms
+
+    for _ in range(spec.oversize):
+        at = rng.randrange(1, len(records))
+        prop = rng.choice(properties)
+        payload = _event(prop, "LISTING_UPDATED", time_at(at - 1), "", rng)
+        payload["price"] = min(payload["price"], spec.high_value_threshold)
+        records.insert(at, _oversize_event(payload, new_id(), spec, now_ms))
+
+    classes = [("event", c) for c in (*POISON_EVENT_CLASSES, NULL_RECORD)] + [
+        ("view", c) for c in POISON_VIEW_CLASSES
+    ]
+    middle = len(records) // 2
+    event_time = time_at(middle - 1)
+    burst = []
+    for n in range(spec.poison_burst):
+        topic, cls = classes[n % len(classes)]
+        if cls == NULL_RECORD:
+            partition = rng.randrange(spec.partitions)
+            burst.append(
+                PlannedRecord(EVENTS_TOPIC, partition, None, None, event_time, f"poison:{cls}")
+            )
+        elif topic == "event":
+            burst.append(
+                _poison_event(cls, rng.choice(properties), event_time, now_ms, new_id(), rng, spec)
+            )
+        else:
+            prop_id = rng.choice(properties)["property_id"]
+            burst.append(
+                _poison_view(cls, rng.choice(users), prop_id, event_time, new_id(), rng, spec)
+            )
+    return records[:middle] + burst + records[middle:]
+
+
+def _oversize_event(
+    payload: dict[str, Any], event_id: str, spec: SimulationSpec, now_ms: int
+) -> PlannedRecord:
+    """A valid event whose value is ``spec.oversize_bytes`` long: its event id padded with
+    ``x`` (Avro's length prefix grows with the string: count down to the exact size)."""
+    pad = spec.oversize_bytes - len(_encode_event({**payload, "event_id": event_id}))
+    while True:
+        padded = {**payload, "event_id": f"{event_id}-{'x' * (pad - 1)}"}
+        value = _encode_event(padded)
+        if len(value) <= spec.oversize_bytes:
+            break
+        pad -= 1
+    key = payload["property_id"].encode()
+    return PlannedRecord(
+        EVENTS_TOPIC,
+        partition_for(key, spec.partitions),
+        key,
+        value,
+        min(payload["event_time"], now_ms),
+        OVERSIZE,
+        padded,
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from schemas.contract import EVENTS_TOPIC
-from tools.simulate.spec import PlannedRecord, SimulationSpec, window_start
+from tools.simulate.spec import OVERSIZE, PlannedRecord, SimulationSpec, window_start
 
 
 @dataclass
@@ -43,6 +43,8 @@ def compute_oracle(records: Sequence[PlannedRecord], spec: SimulationSpec) -> Or
     """The expected outputs, from the records in log order (the contract's rules, stated plainly).
 
     - Poison records go to the DLQ and do not move stream time.
+    - An oversize event (valid, its enriched record too large to write) is counted by zip and is
+      one dead letter instead of an enriched record.
     - A valid record is late when its partition's stream time (max event time of the valid
       records before it in that partition) is at or past the end of its ``gate_window_s`` window
       plus the allowed lateness. Late records are counted nowhere else.
@@ -71,7 +73,13 @@ def compute_oracle(records: Sequence[PlannedRecord], spec: SimulationSpec) -> Or
             late[r.topic] += 1
             continue
         stream_time[where] = et if seen is None else max(seen, et)
-        if r.topic == EVENTS_TOPIC:
+        if r.kind == OVERSIZE:
+            # Counted by zip; its enriched record is too large to write: one dead letter instead
+            # (the generator keeps it below the high-value threshold: no second output).
+            oracle.valid_events += 1
+            zips[r.payload["zip_code"]] += 1
+            dlq[r.topic] += 1
+        elif r.topic == EVENTS_TOPIC:
             oracle.valid_events += 1
             zips[r.payload["zip_code"]] += 1
             if r.payload["price"] > spec.high_value_threshold:

@@ -10,6 +10,20 @@ from collections.abc import Iterable
 from tools.delivery import DeliveryReport
 from tools.simulate.spec import PlannedRecord
 
+# librdkafka refuses a record above its message.max.bytes (1 000 000 by default) before
+# compression; the broker judges the compressed batch against the topic's max.message.bytes.
+LIBRDKAFKA_MESSAGE_MAX_BYTES = 1_000_000
+FRAMING_BYTES = 4096
+
+
+def _room_for(records: list[PlannedRecord]) -> dict[str, int]:
+    """``message.max.bytes`` large enough for the largest planned record (oversize events),
+    when the default is not."""
+    largest = max((len(r.key or b"") + len(r.value or b"") for r in records), default=0)
+    if largest + FRAMING_BYTES <= LIBRDKAFKA_MESSAGE_MAX_BYTES:
+        return {}
+    return {"message.max.bytes": largest + FRAMING_BYTES}
+
 
 def produce(
     records: Iterable[PlannedRecord],
@@ -44,6 +58,7 @@ def produce(
         "enable.idempotence": True,
         "linger.ms": 20,
         "compression.type": "lz4",
+        **_room_for(records),
         **(producer_config or {}),
     }
     producer = Producer(conf)

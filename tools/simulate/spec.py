@@ -53,6 +53,10 @@ POISON_EVENT_CLASSES = (
     "future_event_time",
 )
 POISON_VIEW_CLASSES = ("null_value", "corrupt_body", "empty_user_id")
+# A poison class of the burst only (``poison_burst``): a record with neither key nor value.
+NULL_RECORD = "null_key_and_value"
+# ``PlannedRecord.kind`` of a valid record no output topic accepts once processed (too large).
+OVERSIZE = "oversize"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,18 @@ class SimulationSpec:
     span_h: int = 3
     jitter_s: int = 240
     unknown_zip_share: float = 0.02
+    # Bad input at scale (none by default; drawn after everything else, so a spec without them
+    # plans the same log as before). ``poison_burst`` poison records of every class in turn (both
+    # topics' classes, and records with neither key nor value) sent one after another in the
+    # middle of the log; ``oversize`` valid LISTING_UPDATED events below the high-value threshold
+    # whose value is ``oversize_bytes`` long (a padded event id): counted by zip, but their
+    # enriched record is too large for any output topic at Kafka's default limits, so each is one
+    # dead letter; ``null_keys`` valid records sent without a key (still valid: the pipeline keys
+    # its outputs by payload fields).
+    poison_burst: int = 0
+    oversize: int = 0
+    oversize_bytes: int = 1_048_576
+    null_keys: int = 0
     # Pipeline semantics the oracle must mirror (defaults of pipelines.options).
     gate_window_s: int = 3600
     allowed_lateness_s: int = 600
@@ -87,6 +103,13 @@ class SimulationSpec:
         for name in ("properties", "users", "events", "views", "partitions", "span_h"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"SimulationSpec.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("poison_burst", "oversize", "null_keys"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"SimulationSpec.{name} must be >= 0, got {getattr(self, name)}")
+        if self.oversize and self.oversize_bytes < 1024:
+            raise ValueError(
+                f"SimulationSpec.oversize_bytes must be >= 1024, got {self.oversize_bytes}"
+            )
         if self.jitter_s * 1000 >= self.allowed_lateness_s * 1000:
             raise ValueError(
                 "jitter_s must stay below allowed_lateness_s, or ordinary records turn late"
@@ -95,7 +118,8 @@ class SimulationSpec:
 
 @dataclass(frozen=True)
 class PlannedRecord:
-    """One record to produce. ``kind`` is ``valid``, ``too_late`` or ``poison:<class>``."""
+    """One record to produce. ``kind`` is ``valid``, ``too_late``, ``poison:<class>`` or
+    ``oversize`` (valid, but too large for the outputs)."""
 
     topic: str
     partition: int
