@@ -27,7 +27,6 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -46,36 +45,20 @@ from transforms.io.record_size import ERROR_TYPE, STAGE
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(2400)]
 
 
-@dataclass(frozen=True)
-class Case:
-    spec: SimulationSpec
-    run_timeout_s: int
-
-
-LARGE = Case(
-    SimulationSpec(
-        properties=400,
-        users=300,
-        events=20_000,
-        views=80_000,
-        bots=3,
-        poison_per_class=1,
-        poison_burst=5_000,
-        oversize=3,
-        null_keys=1_000,
-    ),
-    run_timeout_s=2_000,
+SPEC = SimulationSpec(
+    properties=400,
+    users=300,
+    events=20_000,
+    views=80_000,
+    bots=3,
+    poison_per_class=1,
+    poison_burst=5_000,
+    oversize=3,
+    null_keys=1_000,
 )
+RUN_TIMEOUT_S = 2_000
 READ_TIMEOUT_S = 300.0
 POLL_S = 1.0
-
-
-@pytest.fixture(scope="module")
-def local_services(session_stack):
-    """The market-data service and Redis of the local stack (started when not running)."""
-    from runners import local
-
-    return session_stack.ensure([local.MARKETDATA, local.REDIS])
 
 
 def read_log(bootstrap: str, topic: str) -> Iterator[tuple[int, int, bytes | None, bytes | None]]:
@@ -111,11 +94,12 @@ def read_log(bootstrap: str, topic: str) -> Iterator[tuple[int, int, bytes | Non
         consumer.close()
 
 
-def run_case(
-    case: Case, runner: str, request, kafka_bootstrap, expansion_service, make_topic, services
+@pytest.mark.parametrize("runner", ["PrismRunner", "FlinkRunner"])
+def test_bad_input_at_scale_goes_to_the_dlq_exactly_and_nothing_valid_is_lost(
+    runner, request, kafka_bootstrap, expansion_service, make_topic, local_services
 ):
     started = time.monotonic()
-    sim = generate(case.spec)
+    sim = generate(SPEC)
     topics = property_topics(make_topic)
     produced_at = time.monotonic()
     produce(
@@ -132,21 +116,21 @@ def run_case(
         f"--bootstrap_servers={kafka_bootstrap}",
         "--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: expansion_service}),
         f"--stop_read_time_ms={stop_ms}",
-        f"--marketdata_url={services.marketdata_url}",
-        f"--redis_url={services.redis_url}",
+        f"--marketdata_url={local_services.marketdata_url}",
+        f"--redis_url={local_services.redis_url}",
         *(f"--{field}_topic={name}" for field, name in vars(topics).items()),
     ]
     if runner == "FlinkRunner":
         argv.append(f"--job_endpoint={request.getfixturevalue('flink_job_server').job_endpoint}")
     run_at = time.monotonic()
     result = property_pipeline.start(argv)
-    state = result.wait_until_finish(duration=case.run_timeout_s * 1000)
+    state = result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
     run_s = time.monotonic() - run_at
     assert str(state).endswith("DONE"), f"{runner} run ended {state} ({sim.replay})"
 
     outputs = read_outputs(kafka_bootstrap, topics, timeout_s=READ_TIMEOUT_S)
     summary = summarize(outputs)
-    market = served_dataset(services.marketdata_url).lookup
+    market = served_dataset(local_services.marketdata_url).lookup
     assert differences(summary, sim.oracle, market) == [], sim.replay
 
     # The dead letters are exactly the injected records, once each, keeping key and value.
@@ -189,10 +173,3 @@ def run_case(
         f"{sum(1 for r in sim.records if r.key is None)} without a key), "
         f"produce {produce_s:.0f} s, run {run_s:.0f} s, total {time.monotonic() - started:.0f} s"
     )
-
-
-@pytest.mark.parametrize("runner", ["PrismRunner", "FlinkRunner"])
-def test_bad_input_at_scale_goes_to_the_dlq_exactly_and_nothing_valid_is_lost(
-    runner, request, kafka_bootstrap, expansion_service, make_topic, local_services
-):
-    run_case(LARGE, runner, request, kafka_bootstrap, expansion_service, make_topic, local_services)
