@@ -94,6 +94,11 @@ def help_parser(
     )
     for cls in project_option_classes(not_ours):
         cls._add_argparse_args(_GroupAdder(parser, cls.__name__, _first_line(cls.__doc__)))
+    from pipelines.launch import add_launch_arguments  # the entry point's side
+
+    add_launch_arguments(
+        _GroupAdder(parser, "Launch", "Read by the launcher (not pipeline options).")
+    )
     for cls in beam_option_classes():
         title = f"Beam {cls.__name__}"
         cls._add_argparse_args(_GroupAdder(parser, title, _first_line(cls.__doc__)))

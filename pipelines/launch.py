@@ -1,20 +1,36 @@
 """The entry point's side of a pipeline run: argv completed before the options are parsed.
 
-``complete_argv`` adds ``--streaming`` unless the read is bounded, applies the runner presets
-(``runners.presets``: what each runner needs from the running local stack) and refuses, before
-anything is submitted, what the chosen runner cannot do. It is the one pipelines module that
-reads the local stack; ``build``/``attach`` and the options never do, so the workers (which import
-the pipeline modules, not this one) need nothing of ``runners``. Pipelines import it inside their
-``pipeline_options`` for that reason.
+``complete_argv`` takes out the launcher's own ``--profile`` (not a pipeline option), adds
+``--streaming`` unless the read is bounded, applies the runner presets (``runners.presets``: what
+each runner needs from the running local stack) and the profile's flags, and refuses, before
+anything is submitted, what the chosen runner cannot do.
+
+``--profile=throughput`` (the default) runs the presets as they are. ``--profile=latency`` trades
+CPU for latency where the runner has such a trade: a streaming run on Flink (``FlinkRunner`` or
+``PortableRunner``) gets ``--parallelism=N``, N the number of partitions of the topics the run
+reads (asked of the broker at launch), so that each Kafka read restriction has its own subtask
+instead of N restrictions polling one after another in one bundle (docs/performance.md, Latency:
+the property pipeline's stateless path p50 ~1.3 s instead of ~2.7 s, at about twice the CPU per
+event). A ``--parallelism`` the user gives wins. Elsewhere it changes nothing and says so in one
+log line: Prism has no parallelism to set (it runs a stage's pending elements as one bundle), a
+bounded run is judged by its throughput, and on Dataflow the service sizes the job (autoscaling
+workers); the profile is a preference, so a command shared between runners is not refused.
+
+It is the one pipelines module that reads the local stack; ``build``/``attach`` and the options
+never do, so the workers (which import the pipeline modules, not this one) need nothing of
+``runners``. Pipelines import it inside their ``pipeline_options`` for that reason.
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
+import time
 from collections.abc import Callable, Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.options import OptionError, is_bounded_run
+from pipelines.options import KafkaOptions, OptionError, is_bounded_run
 from runners.presets import (
     PresetError,
     check_runner_supports,
@@ -30,22 +46,193 @@ __all__ = [
     "complete_argv",
 ]
 
+_LOG = logging.getLogger(__name__)
+
+PROFILE_FLAG = "--profile"
+PROFILES = ("throughput", "latency")
+"""``--profile`` choices; the first is the default."""
+_PORTABLE_JOB_RUNNERS = ("FlinkRunner", "PortableRunner")
+_PARTITIONS_TIMEOUT_S = 30.0
+# librdkafka errors that name why the broker did not answer.
+_FATAL_CONNECT = {"_AUTHENTICATION": "authentication failed", "_SSL": "TLS handshake failed"}
+
+#: Reads the topics a run reads from its parsed options (each pipeline knows its own).
+ReadTopics = Callable[[PipelineOptions], Sequence[str]]
+
+
+def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The launcher's own options (consumed by ``complete_argv``, never pipeline options), for
+    ``--help``."""
+    parser.add_argument(
+        PROFILE_FLAG,
+        choices=PROFILES,
+        default=PROFILES[0],
+        help="What the runner presets favour. throughput (default): the presets as they are. "
+        "latency: on a streaming Flink run, --parallelism=<partitions of the input topics> "
+        "(asked of the broker at launch; a --parallelism you give wins): about half the "
+        "stateless path's latency for about twice the CPU per event (docs/performance.md, "
+        "Latency). Changes nothing on Prism, Dataflow or a bounded run (one log line says so).",
+    )
+
+
+def take_profile(argv: Sequence[str]) -> tuple[str, list[str]]:
+    """(the ``--profile`` value, ``argv`` without it); the last one given wins, the default is
+    ``throughput``. ``OptionError`` naming the flag and the choices for a bad or missing value."""
+    profile, rest = PROFILES[0], []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith(PROFILE_FLAG + "="):
+            profile = arg[len(PROFILE_FLAG) + 1 :]
+        elif arg == PROFILE_FLAG:
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                raise OptionError(f"{PROFILE_FLAG} needs a value: one of {', '.join(PROFILES)}")
+            profile = args[i + 1]
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    if profile not in PROFILES:
+        raise OptionError(
+            f"{PROFILE_FLAG}={profile!r} is not a profile: choose one of {', '.join(PROFILES)}"
+        )
+    return profile, rest
+
 
 def complete_argv(
-    argv: Sequence[str], *, services: Sequence[str] = (), uses_event_time: bool = True
+    argv: Sequence[str],
+    *,
+    services: Sequence[str] = (),
+    uses_event_time: bool = True,
+    read_topics: ReadTopics = lambda _options: (),
 ) -> list[str]:
-    """``argv`` of a Kafka pipeline made ready to run: ``--streaming`` unless the read is bounded
-    (added before the presets, which add what a streaming run needs, e.g. Flink's checkpointing),
-    then the runner presets (``runners.presets.runner_args``, asking for ``services`` of the local
-    stack), then the check that the runner can do it, which fails before anything is submitted."""
-    argv = list(argv)
+    """``argv`` of a Kafka pipeline made ready to run: ``--profile`` taken out (a bad value fails
+    here), ``--streaming`` unless the read is bounded (added before the presets, which add what a
+    streaming run needs, e.g. Flink's checkpointing), then the runner presets
+    (``runners.presets.runner_args``, asking for ``services`` of the local stack), then the
+    profile's flags (``profile_args``; ``read_topics`` names the topics the run reads), then the
+    check that the runner can do it, which fails before anything is submitted."""
+    profile, argv = take_profile(argv)
     if not is_bounded_run(PipelineOptions(argv)) and "--streaming" not in argv:
         argv.append("--streaming")
     argv = runner_args(argv, services=services)
+    argv = profile_args(argv, profile, read_topics)
     check_runner_supports(argv, uses_event_time=uses_event_time)
     check_flink_restart_options(argv)
     check_prism_restart_options(argv)
     return argv
+
+
+def profile_args(argv: Sequence[str], profile: str, read_topics: ReadTopics) -> list[str]:
+    """``argv`` (runner presets applied) with what ``profile`` adds: see the module docstring.
+
+    For ``latency`` on a streaming Flink run without ``--parallelism``, the partitions of
+    ``read_topics(options)`` are counted on ``--bootstrap_servers`` as the run's user
+    (``--kafka_config_file``); ``OptionError`` when the broker cannot say (naming the way out:
+    give ``--parallelism``)."""
+    argv = list(argv)
+    if profile == "throughput":
+        return argv
+    runner = (flag_value(argv, "runner") or "DirectRunner").rsplit(".", 1)[-1]
+    if runner not in _PORTABLE_JOB_RUNNERS:
+        why = (
+            "the Dataflow service sizes the job itself"
+            if "Dataflow" in runner
+            else "Prism runs a stage's pending elements as one bundle: it has no parallelism"
+            if runner == "PrismRunner"
+            else "this runner has no latency preset"
+        )
+        _LOG.warning("%s=%s changes nothing on %s: %s", PROFILE_FLAG, profile, runner, why)
+        return argv
+    if not has_flag(argv, "streaming"):
+        _LOG.warning(
+            "%s=%s changes nothing on a bounded run (it ends by itself; its cost is its "
+            "throughput)",
+            PROFILE_FLAG,
+            profile,
+        )
+        return argv
+    if has_flag(argv, "parallelism"):
+        given = flag_value(argv, "parallelism")
+        _LOG.info("%s=%s: --parallelism=%s as given", PROFILE_FLAG, profile, given)
+        return argv
+    options = PipelineOptions(argv)
+    kafka = options.view_as(KafkaOptions)
+    topics = list(read_topics(options))
+    if not kafka.bootstrap_servers or not topics:
+        # Nothing to count: the options check names the missing flag next.
+        return argv
+    partitions = count_partitions(kafka.bootstrap_servers, topics, kafka.kafka_config_file)
+    _LOG.info(
+        "%s=%s: --parallelism=%d (the partitions of %s: one Kafka read per subtask)",
+        PROFILE_FLAG,
+        profile,
+        partitions,
+        ", ".join(topics),
+    )
+    return [*argv, f"--parallelism={partitions}"]
+
+
+def count_partitions(
+    bootstrap_servers: str,
+    topics: Sequence[str],
+    config_file: str | None = None,
+    timeout_s: float = _PARTITIONS_TIMEOUT_S,
+) -> int:
+    """The total number of partitions of ``topics``, from the broker's metadata, connecting as the
+    user of ``config_file`` (a client properties file, mapped to librdkafka) when given.
+    ``OptionError`` for a missing topic, a refused connection or no answer within ``timeout_s``.
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    from transforms.io.client_config import (
+        ClientConfigError,
+        librdkafka_config,
+        load_client_security,
+    )
+
+    try:
+        security = librdkafka_config(load_client_security(config_file)) if config_file else {}
+    except ClientConfigError as exc:
+        raise OptionError(f"--kafka_config_file: {exc}") from None
+    fatal: list[str] = []
+
+    def on_error(err) -> None:
+        if err.name() in _FATAL_CONNECT:
+            fatal.append(f"{_FATAL_CONNECT[err.name()]}: {err.str()}")
+
+    admin = AdminClient(
+        {"bootstrap.servers": bootstrap_servers, "log_level": 0, "error_cb": on_error, **security}
+    )
+    way_out = f"or give --parallelism yourself instead of {PROFILE_FLAG}=latency"
+    deadline = time.monotonic() + timeout_s
+    total = 0
+    for topic in topics:
+        while True:  # short steps: an authentication or TLS failure ends the wait at once
+            admin.poll(0.1)  # serves error_cb
+            step = max(0.1, min(2.0, deadline - time.monotonic()))
+            try:
+                metadata = admin.list_topics(topic, timeout=step)
+                break
+            except KafkaException as exc:
+                admin.poll(0.1)
+                if fatal or time.monotonic() >= deadline:
+                    raise OptionError(
+                        f"{PROFILE_FLAG}=latency counts the partitions of {topic!r} and Kafka at "
+                        f"{bootstrap_servers} did not answer ({fatal[0] if fatal else exc}): "
+                        f"check --bootstrap_servers and --kafka_config_file, {way_out}"
+                    ) from None
+        described = metadata.topics.get(topic)
+        if described is None or described.error is not None or not described.partitions:
+            cause = described.error if described is not None else "not listed"
+            raise OptionError(
+                f"{PROFILE_FLAG}=latency: topic {topic!r} has no partitions on "
+                f"{bootstrap_servers} ({cause}): create it, {way_out}"
+            )
+        total += len(described.partitions)
+    return total
 
 
 def check_prism_restart_options(argv: Sequence[str]) -> None:

@@ -25,7 +25,7 @@ from apache_beam.runners.runner import PipelineResult
 
 from pipelines.cli import exit_with_help_if_asked
 from pipelines.kafka_io import read_topic, write_topic
-from pipelines.options import OptionError, PassthroughConfig, PropertyOptions
+from pipelines.options import OptionError, PassthroughConfig, PassthroughOptions, PropertyOptions
 from transforms.types import KafkaRecord
 
 KeyValue = tuple[bytes | None, bytes | None]
@@ -57,11 +57,23 @@ def attach(pipeline: beam.Pipeline, config: PassthroughConfig) -> None:
     _ = build(records) | "WriteOutput" >> write_topic(kafka, config.output_topic)
 
 
+def _read_topics(options: PipelineOptions) -> list[str]:
+    """The topic the passthrough reads (for ``--profile=latency``'s partition count)."""
+    topic = options.view_as(PassthroughOptions).input_topic
+    return [topic] if topic else []
+
+
 def pipeline_options(argv: Sequence[str]) -> tuple[PipelineOptions, PassthroughConfig]:
     """Options for ``argv`` completed by the runner presets, and the checked config."""
     from pipelines.launch import complete_argv  # the entry point's side: not on the workers
 
-    options = PipelineOptions(complete_argv(argv, uses_event_time=False))
+    options = PipelineOptions(
+        complete_argv(
+            argv,
+            uses_event_time=False,
+            read_topics=_read_topics,
+        )
+    )
     return options, PassthroughConfig.from_options(options)
 
 

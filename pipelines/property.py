@@ -45,6 +45,7 @@ from pipelines.options import (
     OptionError,
     PassthroughOptions,
     PropertyConfig,
+    PropertyOptions,
     PropertyRunConfig,
 )
 from transforms.aggregation import CountByZip, HighValueListings, ListingUpdates
@@ -264,6 +265,12 @@ def _label(name: str) -> str:
     return "".join(part.title() for part in name.split("_"))
 
 
+def _read_topics(options: PipelineOptions) -> list[str]:
+    """The topics the property pipeline reads (for ``--profile=latency``'s partition count)."""
+    opts = options.view_as(PropertyOptions)
+    return [opts.events_topic, opts.views_topic]
+
+
 def pipeline_options(argv: Sequence[str]) -> tuple[PipelineOptions, PropertyRunConfig]:
     """Options for ``argv`` completed by the runner presets, and the checked run config.
 
@@ -273,7 +280,9 @@ def pipeline_options(argv: Sequence[str]) -> tuple[PipelineOptions, PropertyRunC
     """
     from pipelines.launch import complete_argv  # the entry point's side: not on the workers
 
-    options = PipelineOptions(complete_argv(argv, services=("marketdata", "redis")))
+    options = PipelineOptions(
+        complete_argv(argv, services=("marketdata", "redis"), read_topics=_read_topics)
+    )
     run_config = PropertyRunConfig.from_options(options)
     return options, run_config
 

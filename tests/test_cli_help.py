@@ -98,6 +98,8 @@ def _check_pipeline_help(text: str, own: list, not_ours) -> None:
     for cls in own:
         assert cls.__name__ in text
     assert "Beam StandardOptions" in text and "Beam PortableOptions" in text
+    # The launcher's own option (pipelines/launch.py), not a pipeline option.
+    assert _listed("--profile", text) and "throughput,latency" in text
     # Ours first, then Beam's.
     assert text.index("\n  --bootstrap_servers") < text.index("\n  --runner")
 

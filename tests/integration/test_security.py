@@ -27,7 +27,7 @@ import pytest
 
 from pipelines import property as property_pipeline
 from pipelines.kafka_access import KafkaAccessError, failure_cause
-from pipelines.options import PropertyTopics
+from pipelines.options import OptionError, PropertyTopics
 from runners import security
 from runners.marketdata.processes import served_dataset
 from tools.simulate import SimulationSpec, generate, produce, scaled_spec
@@ -510,3 +510,27 @@ def test_the_dlq_tool_reads_as_tools_and_names_a_refused_login(secure_stack, tmp
     err = capsys.readouterr().err.strip()
     print(f"dlq inspect, wrong password: {time.monotonic() - started:.1f}s: {err}")
     assert len(err.splitlines()) == 1 and "authentication failed" in err
+
+
+def test_the_latency_profile_counts_the_partitions_as_the_pipeline_user(secure_stack, tmp_path):
+    # The launcher asks the secured broker (SASL_SSL, the pipeline user's ACLs) how many
+    # partitions the run reads: property-events and property-views, 4 each (runners/topics.toml).
+    argv = [
+        "--runner=FlinkRunner",
+        "--job_endpoint=127.0.0.1:1",  # nothing is submitted
+        "--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: "127.0.0.1:1"}),
+        "--marketdata_url=http://127.0.0.1:1",
+        "--redis_url=redis://127.0.0.1:1",
+        f"--bootstrap_servers={secure_stack.bootstrap_servers}",
+        f"--kafka_config_file={secure_stack.kafka_config_file('pipeline')}",
+        "--profile=latency",
+    ]
+    options, _ = property_pipeline.pipeline_options(argv)
+    assert options.get_all_options()["parallelism"] == 8
+
+    # A refused login is named, with the way out.
+    wrong = _wrong_password_config(secure_stack, tmp_path)
+    started = time.monotonic()
+    with pytest.raises(OptionError, match=r"--profile=latency .*authentication.*--parallelism"):
+        property_pipeline.pipeline_options([*argv, f"--kafka_config_file={wrong}"])
+    print(f"latency profile, wrong password: {time.monotonic() - started:.1f}s")
