@@ -122,6 +122,31 @@ def pipeline_argv(
     ]
 
 
+def backfill_argv(
+    runner: str,
+    request: pytest.FixtureRequest,
+    topics: PropertyTopics,
+    kafka_bootstrap: str,
+    expansion_service: str,
+    services,
+    stop_ms: int,
+) -> list[str]:
+    """The README's backfill of ``topics`` on ``runner`` (``FlinkRunner``: the stack's Flink job
+    server): a bounded run reading every partition up to ``stop_ms``, the default semantics."""
+    argv = [
+        f"--runner={runner}",
+        f"--bootstrap_servers={kafka_bootstrap}",
+        "--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: expansion_service}),
+        f"--stop_read_time_ms={stop_ms}",
+        f"--marketdata_url={services.marketdata_url}",
+        f"--redis_url={services.redis_url}",
+        *(f"--{field}_topic={name}" for field, name in vars(topics).items()),
+    ]
+    if runner == "FlinkRunner":
+        argv.append(f"--job_endpoint={request.getfixturevalue('flink_job_server').job_endpoint}")
+    return argv
+
+
 class FlinkJob:
     """One Flink job started by ``pipelines.property.start``, reached over Flink's REST API at
     ``rest_url`` (a session cluster), or else at the embedded Flink's address, which the job

@@ -9,7 +9,6 @@ partition, so the outputs must equal the oracle exactly.
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -17,10 +16,9 @@ import pytest
 from pipelines import property as property_pipeline
 from runners.marketdata.processes import served_dataset
 from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
-from tests.integration.live import property_topics
+from tests.integration.live import backfill_argv, property_topics
 from tools.simulate import SimulationSpec, generate, produce
 from tools.verify import differences, read_outputs, summarize
-from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -53,17 +51,9 @@ def test_backlog_replay_outputs_equal_the_oracle(
     # The README's backfill: a stop time after the last record, so every partition is quiet.
     stop_ms = int(time.time() * 1000) + 1
 
-    argv = [
-        f"--runner={runner}",
-        f"--bootstrap_servers={kafka_bootstrap}",
-        "--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: expansion_service}),
-        f"--stop_read_time_ms={stop_ms}",
-        f"--marketdata_url={local_services.marketdata_url}",
-        f"--redis_url={local_services.redis_url}",
-        *(f"--{field}_topic={name}" for field, name in vars(topics).items()),
-    ]
-    if runner == "FlinkRunner":
-        argv.append(f"--job_endpoint={request.getfixturevalue('flink_job_server').job_endpoint}")
+    argv = backfill_argv(
+        runner, request, topics, kafka_bootstrap, expansion_service, local_services, stop_ms
+    )
     result = property_pipeline.start(argv)
     state = result.wait_until_finish(duration=RUN_TIMEOUT_S[runner] * 1000)
     assert str(state).endswith("DONE"), f"{runner} run ended {state}"

@@ -82,6 +82,16 @@ def private_broker(home: Path, brokers: int = 1, proxied: bool = False) -> Itera
 
 
 @contextlib.contextmanager
+def private_service(service: str, home: Path) -> Iterator[local.Stack]:
+    """One service of the local stack (``local.REDIS``, ``local.MARKETDATA``...) of its own in
+    stack home ``home``, on a free port, for a test that breaks it; stopped when the block ends."""
+    try:
+        yield local.ensure_up([service], home=home, port_overrides={service: 0})
+    finally:
+        local.down(home=home, say=lambda _msg: None)
+
+
+@contextlib.contextmanager
 def toxiproxied(stack: local.Stack, log_path: Path) -> Iterator[tuple[Toxiproxy, list[str]]]:
     """A Toxiproxy server in front of every broker of a ``proxied`` stack: yields the client and
     the proxies' names (``broker-1``...), one per broker; clients bootstrapped at

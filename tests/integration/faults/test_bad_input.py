@@ -23,7 +23,6 @@ v1 reader reading v2 records is covered in tests/transforms/test_codec.py).
 from __future__ import annotations
 
 import io
-import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -34,12 +33,11 @@ from confluent_kafka import Consumer, TopicPartition
 from pipelines import property as property_pipeline
 from runners.marketdata.processes import served_dataset
 from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
-from tests.integration.live import property_topics
+from tests.integration.live import backfill_argv, property_topics
 from tools.dlq import cli as dlq_cli
 from tools.simulate import SimulationSpec, generate, produce
 from tools.simulate.spec import OVERSIZE
 from tools.verify import differences, read_outputs, summarize
-from transforms.io.kafka import EXPANSION_SERVICE_KEY
 from transforms.io.record_size import ERROR_TYPE, STAGE
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(2400)]
@@ -111,17 +109,9 @@ def test_bad_input_at_scale_goes_to_the_dlq_exactly_and_nothing_valid_is_lost(
     )
     produce_s = time.monotonic() - produced_at
     stop_ms = int(time.time() * 1000) + 1
-    argv = [
-        f"--runner={runner}",
-        f"--bootstrap_servers={kafka_bootstrap}",
-        "--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: expansion_service}),
-        f"--stop_read_time_ms={stop_ms}",
-        f"--marketdata_url={local_services.marketdata_url}",
-        f"--redis_url={local_services.redis_url}",
-        *(f"--{field}_topic={name}" for field, name in vars(topics).items()),
-    ]
-    if runner == "FlinkRunner":
-        argv.append(f"--job_endpoint={request.getfixturevalue('flink_job_server').job_endpoint}")
+    argv = backfill_argv(
+        runner, request, topics, kafka_bootstrap, expansion_service, local_services, stop_ms
+    )
     run_at = time.monotonic()
     result = property_pipeline.start(argv)
     state = result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)

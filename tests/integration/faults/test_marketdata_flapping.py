@@ -19,7 +19,13 @@ from types import SimpleNamespace
 import pytest
 
 from runners import local
-from tests.integration.faults.harness import FLINK_FAULT, FaultReport, LiveProducer, judge_until
+from tests.integration.faults.harness import (
+    FLINK_FAULT,
+    FaultReport,
+    LiveProducer,
+    judge_until,
+    private_service,
+)
 from tests.integration.live import (
     FlinkJob,
     live_simulation,
@@ -60,11 +66,8 @@ def test_marketdata_flapping_keeps_every_listing_update_exactly_once(
     record_property,
 ):
     started = time.monotonic()
-    home = tmp_path / "marketdata"
-    try:
-        marketdata = local.ensure_up(
-            [local.MARKETDATA], home=home, port_overrides={local.MARKETDATA: 0}
-        ).marketdata_url
+    with private_service(local.MARKETDATA, tmp_path / "marketdata") as stack:
+        marketdata = stack.marketdata_url
         topics = property_topics(make_topic)
         argv = session_cluster_argv(
             flink_session_cluster,
@@ -88,8 +91,6 @@ def test_marketdata_flapping_keeps_every_listing_update_exactly_once(
             final_state = job.rest.state(job.jid)
         finally:
             job.cancel()
-    finally:
-        local.down(home=home, say=lambda _msg: None)
     statuses = verdict.summary.enrichment_status
     FaultReport(
         "marketdata_flapping",

@@ -28,6 +28,7 @@ from tests.integration.faults.harness import (
     FaultReport,
     assert_survived,
     flink_live_run,
+    private_service,
 )
 from tests.integration.live import property_topics
 
@@ -68,10 +69,8 @@ def test_redis_killed_mid_run_degrades_to_no_cache_and_is_used_again(
 ):
     started = time.monotonic()
     home = tmp_path / "redis"
-    try:
-        redis_url = local.ensure_up(
-            [local.REDIS], home=home, port_overrides={local.REDIS: 0}
-        ).redis_url
+    with private_service(local.REDIS, home) as stack:
+        redis_url = stack.redis_url
         topics = property_topics(make_topic)
         services = SimpleNamespace(
             marketdata_url=local_services.marketdata_url, redis_url=redis_url
@@ -89,8 +88,6 @@ def test_redis_killed_mid_run_degrades_to_no_cache_and_is_used_again(
             verdict, final_state = run.finish()
             failures = run.job.rest.failures(run.job.jid)
         after_restart = redis_facts(redis_url)
-    finally:
-        local.down(home=home, say=lambda _msg: None)
     statuses = verdict.summary.enrichment_status
     FaultReport(
         "redis_kill",
