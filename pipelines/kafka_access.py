@@ -10,11 +10,16 @@ a Java stack trace from the workers.
 
 ``failure_cause`` maps the text of a failed job (Java exception names from KafkaIO, librdkafka
 error names from the bounded range reads) to the same kind of line, for failures that happen
-after the check (an ACL removed while the job runs).
+after the check (an ACL removed while the job runs, or the check skipped).
+``non_retriable_cause`` names, among those, the ones no restart can heal (Kafka's authentication
+and authorization exceptions): a runner that restarts failed jobs (Flink) would retry them until
+its restart strategy gives up, so the launcher cancels the job at the first one
+(``pipelines.run_control.FlinkFailureWatch``).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -27,12 +32,30 @@ class KafkaAccessError(RuntimeError):
 # librdkafka error names (error_cb) that will not heal by retrying: report at once.
 _FATAL_CONNECT = {"_AUTHENTICATION": "authentication failed", "_SSL": "TLS handshake failed"}
 
+
+def fatal_connect_error(err) -> str | None:
+    """The refusal a librdkafka client's error callback reports (``err``: a ``KafkaError``) that
+    no retry heals, in words (None for any other error: a broker down, a timeout)."""
+    what = _FATAL_CONNECT.get(err.name())
+    return f"{what}: {err.str()}" if what else None
+
+
 # Java exception (as KafkaIO reports it) -> the cause in words.
 _JAVA_CAUSES = (
     (
         "SaslAuthenticationException",
         "Kafka authentication failed (wrong password, unknown user or SASL mechanism): check "
         "sasl.mechanism and sasl.jaas.config in the client properties file",
+    ),
+    (
+        "UnsupportedSaslMechanismException",
+        "Kafka refused the SASL mechanism (the broker enables other mechanisms): check "
+        "sasl.mechanism in the client properties file",
+    ),
+    (
+        "SslAuthenticationException",
+        "TLS handshake with Kafka failed (untrusted CA or wrong host name): check "
+        "ssl.truststore.* in the client properties file",
     ),
     (
         "SSLHandshakeException",
@@ -89,6 +112,26 @@ def failure_cause(text: str) -> str | None:
                     return f"{cause} [{name}: {detail[:200]}]" if detail else cause
             return cause
     return None
+
+
+# Kafka's exceptions that retrying cannot heal: a credential, a TLS trust or an ACL the broker
+# refuses (org.apache.kafka.common.errors: every AuthenticationException and
+# AuthorizationException subclass, and the SASL mechanism mismatch).
+_NON_RETRIABLE = re.compile(
+    r"org\.apache\.kafka\.common\.errors\."
+    r"(\w*AuthenticationException|\w*AuthorizationException|UnsupportedSaslMechanismException"
+    r"|IllegalSaslStateException)\b"
+)
+
+
+def non_retriable_cause(text: str) -> str | None:
+    """One line naming the cause when ``text`` (a failure's stack trace) holds a Kafka
+    exception that no restart can heal; None otherwise (a broker down, a timeout, a killed
+    worker: a restart may heal those)."""
+    found = _NON_RETRIABLE.search(text)
+    if found is None:
+        return None
+    return failure_cause(text) or f"Kafka refused the pipeline's user: {found.group(1)}"
 
 
 def check_access(

@@ -331,18 +331,29 @@ def run(argv: Sequence[str] | None = None) -> str:
     flink_job = run_control.flink_job_of(options)  # before submission: it looks for newer jobs
     result = _submit(options, run_config)
     run_control.reclaim_signals()
+    watch = run_control.FlinkFailureWatch(flink_job).start() if flink_job else None
     try:
         state = result.wait_until_finish()
     except KeyboardInterrupt:
         LOG.warning("interrupted: stopping the job")
+        if watch:
+            watch.stop()
         run_control.stop_job(
             result, flink=run_control.is_flink(options), flink_job=flink_job, say=LOG.warning
         )
         raise
-    except BaseException:
+    except BaseException as exc:
         # A failed job: its workers' last words are the failure's echo (the error line says it).
         run_control.job_ended()
+        if watch:
+            watch.stop()
+            if watch.cause:  # cancelled at a Kafka failure no restart heals: that is the cause
+                raise KafkaAccessError(watch.cause) from exc
         raise
+    if watch:
+        watch.stop()
+        if watch.cause:
+            raise KafkaAccessError(watch.cause)
     # A worker thread of the finished job may still end on a stream the runner closed (seen once
     # in CI as a thread's gRPC traceback after a DONE backfill): the log file keeps it.
     run_control.job_ended()

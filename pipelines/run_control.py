@@ -193,15 +193,84 @@ def is_flink(options: Any) -> bool:
 
 
 def flink_job_of(options: Any) -> Any:
-    """A ``runners.flink.SubmittedJob`` for a Flink run on the local stack's job server (made
-    before submission), else None."""
-    from apache_beam.options.pipeline_options import PortableOptions
+    """A ``runners.flink.SubmittedJob`` (made before submission) for a Flink run whose Flink the
+    command can reach: the one of ``--flink_master=host:port`` (Beam's Flink job server submits
+    there instead of to its own default, and it is the JobManager's REST address), else the local
+    stack's when ``--job_endpoint`` is its job server; None otherwise."""
+    from apache_beam.options.pipeline_options import FlinkRunnerOptions, PortableOptions
 
     if not is_flink(options):
         return None
     from runners.flink import SubmittedJob
 
+    master = str(options.view_as(FlinkRunnerOptions).flink_master or "")
+    if master and not master.startswith("["):  # not [auto], [local], [collection]
+        url = master if master.startswith(("http://", "https://")) else f"http://{master}"
+        return SubmittedJob(rest_url=url)
     return SubmittedJob.on_local_stack(options.view_as(PortableOptions).job_endpoint)
+
+
+class FlinkFailureWatch:
+    """Ends a Flink job at its first failure that no restart can heal, instead of after its
+    bounded restarts (the presets' 3 x 10 s, plus the Kafka client's own timeouts: 74-117 s seen).
+
+    A daemon thread polls the job's exception history over Flink's REST API (``GET
+    /jobs/<id>/exceptions``: each failure Flink handled, restarted or not) every ``interval_s``.
+    At the first failure that holds a Kafka authentication or authorization exception
+    (``pipelines.kafka_access.non_retriable_cause``: a wrong password, an untrusted CA, a missing
+    ACL) it cancels the job through the REST API and keeps the one-line cause in ``cause``; the
+    job then ends (Beam reports it failed) and the command says that cause. Any other failure (a
+    killed TaskManager or worker, a broker bounce) is left to Flink's restart strategy.
+
+    Flink 1.19 has no per-exception restart strategy (only Flink's own non-recoverable errors
+    skip restarts), hence the watch. It stops when ``stop`` is called, after a cancel, or when the
+    job is over (its loop runs at most as long as the job, one REST round trip per interval).
+    """
+
+    def __init__(self, flink_job: Any, interval_s: float = 1.0) -> None:
+        self._job = flink_job
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self.cause: str | None = None
+        self._thread = threading.Thread(target=self._watch, name="flink-failure-watch", daemon=True)
+
+    def start(self) -> FlinkFailureWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _watch(self) -> None:
+        from pipelines.kafka_access import non_retriable_cause
+        from runners.flink import TERMINAL_STATES, FlinkRestError
+
+        seen = 0
+        while not self._stop.wait(self._interval_s):
+            try:
+                jid = self._job.locate()
+                if jid is None:
+                    continue
+                failures = self._job.rest.failures(jid)
+                for failure in failures[seen:]:
+                    cause = non_retriable_cause(failure)
+                    if cause is not None:
+                        self.cause = f"{cause}; the Flink job was cancelled at this failure"
+                        logging.getLogger(__name__).warning(
+                            "cancelling Flink job %s: it failed on a Kafka refusal that no "
+                            "restart heals (%s)",
+                            jid,
+                            failure.split(":", 1)[0],
+                        )
+                        self._job.cancel(60)
+                        return
+                seen = len(failures)
+                if self._job.rest.state(jid) in TERMINAL_STATES:
+                    return
+            except (FlinkRestError, OSError, ValueError) as exc:
+                # Not up yet or already gone (an embedded Flink ends with its job): try again.
+                FILE_ONLY.info("Flink failure watch: %s", exc)
 
 
 class _StderrToLogFile:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.kafka_access import KafkaAccessError, fatal_connect_error
 from pipelines.options import PropertyTopics
 from pipelines.property import OUTPUT_SPECS
 from tools.simulate import Oracle
@@ -208,11 +209,14 @@ def read_outputs(
 ) -> dict[str, list[dict[str, Any]]]:
     """Every record now in each output topic, decoded (from offset 0 to the high watermark).
 
-    Raises ``TimeoutError`` when a topic cannot be read to its end within ``timeout_s``, and
-    ``DecodeError`` when an output record does not decode: our own outputs must.
+    Raises ``TimeoutError`` when a topic cannot be read to its end within ``timeout_s``,
+    ``KafkaAccessError`` (one line) as soon as the broker refuses the login or the TLS handshake
+    (retrying would only wait out ``timeout_s``), and ``DecodeError`` when an output record does
+    not decode: our own outputs must.
     """
     from confluent_kafka import Consumer, TopicPartition
 
+    refused: list[str] = []
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap_servers,
@@ -220,6 +224,8 @@ def read_outputs(
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             **(consumer_config or {}),
+            "error_cb": lambda err: refused.append(fatal_connect_error(err) or ""),
+            "log_level": 0,  # a refusal is raised as one line, not logged per retry
         }
     )
     deadline = time.monotonic() + timeout_s
@@ -227,7 +233,7 @@ def read_outputs(
     try:
         for name, spec in OUTPUT_SPECS.items():
             topic, schema = getattr(topics, spec.topic_field), spec.schema
-            metadata = consumer.list_topics(topic, timeout=max(1.0, deadline - time.monotonic()))
+            metadata = _topic_metadata(consumer, topic, deadline, refused, bootstrap_servers)
             partitions = (
                 sorted(metadata.topics[topic].partitions) if topic in metadata.topics else []
             )
@@ -260,6 +266,24 @@ def read_outputs(
     finally:
         consumer.close()
     return result
+
+
+def _topic_metadata(consumer: Any, topic: str, deadline: float, refused: list[str], where: str):
+    """``topic``'s metadata, asked in 1 s attempts until ``deadline``; ``KafkaAccessError`` at
+    the first refusal the consumer's error callback saw."""
+    from confluent_kafka import KafkaException
+
+    for _ in range(int(max(0.0, deadline - time.monotonic())) + 2):  # 1 s attempts, bounded
+        try:
+            return consumer.list_topics(topic, timeout=1.0)
+        except KafkaException:
+            consumer.poll(0)  # serves the error callback
+            cause = next((c for c in refused if c), None)
+            if cause:
+                raise KafkaAccessError(f"Kafka at {where}: {cause}") from None
+            if time.monotonic() >= deadline:
+                raise
+    return consumer.list_topics(topic, timeout=1.0)
 
 
 #: The key that identifies a repeat of the same output record, per output (``docs/delivery.md``,

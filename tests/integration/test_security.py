@@ -10,9 +10,12 @@ at its end; the Java expansion service, worker pool, Redis and market data are t
   Java services' logs or the run's output.
 - The same on a Flink session cluster, and nothing Flink's REST API serves holds a password.
 - A wrong password, an unknown user, a wrong mechanism, an untrusted CA, a missing READ ACL on an
-  input and a missing WRITE ACL on an output fail before submission with one line naming the
-  cause; with the check skipped, the job itself ends FAILED with a line naming the Kafka cause.
-  The simulator and the DLQ tool refuse the same way.
+  input, a missing WRITE ACL on an output and a missing group ACL fail before submission with one
+  line naming the cause; with the check skipped, the job itself meets the refusal, on Prism and
+  on a Flink session cluster (cancelled at its first such failure, not restarted), and the
+  command ends with one line naming the Kafka cause, no offset committed and nothing written to
+  the refused output. The simulator, verify and the DLQ tool refuse the same way.
+- A live run on Prism and on Flink equals the oracle.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import property as property_pipeline
-from pipelines.kafka_access import KafkaAccessError, failure_cause
+from pipelines.kafka_access import KafkaAccessError
 from pipelines.options import OptionError, PropertyTopics
 from runners import security
 from runners.marketdata.processes import served_dataset
@@ -202,18 +205,23 @@ def test_a_wrong_password_fails_in_one_line(
     print(f"wrong password, checked: {time.monotonic() - started:.1f}s: {info.value}")
     assert "\n" not in str(info.value)
 
-    # Without the check the job itself fails, with the cause named.
-    started = time.monotonic()
-    with pytest.raises(Exception) as failed:  # Beam raises a bare RuntimeError
-        result = property_pipeline.start([*argv, "--skip_kafka_access_check"])
-        result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
-    cause = failure_cause(str(failed.value))
-    print(f"wrong password, job: {time.monotonic() - started:.1f}s: {cause}")
-    assert cause is not None and cause.startswith("Kafka authentication failed")
-
     # The simulator refuses the same way.
     code = _simulate_with(wrong, secure_stack, tmp_path)
     assert code == 1
+
+    # verify (the tests', the demo's and the benchmarks' reader) too: at the refusal, not after
+    # its timeout.
+    wrong_tools = {**secure_stack.kafka_client_config("tools"), "sasl.password": "not-it"}
+    started = time.monotonic()
+    with pytest.raises(KafkaAccessError, match="authentication failed") as refused:
+        read_outputs(
+            secure_stack.bootstrap_servers,
+            PropertyTopics(),
+            timeout_s=RUN_TIMEOUT_S,
+            consumer_config=wrong_tools,
+        )
+    print(f"verify, wrong password: {time.monotonic() - started:.1f}s: {refused.value}")
+    assert "\n" not in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -261,6 +269,12 @@ def test_each_misconfiguration_is_named_before_submission(
 def _config_without_views_read(stack, tmp_path: Path) -> Path:
     """Client properties of a new user with the pipeline's ACLs except READ on
     property-views."""
+    return _config_without_acl(stack, tmp_path, "property-views", "READ")
+
+
+def _config_without_acl(stack, tmp_path: Path, topic: str, operation: str) -> Path:
+    """Client properties of a new user with the pipeline's ACLs except ``operation`` on
+    ``topic``."""
     from confluent_kafka.admin import (
         AclBinding,
         AclOperation,
@@ -293,19 +307,19 @@ def _config_without_views_read(stack, tmp_path: Path) -> Path:
         )
         for b in security.acl_bindings(security.load_security())
         if b.principal == "User:pipeline"
-        and not (b.name == "property-views" and b.operation == AclOperation.READ)
+        and not (b.name == topic and b.operation == AclOperation[operation])
     ]
     security.apply_acls(admin, bindings)
     assert not any(
         b.restype == ResourceType.TOPIC
-        and b.name == "property-views"
-        and b.operation == AclOperation.READ
+        and b.name == topic
+        and b.operation == AclOperation[operation]
         and b.resource_pattern_type == ResourcePatternType.LITERAL
         for b in bindings
     )
     text = stack.kafka_config_file("pipeline").read_text()
     return _private_file(
-        tmp_path / "noread.properties",
+        tmp_path / f"no-{operation.lower()}.properties",
         text.replace('username="pipeline"', f'username="{user}"').replace(
             _passwords(stack)["pipeline"], password
         ),
@@ -323,23 +337,15 @@ def test_a_missing_read_acl_on_an_input_fails_in_one_line(
         property_pipeline.start(argv)
     print(f"missing READ ACL, checked: {time.monotonic() - started:.1f}s: {e.value}")
 
-    started = time.monotonic()
-    with pytest.raises(Exception) as failed:  # Beam raises a bare RuntimeError
-        result = property_pipeline.start([*argv, "--skip_kafka_access_check"])
-        result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
-    cause = failure_cause(str(failed.value))
-    print(f"missing READ ACL, job: {time.monotonic() - started:.1f}s: {cause}")
-    assert cause is not None and "denied the pipeline's user access to a topic" in cause
 
-
-@pytest.mark.flink
+@pytest.mark.parametrize("runner", [pytest.param("flink", marks=pytest.mark.flink), "prism"])
 def test_a_live_run_on_the_secured_stack_equals_the_oracle(
-    secure_stack, flink_session_cluster, expansion_service, local_services, record_property
+    secure_stack, expansion_service, local_services, request, runner, record_property
 ):
-    """A streaming job on a Flink session cluster, connected as the ``pipeline`` user with
-    exactly the documented ACLs, reads the project's topics while the simulator writes them in
-    real time as ``producer`` (``tests/integration/live.py``'s compressed log); every output,
-    read back as ``tools``, equals the oracle."""
+    """A streaming job, on a Flink session cluster and on Prism, connected as the ``pipeline``
+    user with exactly the documented ACLs, reads the project's topics while the simulator writes
+    them in real time as ``producer`` (``tests/integration/live.py``'s compressed log); every
+    output, read back as ``tools``, equals the oracle."""
     from runners import kafka
     from tests.integration import live
 
@@ -350,8 +356,13 @@ def test_a_live_run_on_the_secured_stack_equals_the_oracle(
         client_config=secure_stack.kafka_client_config("admin"),
     )
     topics = PropertyTopics()
+    if runner == "flink":
+        cluster = request.getfixturevalue("flink_session_cluster")
+        runner_args = ["--runner=FlinkRunner", f"--job_endpoint={cluster.job_endpoint}"]
+    else:
+        runner_args = ["--runner=PrismRunner"]
     argv = live.pipeline_argv(
-        ["--runner=FlinkRunner", f"--job_endpoint={flink_session_cluster.job_endpoint}"],
+        runner_args,
         scaled_spec(live.SPEC, live.SPEEDUP),
         topics,
         secure_stack.bootstrap_servers,
@@ -359,7 +370,7 @@ def test_a_live_run_on_the_secured_stack_equals_the_oracle(
         local_services,
         extra=[f"--kafka_config_file={secure_stack.kafka_config_file('pipeline')}"],
     )
-    job = live.FlinkJob(argv, flink_session_cluster.rest_url, None)
+    job = live.FlinkJob(argv, cluster.rest_url, None) if runner == "flink" else live.PrismJob(argv)
     try:
         sim, _ = live.live_simulation(int(time.time() * 1000))
         started = time.monotonic()
@@ -381,62 +392,168 @@ def test_a_live_run_on_the_secured_stack_equals_the_oracle(
         settled_s = time.monotonic() - started - produced_s
     finally:
         job.cancel()
-    record_property("secured_live_settled_s", round(settled_s, 1))
+    record_property(f"secured_live_{runner}_settled_s", round(settled_s, 1))
     print(
-        f"secured live run: {len(sim.records)} records in {produced_s:.1f} s; outputs equal "
-        f"{settled_s:.1f} s after the last one"
+        f"secured live run on {runner}: {len(sim.records)} records in {produced_s:.1f} s; "
+        f"outputs equal {settled_s:.1f} s after the last one"
     )
     assert diffs == [], sim.replay
     live.assert_accounted(summary, sim)
 
 
-#: A failing Flink job ends after the preset's 3 restarts 10 s apart; the CLI waits that long.
-FLINK_FAIL_TIMEOUT_S = 300
+#: Each refused run, as a user runs it, ends within this (the command's own bound, not a speed
+#: assertion: a Flink job that restarted without end would hit it).
+FAIL_TIMEOUT_S = 600
+
+# (case, the cause the one error line names, runners on which it is faults_slow). The default
+# run keeps one case per kind of refusal on Prism (authentication, TLS, read ACL, and the refused
+# write, whose records were read: no offset may be committed for them; 5-20 s each) and two on
+# Flink (authentication, read ACL: 30-60 s each on 2 shared cores; the launcher cancels the job
+# the same way for every Kafka refusal); the rest is faults_slow (~3.5 min more).
+_BOTH, _FLINK, _NONE = ("prism", "flink"), ("flink",), ()
+REFUSALS = [
+    ("wrong password", "Kafka authentication failed", _NONE),
+    ("unknown user", "Kafka authentication failed", _BOTH),
+    ("wrong mechanism", "Kafka refused the SASL mechanism", _BOTH),
+    ("untrusted CA", "TLS handshake with Kafka failed", _FLINK),
+    ("no READ ACL", "denied the pipeline's user access to a topic", _NONE),
+    ("no WRITE ACL", "Not authorized to access topics: [enriched-property-events]", _FLINK),
+    ("no group ACL", "denied the pipeline's user its consumer group", _BOTH),
+]
 
 
-@pytest.mark.flink
-@pytest.mark.parametrize(
-    ("case", "checked", "cause"),
-    [
-        ("wrong password", "authentication failed", "Kafka authentication failed"),
-        (
-            "no READ ACL",
-            "lacks the READ ACL on topic 'property-views'",
-            "denied the pipeline's user access to a topic",
-        ),
-    ],
-)
-def test_on_flink_a_refused_kafka_user_ends_failed_with_one_error_line(
+def _refusal_params() -> list:
+    return [
+        pytest.param(
+            runner,
+            case,
+            cause,
+            marks=[
+                *([pytest.mark.flink] if runner == "flink" else []),
+                *([pytest.mark.faults_slow] if runner in slow_on else []),
+            ],
+            id=f"{case}-{runner}",
+        )
+        for case, cause, slow_on in REFUSALS
+        for runner in ("prism", "flink")
+    ]
+
+
+def _refused_config(stack, tmp_path: Path, case: str) -> tuple[Path, str]:
+    """The client properties file and consumer group of a run refused for ``case``."""
+    import re
+
+    group = f"property-pipeline-{uuid.uuid4().hex[:6]}"  # allowed by the pipeline's ACLs
+    text = stack.kafka_config_file("pipeline").read_text()
+    if case == "wrong password":
+        return _wrong_password_config(stack, tmp_path), group
+    if case == "no READ ACL":
+        return _config_without_acl(stack, tmp_path, "property-views", "READ"), group
+    if case == "no WRITE ACL":
+        return _config_without_acl(stack, tmp_path, "enriched-property-events", "WRITE"), group
+    if case == "unknown user":
+        text = text.replace('username="pipeline"', 'username="nobody"')
+    elif case == "wrong mechanism":
+        text = text.replace("sasl.mechanism=SCRAM-SHA-512", "sasl.mechanism=SCRAM-SHA-256")
+    elif case == "untrusted CA":
+        other = security.SecurityFiles(tmp_path / "other-ca")
+        security.ensure_tls(other)
+        text = re.sub(
+            r"ssl.truststore.location=.*", f"ssl.truststore.location={other.ca_cert}", text
+        )
+    elif case == "no group ACL":
+        group = f"other-group-{uuid.uuid4().hex[:6]}"  # the pipeline may use property-pipeline*
+    return _private_file(tmp_path / "client.properties", text), group
+
+
+@pytest.fixture(scope="module")
+def refusal_backlog(secure_stack) -> None:
+    """The backlog in the input topics, for the refused runs to read from the earliest offset
+    (a refused write needs records to reach it)."""
+    _replay_backlog(secure_stack)
+
+
+def _end_offsets(stack, topics: list[str]) -> dict[str, int]:
+    """Records in each of ``topics`` (the sum of its partitions' high watermarks), as admin."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.bootstrap_servers,
+            "group.id": f"tools-{uuid.uuid4().hex[:6]}",
+            **stack.kafka_client_config("admin"),
+        }
+    )
+    try:
+        ends = {}
+        for topic in topics:
+            meta = consumer.list_topics(topic, timeout=30).topics[topic]
+            ends[topic] = sum(
+                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                for p in meta.partitions
+            )
+        return ends
+    finally:
+        consumer.close()
+
+
+def _committed_offsets(stack, group: str) -> dict[tuple[str, int], int]:
+    """The offsets ``group`` committed (>= 0), per (topic, partition), read as admin."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    from runners import kafka
+
+    admin = kafka.admin_client(stack.bootstrap_servers, **stack.kafka_client_config("admin"))
+    partitions = [
+        TopicPartition(topic, p)
+        for topic in (PropertyTopics().events, PropertyTopics().views)
+        for p in admin.list_topics(topic, timeout=30).topics[topic].partitions
+    ]
+    request = [ConsumerGroupTopicPartitions(group, partitions)]
+    reply = admin.list_consumer_group_offsets(request)[group].result(timeout=30)
+    return {(tp.topic, tp.partition): tp.offset for tp in reply.topic_partitions if tp.offset >= 0}
+
+
+@pytest.mark.parametrize(("runner", "case", "cause"), _refusal_params())
+def test_a_refused_kafka_user_ends_the_run_with_one_line(
     secure_stack,
-    flink_session_cluster,
+    refusal_backlog,
     expansion_service,
     local_services,
+    request,
     tmp_path,
+    runner,
     case,
-    checked,
     cause,
     record_property,
 ):
-    """The streaming pipeline as a user runs it (``python -m pipelines.property``) on a Flink
-    session cluster with the preset's bounded restart strategy: with the access check skipped,
-    the Kafka read fails on the worker, the job ends FAILED after its bounded restarts (not an
-    endless loop), and the command exits 1 with one ``error:`` line naming the cause. With the
-    check, the same command stops before submission with one line."""
+    """The streaming pipeline as a user runs it (``python -m pipelines.property``), from the
+    earliest offset of a backlog, with the access check skipped so that the job meets the
+    refusal: the command exits 1 with one ``error:`` line naming the cause. On a Flink session
+    cluster the launcher cancels the job at its first such failure
+    (``run_control.FlinkFailureWatch``) instead of letting the bounded restarts retry it. The
+    run commits no offset and writes nothing to the refused output (nor to any output when the
+    refusal is on the read side). With the check, the same command stops before submission."""
     import subprocess
     import sys
 
-    from runners.flink import FlinkRest
-
-    config = (
-        _wrong_password_config(secure_stack, tmp_path)
-        if case == "wrong password"
-        else _config_without_views_read(secure_stack, tmp_path)
-    )
+    config, group = _refused_config(secure_stack, tmp_path, case)
     argv = [
         *_base_argv(secure_stack, expansion_service, local_services, config),
-        "--runner=FlinkRunner",
-        f"--job_endpoint={flink_session_cluster.job_endpoint}",
+        f"--consumer_group={group}",
+        "--offset_reset=earliest",
     ]
+    if runner == "flink":
+        cluster = request.getfixturevalue("flink_session_cluster")
+        argv += [
+            "--runner=FlinkRunner",
+            f"--job_endpoint={cluster.job_endpoint}",
+            # The cluster's REST address: the job server submits there, the launcher watches it.
+            f"--flink_master={cluster.rest_url.split('://', 1)[1]}",
+        ]
+    topics = PropertyTopics()
+    outputs = [t for t in vars(topics).values() if t not in (topics.events, topics.views)]
+    before = _end_offsets(secure_stack, outputs)
 
     def run(extra: list[str]) -> tuple[int, list[str], float]:
         started = time.monotonic()
@@ -444,31 +561,33 @@ def test_on_flink_a_refused_kafka_user_ends_failed_with_one_error_line(
             [sys.executable, "-m", "pipelines.property", *argv, *extra],
             capture_output=True,
             text=True,
-            timeout=FLINK_FAIL_TIMEOUT_S + 120,
+            timeout=FAIL_TIMEOUT_S,
             check=False,
         )
         errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
         return done.returncode, errors, time.monotonic() - started
 
-    code, errors, checked_s = run([])
-    print(f"{case}, checked on Flink: {checked_s:.1f}s: {errors}")
-    assert code == 1 and len(errors) == 1 and checked in errors[0], errors
-
-    rest = FlinkRest(flink_session_cluster.rest_url)
-    submitted_ms = int(time.time() * 1000)
     code, errors, failed_s = run(["--skip_kafka_access_check"])
-    ours = [j for j in rest.jobs() if j.start_time_ms >= submitted_ms - 1000]
-    states = [rest.state(j.jid) for j in ours]
-    restarts = [len(rest.failures(j.jid)) - 1 for j in ours]
-    for job in ours:
-        if rest.state(job.jid) not in ("FAILED", "CANCELED", "FINISHED"):
-            rest.cancel(job.jid)
-    print(f"{case}, job on Flink: exit {code} after {failed_s:.1f}s, {states} {restarts}: {errors}")
-    record_property(f"{case} failed_after_s", round(failed_s, 1))
+    print(f"{case} on {runner}, the job: exit {code} after {failed_s:.1f}s: {errors}")
+    record_property(f"{runner} {case} failed_after_s", round(failed_s, 1))
     assert code == 1
     assert len(errors) == 1 and cause in errors[0], errors
-    assert states == ["FAILED"], states
-    assert restarts == [3], restarts
+    if runner == "flink":
+        assert "the Flink job was cancelled at this failure" in errors[0] or (
+            "the pipeline failed" in errors[0]  # refused before the job ran (at expansion)
+        ), errors
+
+    assert _committed_offsets(secure_stack, group) == {}
+    after = _end_offsets(secure_stack, outputs)
+    if case == "no WRITE ACL":
+        assert after["enriched-property-events"] == before["enriched-property-events"]
+    else:
+        assert after == before, "a run refused on the read side wrote output"
+
+    if runner == "flink":  # with the check: refused before submission, the same kind of line
+        code, errors, checked_s = run([])
+        print(f"{case} on {runner}, checked: exit {code} after {checked_s:.1f}s: {errors}")
+        assert code == 1 and len(errors) == 1, errors
 
 
 def _simulate_with(config: Path, stack, tmp_path: Path) -> int:

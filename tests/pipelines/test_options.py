@@ -40,6 +40,8 @@ def test_kafka_properties_pass_through_to_consumer_and_producer_unchanged():
         **security,
         "auto.offset.reset": "earliest",
         "group.id": "property-pipeline",
+        # Kafka's default (true) would commit polled positions before the records are written.
+        "enable.auto.commit": "false",
     }
     assert config.producer_config() == security
 

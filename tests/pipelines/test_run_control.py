@@ -97,3 +97,24 @@ def test_sigterm_and_sigint_raise_keyboard_interrupt_inside_the_block_only(signu
         for _ in range(100):  # the handler runs at the next bytecode boundary
             time.sleep(0.01)
     assert signal.getsignal(signum) is before
+
+
+def test_a_flink_run_given_flink_master_is_watched_on_that_flinks_rest_api():
+    """``--flink_master=host:port`` (Beam's job server submits there) is where the launcher finds
+    the job; a Prism run has no Flink job."""
+    import socket
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.run_control import flink_job_of
+    from runners.flink import FlinkUnreachable
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    job = flink_job_of(
+        PipelineOptions(["--runner=FlinkRunner", f"--flink_master=127.0.0.1:{port}"])
+    )
+    with pytest.raises(FlinkUnreachable, match=f"http://127.0.0.1:{port}/jobs/overview"):
+        job.locate()
+    assert flink_job_of(PipelineOptions(["--runner=PrismRunner"])) is None
