@@ -30,6 +30,7 @@ from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
 from tests.conftest import FLINK_REST_ENV
 from tools.simulate import (
     HOUR_MS,
+    MINUTE_MS,
     Simulation,
     SimulationSpec,
     compress_time,
@@ -60,6 +61,15 @@ def live_simulation(now_ms: int, base: SimulationSpec = SPEC) -> tuple[Simulatio
     step_ms = scaled_spec(spec, SPEEDUP).fraud_window_s * 1000
     origin_ms = (now_ms + 2_000) // step_ms * step_ms + step_ms
     return compress_time(sim, spec, SPEEDUP, origin_ms), scaled_spec(spec, SPEEDUP)
+
+
+def quiet_backlog_spec(now_ms: int, base: SimulationSpec = SPEC) -> SimulationSpec:
+    """``base`` (default: the live tests' log) in real time, ending half an hour before the end
+    of the latest hour that ended at least 2 min before ``now_ms``: every window of the log ended
+    before the wall clock, the last one after the last record (only the idle partitions'
+    watermark, which Kafka IO moves to the wall clock, can close it)."""
+    last_window_end = (now_ms - 2 * MINUTE_MS) // HOUR_MS * HOUR_MS
+    return dataclasses.replace(base, end_ms=last_window_end - HOUR_MS // 2)
 
 
 def property_topics(make_topic, input_partitions: int = 4) -> PropertyTopics:

@@ -16,12 +16,18 @@ the cluster's reporters with ``runners/prometheus/alerts.rules.yml``. The expans
   letters, late records, valid records, alerts) and the outputs' enrichment statuses;
 - a burst of undecodable records makes the dead-letter alert fire (``/api/v1/alerts``);
 - (``faults_slow``, ~5 min) the live log half read at parallelism 2, stopped with a savepoint and
-  resumed at parallelism 4, still equals the oracle exactly.
+  resumed at parallelism 4, still equals the oracle exactly;
+- a replayed backlog on all 12 partitions equals the oracle at parallelism 2 (1 and 4:
+  ``faults_slow``), every window included;
+- a partition never written holds every window (Kafka IO's CreateTime policy) and the
+  ``EventTimeStuck`` alert says so; one record in each such partition releases them.
 
-Duration: the default three share one live run, 190 s on a running stack and 304 s in CI's
+Duration: the live-run three share one live run, 190 s on a running stack and 304 s in CI's
 way (the module starts 3 brokers, 2 TaskManagers, the job server, the pool and Prometheus: ~60
 s), over 3 min because one run of the live log is the least that shows parallel keyed state
-right, counters equal to the oracle and an alert firing; the rescale test 150-190 s.
+right, counters equal to the oracle and an alert firing; each replay 83-129 s (~50 s of it
+building and submitting the job under load); the never-written partition test 114 s; the
+rescale test 150-190 s.
 
 ``PARALLEL_STACK_HOME`` names a stack home where these services already run (kept running);
 otherwise the module starts them in a private home and stops them at its end.
@@ -52,8 +58,10 @@ from pipelines.property import OUTPUT_SPECS
 from runners import local
 from runners.flink import FlinkRest
 from runners.marketdata.processes import served_dataset
+from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
 from tests.integration.live import (
     MATCH_TIMEOUT_S,
+    POLL_S,
     SPEC,
     SPEEDUP,
     FlinkJob,
@@ -61,10 +69,19 @@ from tests.integration.live import (
     live_simulation,
     pipeline_argv,
     produce_live,
+    quiet_backlog_spec,
     wait_for_oracle,
 )
-from tools.simulate import Simulation, scaled_spec
-from tools.verify import Summary
+from tools.simulate import (
+    PlannedRecord,
+    Simulation,
+    SimulationSpec,
+    compute_oracle,
+    generate,
+    produce,
+    scaled_spec,
+)
+from tools.verify import Summary, differences, read_outputs, summarize
 
 pytestmark = [pytest.mark.integration, pytest.mark.flink, pytest.mark.timeout(900)]
 
@@ -85,6 +102,9 @@ ADMIN_TIMEOUT_S = 30.0
 #: reaches Flink when its bundle ends, Prometheus within a scrape, 2 s).
 METRICS_TIMEOUT_S = 60.0
 ALERT_TIMEOUT_S = 120.0
+#: After the replay job is submitted: every output must equal the oracle by then (the quiet
+#: stream test's bound; it only fails a run whose windows never come, no speed claim).
+REPLAY_TIMEOUT_S = 240.0
 BURST = 300
 
 
@@ -128,6 +148,43 @@ def _delete_topics(bootstrap: str, topics: PropertyTopics) -> None:
             future.result(timeout=ADMIN_TIMEOUT_S)
 
 
+def cluster_argv(
+    cluster: local.Stack,
+    parallelism: int,
+    spec: SimulationSpec,
+    topics: PropertyTopics,
+    expansion_service: str,
+    services,
+    extra: list[str] | tuple[str, ...] = (),
+) -> list[str]:
+    """``pipeline_argv`` of a streaming run of ``spec`` on the module's cluster at
+    ``parallelism``, its Python steps in the cluster's worker pool (EXTERNAL)."""
+    return pipeline_argv(
+        [
+            "--runner=FlinkRunner",
+            f"--job_endpoint={cluster.job_endpoint}",
+            f"--parallelism={parallelism}",
+            "--environment_type=EXTERNAL",
+            f"--environment_config={cluster.python_worker_pool}",
+            # One Python worker per TaskManager for the job (Beam's default, said aloud).
+            "--sdk_worker_parallelism=1",
+        ],
+        spec,
+        topics,
+        cluster.bootstrap_servers,
+        expansion_service,
+        services,
+        extra,
+    )
+
+
+def stage_vertices(rest: FlinkRest, jid: str) -> list[dict]:
+    """The job's vertices after Beam's Impulse (the start of each Kafka read, a source of
+    parallelism 1): every stage that runs at the job's parallelism."""
+    job = rest._call("GET", f"/jobs/{jid}")
+    return [v for v in job["vertices"] if not v["name"].startswith("Source: Impulse")]
+
+
 @dataclass
 class LiveRun:
     stack: local.Stack
@@ -154,21 +211,8 @@ def live_run(cluster, expansion_service, local_services) -> Iterator[LiveRun]:
     """One live run at parallelism 2, its job left running until the module ends."""
     bootstrap = cluster.bootstrap_servers
     topics = _make_topics(bootstrap)
-    argv = pipeline_argv(
-        [
-            "--runner=FlinkRunner",
-            f"--job_endpoint={cluster.job_endpoint}",
-            f"--parallelism={PARALLELISM}",
-            "--environment_type=EXTERNAL",
-            f"--environment_config={cluster.python_worker_pool}",
-            # One Python worker per TaskManager for this job (Beam's default, said aloud).
-            "--sdk_worker_parallelism=1",
-        ],
-        scaled_spec(SPEC, SPEEDUP),
-        topics,
-        bootstrap,
-        expansion_service,
-        local_services,
+    argv = cluster_argv(
+        cluster, PARALLELISM, scaled_spec(SPEC, SPEEDUP), topics, expansion_service, local_services
     )
     job = FlinkJob(argv, cluster.flink_rest_url, None)
     try:
@@ -195,8 +239,179 @@ def live_run(cluster, expansion_service, local_services) -> Iterator[LiveRun]:
         _delete_topics(bootstrap, topics)
 
 
-# First in the module: its job at parallelism 4 needs all 4 slots, so it must run before the
-# module's live run (whose job holds 2 slots until the module ends) is started.
+# Before the module's live run, whose job holds 2 of the 4 slots until the module ends.
+# p=1 and p=4 in faults_slow: each run costs ~85 s (~50 s of it building and submitting the job
+# on a loaded machine); p=2 alone keeps the default run within its budget.
+@pytest.mark.parametrize(
+    "parallelism",
+    [
+        pytest.param(1, marks=pytest.mark.faults_slow),
+        2,
+        pytest.param(4, marks=pytest.mark.faults_slow),
+    ],
+)
+def test_replayed_backlog_equals_the_oracle_at_each_parallelism(
+    parallelism, cluster, expansion_service, local_services, record_property
+):
+    """A backlog on every one of the 12 partitions of each input, written before the job
+    starts, read from the earliest offset by a streaming job at ``parallelism`` (1: every stage
+    on one TaskManager; 4: every slot of both): the outputs equal the oracle exactly, every
+    window of the log included (the log ends before the wall clock: its last windows close only
+    on the idle partitions' watermark, merged over every subtask that reads them)."""
+    bootstrap = cluster.bootstrap_servers
+    spec = quiet_backlog_spec(
+        int(time.time() * 1000), dataclasses.replace(SPEC, partitions=INPUT_PARTITIONS)
+    )
+    # The clock of generate() at the span's end (as the quiet-stream test: the clock-skewed
+    # poison record stays invalid).
+    sim = generate(spec, now_ms=spec.end_ms)
+    topics = _make_topics(bootstrap)
+    try:
+        produce(
+            sim.records,
+            bootstrap,
+            topics={EVENTS_TOPIC: topics.events, VIEWS_TOPIC: topics.views},
+            progress=False,
+        )
+        written = {(r.topic, r.partition) for r in sim.records}
+        assert len(written) == 2 * INPUT_PARTITIONS, "every partition holds a backlog"
+        submitted = time.monotonic()
+        job = FlinkJob(
+            cluster_argv(cluster, parallelism, spec, topics, expansion_service, local_services),
+            cluster.flink_rest_url,
+            None,
+        )
+        try:
+            started = time.monotonic()
+            summary, diffs = wait_for_oracle(
+                bootstrap,
+                topics,
+                sim,
+                REPLAY_TIMEOUT_S,
+                served_dataset(local_services.marketdata_url).lookup,
+            )
+            settled_s = time.monotonic() - started
+            stages = stage_vertices(job.rest, job.jid)
+            restarts = job.rest.snapshot(job.jid).restarts
+        finally:
+            cancelling = time.monotonic()
+            job.cancel()
+            cancel_s = time.monotonic() - cancelling
+    finally:
+        _delete_topics(bootstrap, topics)
+    record_property("outputs_equal_oracle_s", round(settled_s, 1))
+    print(
+        f"p={parallelism}: {len(sim.records)} records; submitted in {started - submitted:.1f} s,"
+        f" outputs = oracle {settled_s:.1f} s after, cancelled in {cancel_s:.1f} s; {diffs}"
+    )
+    assert diffs == [], sim.replay
+    assert {v["parallelism"] for v in stages} == {parallelism}
+    assert restarts == 0
+    assert summary.repeated_hourly_panes == 0
+    assert_accounted(summary, sim)
+
+
+def _active_alerts(url: str, name: str, jid: str) -> list[dict]:
+    """Alerts ``name`` of job ``jid`` pending or firing in Prometheus's alerts API."""
+    with urllib.request.urlopen(f"{url}/api/v1/alerts", timeout=10) as resp:
+        alerts = json.loads(resp.read())["data"]["alerts"]
+    return [
+        a
+        for a in alerts
+        if a["labels"].get("alertname") == name
+        and a["labels"].get("job_id") == jid
+        and a["state"] in ("pending", "firing")
+    ]
+
+
+# Before the module's live run too: the slots of both TaskManagers are free.
+def test_a_partition_never_written_holds_the_windows_until_it_delivers_a_record(
+    cluster, expansion_service, local_services, record_property
+):
+    """The backlog on 4 of the 12 partitions of each input (the simulator plans 4), 8 never
+    written, read at parallelism 2: every output but the hourly windows equals the oracle, no
+    window fires, and the ``EventTimeStuck`` alert (``runners/prometheus/alerts.rules.yml``) is
+    active for the job. Kafka IO's CreateTime policy moves an idle partition's watermark to the
+    wall clock only once the partition has delivered a record since the read started
+    (``CustomTimestampPolicyWithLimitedDelay.getWatermark``: its newest record time must be
+    positive; a fresh read starts it at the minimum), so the 8 never-written partitions hold the
+    job's watermark at the minimum at any parallelism. One undecodable record in each of them
+    (dead-lettered, counted nowhere else) is enough: every window then fires and the outputs
+    equal the oracle of the log with those records, and the alert clears."""
+    bootstrap, url = cluster.bootstrap_servers, cluster.prometheus_url
+    spec = quiet_backlog_spec(int(time.time() * 1000), dataclasses.replace(SPEC, partitions=4))
+    sim = generate(spec, now_ms=spec.end_ms)
+    market = served_dataset(local_services.marketdata_url).lookup
+    topics = _make_topics(bootstrap)
+    inputs = {EVENTS_TOPIC: topics.events, VIEWS_TOPIC: topics.views}
+    try:
+        produce(
+            sim.records,
+            bootstrap,
+            topics=inputs,
+            progress=False,
+        )
+        job = FlinkJob(
+            cluster_argv(cluster, PARALLELISM, spec, topics, expansion_service, local_services),
+            cluster.flink_rest_url,
+            None,
+        )
+        try:
+            started = time.monotonic()
+            while True:
+                held = summarize(read_outputs(bootstrap, topics, timeout_s=60))
+                held_diffs = differences(held, sim.oracle, market)
+                stuck = _active_alerts(url, "EventTimeStuck", job.jid)
+                others = [d for d in held_diffs if not d.startswith("hourly_views:")]
+                if (not others and stuck) or time.monotonic() - started > REPLAY_TIMEOUT_S:
+                    break
+                time.sleep(POLL_S)
+            held_s = time.monotonic() - started
+            now_ms = int(time.time() * 1000)
+            nudges = [
+                PlannedRecord(topic, partition, b"nudge", b"\x00\x00\x01", now_ms, "poison:short")
+                for topic in inputs
+                for partition in range(spec.partitions, INPUT_PARTITIONS)
+            ]
+            produce(
+                nudges,
+                bootstrap,
+                topics=inputs,
+                progress=False,
+            )
+            log = [*sim.records, *nudges]
+            nudged = Simulation(log, compute_oracle(log, spec), sim.replay)
+            nudged_at = time.monotonic()
+            summary, diffs = wait_for_oracle(bootstrap, topics, nudged, REPLAY_TIMEOUT_S, market)
+            fired_s = time.monotonic() - nudged_at
+            cleared_by = time.monotonic() + ALERT_TIMEOUT_S
+            while _active_alerts(url, "EventTimeStuck", job.jid):
+                if time.monotonic() > cleared_by:
+                    break
+                time.sleep(2)
+            still_stuck = _active_alerts(url, "EventTimeStuck", job.jid)
+        finally:
+            job.cancel()
+    finally:
+        _delete_topics(bootstrap, topics)
+    record_property("held_observed_s", round(held_s, 1))
+    record_property("windows_after_nudge_s", round(fired_s, 1))
+    print(
+        f"{len(sim.records)} records on 4 of {INPUT_PARTITIONS} partitions: after {held_s:.1f} s"
+        f" {len(held.hourly_views)} of {len(sim.oracle.hourly_views)} windows, alert"
+        f" {[a['state'] for a in stuck]}; {len(nudges)} nudges -> outputs = oracle in"
+        f" {fired_s:.1f} s; {diffs}"
+    )
+    assert others == [], held_diffs
+    assert held.hourly_views == {}, "no window fires while a partition has delivered nothing"
+    assert stuck, "EventTimeStuck is active while the watermark is held"
+    assert diffs == [], sim.replay
+    assert still_stuck == [], "EventTimeStuck clears once every partition delivered a record"
+    assert_accounted(summary, nudged)
+
+
+# Its job at parallelism 4 needs all 4 slots, so it must run before the module's live run
+# (whose job holds 2 slots until the module ends) is started.
 @pytest.mark.faults_slow  # ~5 min: left out of the default run for CI time
 def test_rescale_from_parallelism_2_to_4_with_a_savepoint_neither_loses_nor_repeats(
     cluster, expansion_service, local_services, tmp_path, record_property
@@ -211,18 +426,11 @@ def test_rescale_from_parallelism_2_to_4_with_a_savepoint_neither_loses_nor_repe
     group = f"test-rescale-{time.time_ns()}"
 
     def argv(parallelism: int) -> list[str]:
-        return pipeline_argv(
-            [
-                "--runner=FlinkRunner",
-                f"--job_endpoint={cluster.job_endpoint}",
-                f"--parallelism={parallelism}",
-                "--environment_type=EXTERNAL",
-                f"--environment_config={cluster.python_worker_pool}",
-                "--sdk_worker_parallelism=1",
-            ],
+        return cluster_argv(
+            cluster,
+            parallelism,
             scaled_spec(SPEC, SPEEDUP),
             topics,
-            bootstrap,
             expansion_service,
             local_services,
             extra=[f"--consumer_group={group}"],
@@ -251,8 +459,7 @@ def test_rescale_from_parallelism_2_to_4_with_a_savepoint_neither_loses_nor_repe
             [*argv(2 * PARALLELISM), f"--savepoint_path={savepoint}"], cluster.flink_rest_url, None
         )
         restart_s = time.monotonic() - stopped_at - stop_s
-        job = second.rest._call("GET", f"/jobs/{second.jid}")
-        stages = [v for v in job["vertices"] if not v["name"].startswith("Source: Impulse")]
+        stages = stage_vertices(second.rest, second.jid)
         producer.join(timeout=240)
         assert not producer.is_alive(), "the second half was not produced within 240 s"
         summary, diffs = wait_for_oracle(
@@ -281,10 +488,7 @@ def test_parallel_run_on_two_taskmanagers_equals_the_oracle(live_run):
     assert live_run.diffs == []
     assert_accounted(live_run.summary, live_run.sim)
     rest: FlinkRest = live_run.job.rest
-    job = rest._call("GET", f"/jobs/{live_run.job.jid}")
-    # Beam's Impulse (the start of each Kafka read) is a source of parallelism 1; every stage
-    # after it runs at the job's parallelism.
-    stages = [v for v in job["vertices"] if not v["name"].startswith("Source: Impulse")]
+    stages = stage_vertices(rest, live_run.job.jid)
     assert {v["parallelism"] for v in stages} == {PARALLELISM}
     taskmanagers: set[str] = set()
     for vertex in stages:

@@ -21,7 +21,6 @@ end); Flink passed.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import pytest
@@ -30,26 +29,19 @@ from runners.marketdata.processes import served_dataset
 from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
 from tests.integration.live import (
     POLL_S,
-    SPEC,
     assert_accounted,
     pipeline_argv,
     property_topics,
+    quiet_backlog_spec,
     start_job,
 )
-from tools.simulate import HOUR_MS, MINUTE_MS, SimulationSpec, generate, produce
+from tools.simulate import HOUR_MS, generate, produce
 from tools.verify import differences, read_outputs, summarize
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 # After the job runs: every window must be out by then (a bound on a wait, not a speed claim).
 QUIET_TIMEOUT_S = 240
-
-
-def quiet_backlog_spec(now_ms: int) -> SimulationSpec:
-    """The live tests' log in real time, ending half an hour before the end of the latest hour
-    that ended at least 2 min before ``now_ms``."""
-    last_window_end = (now_ms - 2 * MINUTE_MS) // HOUR_MS * HOUR_MS
-    return dataclasses.replace(SPEC, end_ms=last_window_end - HOUR_MS // 2)
 
 
 @pytest.mark.parametrize(

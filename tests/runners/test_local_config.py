@@ -269,5 +269,6 @@ def test_the_alert_rules_are_valid_for_prometheus():
         "DeadLetterRateHigh",
         "EnrichmentFallbackRateHigh",
         "FlinkJobRestarted",
+        "EventTimeStuck",
     ):
         assert f"alert: {alert}\n" in prometheus.RULES_FILE.read_text()
