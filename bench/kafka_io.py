@@ -10,13 +10,20 @@ from collections.abc import Iterable
 from bench.workload import PARTITIONS
 
 
-def create_topics(bootstrap: str, names: Iterable[str], append_time: bool = False) -> None:
+def create_topics(
+    bootstrap: str,
+    names: Iterable[str],
+    append_time: bool = False,
+    partitions: int = PARTITIONS,
+    replication: int = -1,
+) -> None:
+    """Fresh topics of ``partitions`` partitions (``replication`` -1: the broker's default)."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     config = {"message.timestamp.type": "LogAppendTime"} if append_time else {}
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics(
-        [NewTopic(n, num_partitions=PARTITIONS, config=config) for n in names]
+        [NewTopic(n, partitions, replication, config=config) for n in names]
     )
     for future in futures.values():
         future.result(timeout=60)

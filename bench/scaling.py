@@ -16,6 +16,12 @@ gate (Beam's counters ``on_time`` + ``late``, read from Prometheus every second)
 second that gives, and the CPU seconds of the TaskManagers, the Python and the Java worker
 pools per million records (``bench.meter``). The job is then cancelled and the topics deleted.
 One run per parallelism: on a shared machine, compare runs taken together only.
+
+``--latency``: instead of the backlog, for each parallelism one ``bench.latency`` run on the
+cluster (system ``flink_cluster``): warm-up, then a live log at ``--rate`` records per second
+(the same rate for every parallelism) on 12-partition inputs (replication 3, every partition
+written), and the end-to-end latency per output path (input send -> output append; p50/p90/p99/
+max ms) with the check against the oracle. Results in ``bench/results/scaling-latency.json``.
 """
 
 from __future__ import annotations
@@ -24,13 +30,16 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import sys
 import time
 import uuid
+from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.meter import ProcessMeter
+from bench.workload import RESULTS
 from pipelines import property as property_pipeline
 from pipelines.options import PropertyTopics
 from runners import local, prometheus
@@ -131,6 +140,71 @@ def run_one(stack: local.Stack, session: local.Stack, spec: SimulationSpec, p: i
     }
 
 
+def latency_one(
+    stack: local.Stack, session: local.Stack, p: int, rate: float, seed: int
+) -> dict[str, Any]:
+    """One ``bench.latency`` run of 90 s of live log at ``rate`` records/s at parallelism ``p``
+    on the cluster (see the module docstring)."""
+    from bench.latency.config import SPEEDUP
+    from bench.latency.measure import measure
+    from bench.latency.plan import records_for
+
+    span_s = SimulationSpec().span_h * 3600 / SPEEDUP
+    roots = {
+        proc.role: proc.pid
+        for proc in stack.record(local.FLINK_CLUSTER).processes
+        if "task" in proc.role
+    }
+    roots["python-workers"] = stack.record(local.PYTHON_WORKERS).pid
+    roots["java-workers"] = session.record(local.JAVA_WORKERS).pid
+    extra = [
+        f"--job_endpoint={stack.job_endpoint}",
+        f"--parallelism={p}",
+        "--environment_type=EXTERNAL",
+        f"--environment_config={stack.python_worker_pool}",
+        "--sdk_worker_parallelism=1",
+        f"--bootstrap_servers={stack.bootstrap_servers}",
+        "--beam_services=" + json.dumps({EXPANSION_SERVICE_KEY: session.expansion_service}),
+        f"--marketdata_url={session.marketdata_url}",
+        f"--redis_url={session.redis_url}",
+    ]
+    run = measure(
+        "flink_cluster",
+        records_for(rate, span_s, 10**7),
+        rate,
+        rate,
+        stack,
+        roots,
+        seed,
+        extra,
+        None,
+        partitions=PARTITIONS,
+        replication=REPLICATION,
+    )
+    return {"parallelism": p, **dataclasses.asdict(run)}
+
+
+def print_latency(rows: list[dict[str, Any]]) -> None:
+    """One line per parallelism and output path."""
+    from bench.latency.config import PATHS
+
+    print(f"\n{'p':>2} {'path':<14} {'n':>6} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7} ok")
+    for r in rows:
+        for path in PATHS:
+            st = r["paths"].get(path, {})
+            cells = (st.get(k, "-") for k in ("count", "p50", "p90", "p99", "max"))
+            n, *ms = cells
+            print(
+                f"{r['parallelism']:>2} {path:<14} {n:>6}"
+                + "".join(f" {v:>7}" for v in ms)
+                + f" {r['correct']}"
+            )
+        print(
+            f"   {r['records']} records at {r['achieved_eps']}/s, {r['cpu_s_per_million']}"
+            f" CPU-s/M; enriched p50 by fifth {r['paths'].get('enriched', {}).get('trend_p50')}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.scaling",
@@ -142,6 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1500)
     parser.add_argument("--views", type=int, default=6000)
     parser.add_argument("--home", help="stack home of the cluster (default: .local)")
+    parser.add_argument(
+        "--latency", action="store_true", help="live log latency per parallelism instead"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="--latency: live records/s (every p)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="--latency: the simulation's seed")
     args = parser.parse_args(argv)
     stack = local.Stack.load(args.home)
     session = local.Stack.load()
@@ -153,6 +234,19 @@ def main(argv: list[str] | None = None) -> int:
         views=args.views,
         partitions=PARTITIONS,
     )
+    if args.latency:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)
+        runs = []
+        for p in (int(x) for x in args.parallelism.split(",")):
+            runs.append(latency_one(stack, session, p, args.rate, args.seed))
+            print_latency(runs[-1:])
+        print_latency(runs)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out = RESULTS / "scaling-latency.json"
+        out.write_text(json.dumps({"rate": args.rate, "results": runs}, indent=1) + "\n")
+        print(f"results: {out}")
+        return 0 if all(r["correct"] for r in runs) else 1
     rows = []
     for p in (int(x) for x in args.parallelism.split(",")):
         row = run_one(stack, session, spec, p)

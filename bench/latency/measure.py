@@ -34,6 +34,7 @@ from bench.latency.systems import BeamRunning, LatencyRun, QuixRunning, RawRunni
 from bench.meter import ProcessMeter
 from bench.workload import (
     OUTPUT_FIELDS,
+    PARTITIONS,
     RUNNERS,
     scaled_spec,
     system_topics,
@@ -62,8 +63,12 @@ def measure(
     seed: int,
     extra: Sequence[str],
     quix_python: Path | None,
+    partitions: int = PARTITIONS,
+    replication: int = -1,
 ) -> LatencyRun:
-    """One system's run: fresh topics, start, warm up, the live log at ``rate``, stop, verify."""
+    """One system's run: fresh topics (inputs of ``partitions`` partitions, every one written;
+    ``replication`` -1: the broker's default), start, warm up, the live log at ``rate``, stop,
+    verify."""
     from bench.raw_loop import TopologyRules
 
     bootstrap = stack.bootstrap_servers
@@ -71,11 +76,12 @@ def measure(
     inputs = (f"lat-{tag}-events", f"lat-{tag}-views")
     topics = system_topics(system, tag, inputs)
     outputs = [getattr(topics, f) for f in OUTPUT_FIELDS.values()]
-    create_topics(bootstrap, inputs)
-    create_topics(bootstrap, outputs, append_time=True)
+    create_topics(bootstrap, inputs, partitions=partitions, replication=replication)
+    create_topics(bootstrap, outputs, append_time=True, replication=replication)
 
     now_ms = int(time.time() * 1000)
     spec = scaled_spec(records, seed=seed, end_ms=now_ms // HOUR_MS * HOUR_MS)
+    spec = dataclasses.replace(spec, partitions=partitions)
     # More bots than the throughput run: each alert is one latency sample of the stateful path.
     spec = dataclasses.replace(spec, bots=max(spec.bots, records // 1_000))
     sim = generate(spec, now_ms=now_ms)

@@ -124,13 +124,15 @@ class QuixRunning(Running):
 
 
 class BeamRunning(Running):
-    """``pipelines.property`` streaming on Prism or Flink (embedded, through the job server)."""
+    """``pipelines.property`` streaming on Prism or Flink (embedded, through the job server; or,
+    for ``flink_cluster``, the session cluster of ``stack``, reached at its REST address)."""
 
     def __init__(self, system: str, argv: Sequence[str], stack) -> None:
         from pipelines import property as property_pipeline
         from runners import local
 
         self.system = system
+        self.rest_url = stack.flink_rest_url if system == "flink_cluster" else None
         self.log_path = stack.log_path(local.FLINK_JOB_SERVER)
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.argv = list(argv)
@@ -141,13 +143,13 @@ class BeamRunning(Running):
         """The latency-relevant options the Flink job actually runs with, read back from Flink
         (the job's Beam options in its user config; the checkpoint interval Flink applies): a
         flag the job server does not know is dropped with only a client-side warning."""
-        if self.system != "flink":
+        if self.system not in ("flink", "flink_cluster"):
             return {}
         import urllib.request
 
-        from runners.flink import FlinkRest, embedded_rest_url
+        from runners.flink import FlinkRest
 
-        url = embedded_rest_url(self.log_path, self.log_offset, wait_s=60)
+        url = self._rest_url()
         jobs = [j for j in FlinkRest(url).jobs() if j.start_time_ms >= self.submitted_ms - 1000]
         if not jobs:
             return {}
@@ -171,13 +173,20 @@ class BeamRunning(Running):
         out["flink_checkpoint_interval_ms"] = get(f"/jobs/{jid}/checkpoints/config").get("interval")
         return out
 
+    def _rest_url(self) -> str:
+        """Flink's REST address: the session cluster's, or the embedded Flink's (in the job
+        server's log)."""
+        from runners.flink import embedded_rest_url
+
+        return self.rest_url or embedded_rest_url(self.log_path, self.log_offset, wait_s=60)
+
     def stop(self) -> str:
-        if self.system == "flink":
+        if self.system in ("flink", "flink_cluster"):
             # Beam's cancel() leaves the Flink job running: cancel it in Flink itself.
-            from runners.flink import FlinkRest, FlinkRestError, embedded_rest_url
+            from runners.flink import FlinkRest, FlinkRestError
 
             try:
-                rest = FlinkRest(embedded_rest_url(self.log_path, self.log_offset, wait_s=60))
+                rest = FlinkRest(self._rest_url())
                 for job in rest.jobs():
                     if job.start_time_ms >= self.submitted_ms - 1000:
                         LOG.info("flink job %s: %s", job.jid, rest.cancel(job.jid))

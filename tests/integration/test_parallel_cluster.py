@@ -103,7 +103,8 @@ ADMIN_TIMEOUT_S = 30.0
 METRICS_TIMEOUT_S = 60.0
 ALERT_TIMEOUT_S = 120.0
 #: After the replay job is submitted: every output must equal the oracle by then (the quiet
-#: stream test's bound; it only fails a run whose windows never come, no speed claim).
+#: stream test's bound; it only fails a run whose windows never come, no speed claim). Also the
+#: bound on EventTimeStuck firing (its rule waits 2 minutes).
 REPLAY_TIMEOUT_S = 240.0
 BURST = 300
 
@@ -311,8 +312,10 @@ def test_replayed_backlog_equals_the_oracle_at_each_parallelism(
     assert_accounted(summary, sim)
 
 
-def _active_alerts(url: str, name: str, jid: str) -> list[dict]:
-    """Alerts ``name`` of job ``jid`` pending or firing in Prometheus's alerts API."""
+def _active_alerts(
+    url: str, name: str, jid: str, states: tuple[str, ...] = ("pending", "firing")
+) -> list[dict]:
+    """Alerts ``name`` of job ``jid`` in one of ``states`` in Prometheus's alerts API."""
     with urllib.request.urlopen(f"{url}/api/v1/alerts", timeout=10) as resp:
         alerts = json.loads(resp.read())["data"]["alerts"]
     return [
@@ -320,7 +323,7 @@ def _active_alerts(url: str, name: str, jid: str) -> list[dict]:
         for a in alerts
         if a["labels"].get("alertname") == name
         and a["labels"].get("job_id") == jid
-        and a["state"] in ("pending", "firing")
+        and a["state"] in states
     ]
 
 
@@ -329,10 +332,11 @@ def test_a_partition_never_written_holds_the_windows_until_it_delivers_a_record(
     cluster, expansion_service, local_services, record_property
 ):
     """The backlog on 4 of the 12 partitions of each input (the simulator plans 4), 8 never
-    written, read at parallelism 2: every output but the hourly windows equals the oracle, no
-    window fires, and the ``EventTimeStuck`` alert (``runners/prometheus/alerts.rules.yml``) is
-    active for the job. Kafka IO's CreateTime policy moves an idle partition's watermark to the
-    wall clock only once the partition has delivered a record since the read started
+    written, read at parallelism 2: every output but the hourly windows equals the oracle, and
+    no window fires while the ``EventTimeStuck`` alert (``runners/prometheus/alerts.rules.yml``)
+    goes from pending to firing (the watermark at its minimum for 2 minutes). Kafka IO's
+    CreateTime policy moves an idle partition's watermark to the wall clock only once the
+    partition has delivered a record since the read started
     (``CustomTimestampPolicyWithLimitedDelay.getWatermark``: its newest record time must be
     positive; a fresh read starts it at the minimum), so the 8 never-written partitions hold the
     job's watermark at the minimum at any parallelism. One undecodable record in each of them
@@ -361,7 +365,8 @@ def test_a_partition_never_written_holds_the_windows_until_it_delivers_a_record(
             while True:
                 held = summarize(read_outputs(bootstrap, topics, timeout_s=60))
                 held_diffs = differences(held, sim.oracle, market)
-                stuck = _active_alerts(url, "EventTimeStuck", job.jid)
+                # Firing: the watermark has stayed at the minimum for the rule's 2 minutes.
+                stuck = _active_alerts(url, "EventTimeStuck", job.jid, ("firing",))
                 others = [d for d in held_diffs if not d.startswith("hourly_views:")]
                 if (not others and stuck) or time.monotonic() - started > REPLAY_TIMEOUT_S:
                     break
@@ -404,7 +409,7 @@ def test_a_partition_never_written_holds_the_windows_until_it_delivers_a_record(
     )
     assert others == [], held_diffs
     assert held.hourly_views == {}, "no window fires while a partition has delivered nothing"
-    assert stuck, "EventTimeStuck is active while the watermark is held"
+    assert stuck, "EventTimeStuck fires while the watermark is held"
     assert diffs == [], sim.replay
     assert still_stuck == [], "EventTimeStuck clears once every partition delivered a record"
     assert_accounted(summary, nudged)
