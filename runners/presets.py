@@ -248,6 +248,8 @@ def runner_args(
         # No --parallelism: Flink's default (1 on the embedded cluster) is kept on purpose:
         # --parallelism=2 gave no gain (docs/performance.md): every Python step runs in the one
         # LOOPBACK SDK worker process, whose GIL a second subtask only competes for.
+        # pipelines.launch's --profile=latency sets it (one subtask per partition read): less
+        # latency for more CPU per event.
         if has_flag(argv, "streaming"):
             # What a streaming Kafka read on the Flink runner needs for its output to flow and
             # for event-time windows to be correct (runners/flink_event_time.py).
