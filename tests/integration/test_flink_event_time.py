@@ -16,7 +16,7 @@ window's firing delay (output append time - window end) as the ``window_firing_d
 The Flink flags come from ``runners.flink_event_time.flink_streaming_event_time_args()``, the
 ``FlinkRunner --streaming`` preset; the test also checks that ``check_flink_streaming_event_time``
 accepts them for the project's Flink runner version. The job is cancelled through Flink's REST API
-(Beam's ``cancel()`` leaves a Flink job running: ``runners/flink.py``). Where that API is: the
+(Beam's ``cancel()`` leaves a Flink job running: ``runners/flink/``). Where that API is: the
 embedded cluster's address is read from the job server's log (``FLINK_JOB_SERVER_LOG`` names the
 log when the job server comes from ``FLINK_JOB_ENDPOINT``); for a job server that submits to a
 session cluster, ``FLINK_REST_URL`` gives the cluster's REST url.

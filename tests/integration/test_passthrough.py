@@ -125,7 +125,7 @@ def final_state(result: PipelineResult, timeout_s: float) -> str:
 def cancel_embedded_jobs(log_path: Path, log_offset: int, timeout_s: float = 60) -> None:
     """Cancels, through Flink's REST API, every running job of the embedded Flink that the job
     server logged in ``log_path`` after ``log_offset`` (Beam's ``cancel()`` reports CANCELLED but
-    leaves a Flink job running: ``runners/flink.py``), and waits until each is terminal."""
+    leaves a Flink job running: ``runners/flink/``), and waits until each is terminal."""
     rest = FlinkRest(embedded_rest_url(log_path, log_offset, wait_s=120))
     for job in rest.jobs():
         if job.state not in TERMINAL_STATES:

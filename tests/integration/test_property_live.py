@@ -10,7 +10,7 @@ pipeline runs with the same compressed windows, and the oracle is computed for t
 No end markers: once the producer stops, an idle partition's watermark follows the reader's wall
 clock (Kafka's CreateTime policy), so the last window closes by itself and the oracle needs no
 correction. A Flink job is then cancelled through Flink's REST API (Beam's ``cancel()`` leaves
-Flink jobs running: ``runners/flink.py``); a Prism job through Beam. On Prism this live log
+Flink jobs running: ``runners/flink/``); a Prism job through Beam. On Prism this live log
 (CreateTime follows the send time, out of order by at most the compressed 2 s jitter) comes out
 exact. Window firing on Flink needs the preset's checkpointing flags
 (``runners/flink_event_time.py``), which ``pipelines.property.start`` adds for ``--streaming``.
