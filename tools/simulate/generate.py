@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import struct
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,13 +13,18 @@ from typing import Any
 
 from schemas.contract import EVENT_TYPES, EVENTS_TOPIC, PROPERTY_TYPES, VIEWS_TOPIC
 from tools.simulate.oracle import Oracle, compute_oracle
+from tools.simulate.records import (
+    event_payload,
+    oversize_event,
+    poison_event,
+    poison_view,
+    view_payload,
+)
 from tools.simulate.spec import (
-    CHANNELS,
     EVENT_TYPE_WEIGHTS,
     HOUR_MS,
     MEDIAN_PRICE,
     NULL_RECORD,
-    OVERSIZE,
     POISON_EVENT_CLASSES,
     POISON_VIEW_CLASSES,
     PROPERTY_TYPE_WEIGHTS,
@@ -128,7 +132,7 @@ def generate(spec: SimulationSpec, now_ms: int | None = None) -> Simulation:
         if etype == "PRICE_CHANGED":
             prop["price"] = max(1_000, int(prop["price"] * rng.uniform(0.9, 1.08)))
         add(
-            _event(prop, etype, start_ms + rng.randrange(span_ms), new_id(), rng),
+            event_payload(prop, etype, start_ms + rng.randrange(span_ms), new_id(), rng),
             EVENTS_TOPIC,
             prop["property_id"],
             "PropertyEvent",
@@ -142,7 +146,9 @@ def generate(spec: SimulationSpec, now_ms: int | None = None) -> Simulation:
         prop = rng.choices(properties, weights)[0]
         user = rng.choice(users)
         add(
-            _view(user, prop["property_id"], start_ms + rng.randrange(span_ms), new_id(), rng),
+            view_payload(
+                user, prop["property_id"], start_ms + rng.randrange(span_ms), new_id(), rng
+            ),
             VIEWS_TOPIC,
             user,
             "PropertyView",
@@ -157,7 +163,9 @@ def generate(spec: SimulationSpec, now_ms: int | None = None) -> Simulation:
         for _ in range(spec.bot_views):
             prop = rng.choices(properties, weights)[0]
             add(
-                _view(bot, prop["property_id"], wstart + rng.randrange(fraud_ms), new_id(), rng),
+                view_payload(
+                    bot, prop["property_id"], wstart + rng.randrange(fraud_ms), new_id(), rng
+                ),
                 VIEWS_TOPIC,
                 bot,
                 "PropertyView",
@@ -172,13 +180,13 @@ def generate(spec: SimulationSpec, now_ms: int | None = None) -> Simulation:
     for i in range(spec.too_late):
         if i % 4 == 3:
             prop = rng.choice(properties)
-            payload = _event(
+            payload = event_payload(
                 prop, "LISTING_UPDATED", start_ms + rng.randrange(HOUR_MS // 2), new_id(), rng
             )
             topic, key, schema, sid = EVENTS_TOPIC, prop["property_id"], "PropertyEvent", 1
         else:
             user = rng.choice(users)
-            payload = _view(
+            payload = view_payload(
                 user,
                 rng.choice(properties)["property_id"],
                 start_ms + rng.randrange(HOUR_MS // 2),
@@ -203,7 +211,7 @@ def generate(spec: SimulationSpec, now_ms: int | None = None) -> Simulation:
         for _ in range(spec.poison_per_class):
             records.insert(
                 rng.randrange(len(records) + 1),
-                _poison_event(
+                poison_event(
                     cls,
                     rng.choice(properties),
                     start_ms + rng.randrange(span_ms),
@@ -218,7 +226,7 @@ def generate(spec: SimulationSpec, now_ms: int | None = None) -> Simulation:
             user = rng.choice(users)
             records.insert(
                 rng.randrange(len(records) + 1),
-                _poison_view(
+                poison_view(
                     cls,
                     user,
                     rng.choice(properties)["property_id"],
@@ -320,9 +328,9 @@ def _bad_input_at_scale(
     for _ in range(spec.oversize):
         at = rng.randrange(1, len(records))
         prop = rng.choice(properties)
-        payload = _event(prop, "LISTING_UPDATED", time_at(at - 1), "", rng)
+        payload = event_payload(prop, "LISTING_UPDATED", time_at(at - 1), "", rng)
         payload["price"] = min(payload["price"], spec.high_value_threshold)
-        records.insert(at, _oversize_event(payload, new_id(), spec, now_ms))
+        records.insert(at, oversize_event(payload, new_id(), spec, now_ms))
 
     classes = [("event", c) for c in (*POISON_EVENT_CLASSES, NULL_RECORD)] + [
         ("view", c) for c in POISON_VIEW_CLASSES
@@ -339,138 +347,11 @@ def _bad_input_at_scale(
             )
         elif topic == "event":
             burst.append(
-                _poison_event(cls, rng.choice(properties), event_time, now_ms, new_id(), rng, spec)
+                poison_event(cls, rng.choice(properties), event_time, now_ms, new_id(), rng, spec)
             )
         else:
             prop_id = rng.choice(properties)["property_id"]
             burst.append(
-                _poison_view(cls, rng.choice(users), prop_id, event_time, new_id(), rng, spec)
+                poison_view(cls, rng.choice(users), prop_id, event_time, new_id(), rng, spec)
             )
     return records[:middle] + burst + records[middle:]
-
-
-def _oversize_event(
-    payload: dict[str, Any], event_id: str, spec: SimulationSpec, now_ms: int
-) -> PlannedRecord:
-    """A valid event whose value is ``spec.oversize_bytes`` long: its event id padded with
-    ``x`` (Avro's length prefix grows with the string: count down to the exact size)."""
-    pad = spec.oversize_bytes - len(_encode_event({**payload, "event_id": event_id}))
-    while True:
-        padded = {**payload, "event_id": f"{event_id}-{'x' * (pad - 1)}"}
-        value = _encode_event(padded)
-        if len(value) <= spec.oversize_bytes:
-            break
-        pad -= 1
-    key = payload["property_id"].encode()
-    return PlannedRecord(
-        EVENTS_TOPIC,
-        partition_for(key, spec.partitions),
-        key,
-        value,
-        min(payload["event_time"], now_ms),
-        OVERSIZE,
-        padded,
-    )
-
-
-def _encode_event(payload: dict[str, Any]) -> bytes:
-    return encode_record(payload, "PropertyEvent", 1)
-
-
-def _encode_view(payload: dict[str, Any]) -> bytes:
-    return encode_record(payload, "PropertyView", 2)
-
-
-def _event(
-    prop: dict[str, Any], etype: str, event_time: int, event_id: str, rng: random.Random
-) -> dict[str, Any]:
-    land = prop["type"] == "LAND"
-    return {
-        "event_id": event_id,
-        "event_type": etype,
-        "property_id": prop["property_id"],
-        "zip_code": prop["zip_code"],
-        "property_type": prop["type"],
-        "price": prop["price"],
-        "bedrooms": None if land else rng.randint(1, 6),
-        "bathrooms": None if land else float(rng.choice((1, 1.5, 2, 2.5, 3, 4))),
-        "square_feet": None if land else rng.randint(450, 5200),
-        "event_time": event_time,
-    }
-
-
-def _view(
-    user: str, property_id: str, event_time: int, view_id: str, rng: random.Random
-) -> dict[str, Any]:
-    return {
-        "view_id": view_id,
-        "user_id": user,
-        "property_id": property_id,
-        "channel": rng.choice(CHANNELS),
-        "event_time": event_time,
-    }
-
-
-def _poison_event(
-    cls: str,
-    prop: dict[str, Any],
-    event_time: int,
-    now_ms: int,
-    event_id: str,
-    rng: random.Random,
-    spec: SimulationSpec,
-) -> PlannedRecord:
-    payload = _event(prop, "PRICE_CHANGED", event_time, event_id, rng)
-    ts = event_time
-    if cls == "null_value":
-        value = None
-    elif cls == "short":
-        value = b"\x00\x00\x01"
-    elif cls == "bad_magic":
-        value = b"\x07" + _encode_event(payload)[1:]
-    elif cls == "unknown_schema_id":
-        value = b"\x00" + struct.pack(">I", 9_999) + _encode_event(payload)[5:]
-    elif cls == "corrupt_body":
-        value = _encode_event(payload)[:9] + b"\xff\xff\xff\xff\xff"
-    elif cls == "wrong_schema":
-        value = _encode_view(_view("U1", prop["property_id"], event_time, event_id, rng))
-    elif cls == "invalid_zip":
-        value = _encode_event({**payload, "zip_code": "9A1"})
-    elif cls == "invalid_price":
-        value = _encode_event({**payload, "price": rng.choice((0, -5, 2_000_000_000))})
-    elif cls == "empty_id":
-        value = _encode_event({**payload, "event_id": ""})
-    elif cls == "future_event_time":
-        future = now_ms + 3 * HOUR_MS
-        value = _encode_event({**payload, "event_time": future})
-        ts = now_ms  # the contract: the record timestamp is capped at the send time
-    else:
-        raise ValueError(f"unknown poison class {cls}")
-    key = prop["property_id"].encode()
-    return PlannedRecord(
-        EVENTS_TOPIC, partition_for(key, spec.partitions), key, value, ts, f"poison:{cls}"
-    )
-
-
-def _poison_view(
-    cls: str,
-    user: str,
-    property_id: str,
-    event_time: int,
-    view_id: str,
-    rng: random.Random,
-    spec: SimulationSpec,
-) -> PlannedRecord:
-    payload = _view(user, property_id, event_time, view_id, rng)
-    if cls == "null_value":
-        value = None
-    elif cls == "corrupt_body":
-        value = _encode_view(payload)[:7]
-    elif cls == "empty_user_id":
-        value = _encode_view({**payload, "user_id": ""})
-    else:
-        raise ValueError(f"unknown poison class {cls}")
-    key = user.encode()
-    return PlannedRecord(
-        VIEWS_TOPIC, partition_for(key, spec.partitions), key, value, event_time, f"poison:{cls}"
-    )
