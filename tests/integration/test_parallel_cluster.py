@@ -40,7 +40,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -71,6 +70,7 @@ from tests.integration.live import (
     pipeline_argv,
     produce_live,
     quiet_backlog_spec,
+    restarted_half_way,
     wait_for_oracle,
 )
 from tools.simulate import (
@@ -442,46 +442,30 @@ def test_rescale_from_parallelism_2_to_4_with_a_savepoint_neither_loses_nor_repe
             extra=[f"--consumer_group={group}"],
         )
 
-    first = FlinkJob(argv(PARALLELISM), cluster.flink_rest_url, None)
-    second: FlinkJob | None = None
-    producer: threading.Thread | None = None
     try:
-        sim, _ = live_simulation(
-            int(time.time() * 1000), dataclasses.replace(SPEC, partitions=INPUT_PARTITIONS)
-        )
-        half = len(sim.records) // 2
-        produce_live(sim, bootstrap, topics, sim.records[:half])
-        producer = threading.Thread(
-            target=produce_live,
-            args=(sim, bootstrap, topics, sim.records[half:]),
-            name="second-half",
-            daemon=True,
-        )
-        producer.start()
-        stopped_at = time.monotonic()
-        savepoint = first.rest.stop(first.jid, target_dir=str(tmp_path / "savepoints"), wait_s=180)
-        stop_s = time.monotonic() - stopped_at
-        second = FlinkJob(
-            [*argv(2 * PARALLELISM), f"--savepoint_path={savepoint}"], cluster.flink_rest_url, None
-        )
-        restart_s = time.monotonic() - stopped_at - stop_s
-        stages = stage_vertices(second.rest, second.jid)
-        producer.join(timeout=240)
-        assert not producer.is_alive(), "the second half was not produced within 240 s"
-        summary, diffs = wait_for_oracle(
+        with restarted_half_way(
+            dataclasses.replace(SPEC, partitions=INPUT_PARTITIONS),
             bootstrap,
             topics,
-            sim,
-            MATCH_TIMEOUT_S,
-            served_dataset(local_services.marketdata_url).lookup,
-        )
+            argv(PARALLELISM),
+            argv(2 * PARALLELISM),
+            cluster.flink_rest_url,
+            tmp_path / "savepoints",
+            stop_wait_s=180,
+            produce_wait_s=240,
+        ) as restart:
+            stages = stage_vertices(restart.second.rest, restart.second.jid)
+            summary, diffs = wait_for_oracle(
+                bootstrap,
+                topics,
+                restart.sim,
+                MATCH_TIMEOUT_S,
+                served_dataset(local_services.marketdata_url).lookup,
+            )
     finally:
-        first.cancel()
-        if second is not None:
-            second.cancel()
-        if producer is not None:
-            producer.join(timeout=240)
         _delete_topics(bootstrap, topics)
+    sim, savepoint = restart.sim, restart.savepoint
+    stop_s, restart_s = restart.stop_s, restart.restart_s
     record_property("stop_with_savepoint_s", round(stop_s, 1))
     record_property("restart_at_parallelism_4_s", round(restart_s, 1))
     print(f"savepoint {savepoint}: stop {stop_s:.1f} s, restart at p=4 {restart_s:.1f} s; {diffs}")

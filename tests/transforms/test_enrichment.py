@@ -26,7 +26,6 @@ from runners.marketdata.processes import (
     MarketDataServer,
     RedisServer,
     free_port,
-    market_data_server,
     redis_server,
 )
 from tests.transforms.enrichment_support import (
@@ -48,21 +47,6 @@ from transforms.enrichment import (
 from transforms.types import Decoded
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-
-@pytest.fixture(scope="module")
-def running_service() -> Iterator[MarketDataServer]:
-    with market_data_server() as server:
-        yield server
-
-
-@pytest.fixture
-def service(running_service: MarketDataServer) -> MarketDataServer:
-    """The module's server, reset to the state of a fresh one: default faults, fault draws
-    reseeded, and statistics that count only requests made from now on (an earlier test's slow
-    call answered late is not counted: that leak made the exact call counts flaky)."""
-    running_service.reset()
-    return running_service
 
 
 @pytest.fixture(scope="module")

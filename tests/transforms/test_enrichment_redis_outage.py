@@ -26,7 +26,6 @@ import redis as redis_client
 from runners.marketdata.processes import (
     MarketDataServer,
     free_port,
-    market_data_server,
     redis_server_binary,
 )
 from tests.transforms.enrichment_support import (
@@ -116,18 +115,6 @@ class RestartableRedis:
             return len(client.keys("market:*"))
         finally:
             client.close()
-
-
-@pytest.fixture(scope="module")
-def running_service() -> Iterator[MarketDataServer]:
-    with market_data_server() as server:
-        yield server
-
-
-@pytest.fixture
-def service(running_service: MarketDataServer) -> MarketDataServer:
-    running_service.reset()
-    return running_service
 
 
 @pytest.fixture
