@@ -228,6 +228,14 @@ def local_services(session_stack: _SessionStack):
     return session_stack.ensure([local.MARKETDATA, local.REDIS])
 
 
+@pytest.fixture(scope="session")
+def schema_registry(session_stack: _SessionStack) -> str:
+    """The local schema registry's URL (``runners.schemaregistry``; started when not running)."""
+    from runners import local
+
+    return session_stack.ensure([local.SCHEMA_REGISTRY]).schema_registry_url
+
+
 @pytest.fixture
 def make_topic(
     kafka_bootstrap: str, request: pytest.FixtureRequest

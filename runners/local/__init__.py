@@ -17,6 +17,8 @@ python-workers     Beam's Python SDK worker pool (opt-in): one worker process   
                    EXTERNAL``), instead of the submitting process (LOOPBACK)
 redis              redis-server, loopback, no persistence                      6379
 marketdata         ``python -m runners.marketdata``                            8700
+schema-registry    ``python -m runners.schemaregistry`` (opt-in): Confluent's    8085
+                   registry API, catalog schemas at their ids
 prometheus         Prometheus (opt-in) scraping the session cluster's           9090
                    reporters, alert rules of runners/prometheus/
 =================  ===========================================================  ==============
@@ -27,9 +29,9 @@ Logs: ``.local/logs/<service>.log``; pid files: ``.local/run/<service>.pid``.
 
 The package: ``services`` (names, order, ports, time limits), ``stack`` (the ``Stack`` view),
 ``plan`` and one planner per service kind (``kafka_service``, ``beam_services``,
-``flink_services``, ``redis_service``, ``marketdata_service``, ``prometheus_service``),
-``options`` (what ``up`` is asked
-for), ``launch`` (lock, spawn, waves), ``supervisor`` (up, down, kill, restart) and ``cli``.
+``flink_services``, ``redis_service``, ``marketdata_service``, ``schemaregistry_service``,
+``prometheus_service``), ``options`` (what ``up`` is asked for), ``launch`` (lock, spawn,
+waves), ``supervisor`` (up, down, kill, restart) and ``cli``.
 
 CLI::
 
@@ -66,6 +68,7 @@ from runners.local.services import (
     PROMETHEUS,
     PYTHON_WORKERS,
     REDIS,
+    SCHEMA_REGISTRY,
 )
 from runners.local.stack import ServiceNotRunning, Stack, StackError, StackPaths
 from runners.local.supervisor import (
@@ -90,6 +93,7 @@ __all__ = [
     "PROMETHEUS",
     "PYTHON_WORKERS",
     "REDIS",
+    "SCHEMA_REGISTRY",
     "PortInUseError",
     "ServiceNotRunning",
     "Stack",

@@ -27,6 +27,7 @@ from runners.local.options import UpOptions, choose_ports
 from runners.local.plan import Plan, Proc
 from runners.local.prometheus_service import plan_prometheus
 from runners.local.redis_service import plan_redis
+from runners.local.schemaregistry_service import plan_schema_registry
 from runners.local.services import (
     DEPENDS_ON,
     EXPANSION_SERVICE,
@@ -39,6 +40,7 @@ from runners.local.services import (
     PROMETHEUS,
     PYTHON_WORKERS,
     REDIS,
+    SCHEMA_REGISTRY,
     START_TIMEOUT_S,
     STOP_TIMEOUT_S,
 )
@@ -121,6 +123,8 @@ def plan_for(
         return plan_redis(paths, ports)
     if name == MARKETDATA:
         return plan_marketdata(paths, ports)
+    if name == SCHEMA_REGISTRY:
+        return plan_schema_registry(paths, ports)
     if name == PROMETHEUS:
         return plan_prometheus(paths, ports, state)
     raise ValueError(name)  # pragma: no cover: resolve_services rejects unknown names

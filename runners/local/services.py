@@ -17,6 +17,7 @@ FLINK_CLUSTER = "flink-cluster"
 PYTHON_WORKERS = "python-workers"
 REDIS = "redis"
 MARKETDATA = "marketdata"
+SCHEMA_REGISTRY = "schema-registry"
 PROMETHEUS = "prometheus"
 
 #: Start order (a dependency always comes first).
@@ -29,6 +30,7 @@ ALL_SERVICES: tuple[str, ...] = (
     PYTHON_WORKERS,
     REDIS,
     MARKETDATA,
+    SCHEMA_REGISTRY,
     PROMETHEUS,
 )
 DEFAULT_SERVICES: tuple[str, ...] = (KAFKA, JAVA_WORKERS, EXPANSION_SERVICE, REDIS, MARKETDATA)
@@ -44,6 +46,7 @@ DEFAULT_PORTS: Mapping[str, Mapping[str, int]] = {
     PYTHON_WORKERS: {"grpc": 50000},
     REDIS: {"redis": 6379},
     MARKETDATA: {"http": 8700},
+    SCHEMA_REGISTRY: {"http": 8085},
     PROMETHEUS: {"http": 9090},
 }
 
@@ -57,6 +60,7 @@ START_TIMEOUT_S: Mapping[str, float] = {
     PYTHON_WORKERS: 60,
     REDIS: 30,
     MARKETDATA: 60,
+    SCHEMA_REGISTRY: 60,
     PROMETHEUS: 60,
 }
 STOP_TIMEOUT_S = 20.0

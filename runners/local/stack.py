@@ -24,6 +24,7 @@ from runners.local.services import (
     PYTHON_WORKERS,
     REDIS,
     REPO_ROOT,
+    SCHEMA_REGISTRY,
 )
 
 
@@ -244,6 +245,11 @@ class Stack:
     @property
     def marketdata_url(self) -> str:
         return f"http://{LOOPBACK}:{self._port(MARKETDATA, 'http')}"
+
+    @property
+    def schema_registry_url(self) -> str:
+        """The schema registry (opt-in service), for ``--schema_registry_url``."""
+        return f"http://{LOOPBACK}:{self._port(SCHEMA_REGISTRY, 'http')}"
 
     @property
     def prism_binary(self) -> Path:

@@ -24,6 +24,7 @@ from runners.local.services import (
     JAVA_WORKERS,
     KAFKA,
     PROMETHEUS,
+    SCHEMA_REGISTRY,
     START_TIMEOUT_S,
     STOP_TIMEOUT_S,
 )
@@ -269,13 +270,16 @@ def restart_process(
 
 
 def ui_lines(stack: Stack) -> list[str]:
-    """Where an operator looks: the Flink web UI and Prometheus (UI, alerts), when they run."""
+    """Where an operator looks: the Flink web UI, Prometheus (UI, alerts) and the schema
+    registry, when they run."""
     lines = []
     if stack.is_running(FLINK_CLUSTER):
         lines.append(f"Flink web UI: {stack.flink_rest_url}")
     if stack.is_running(PROMETHEUS):
         url = stack.prometheus_url
         lines.append(f"Prometheus UI: {url} (alerts: {url}/alerts, rules: {url}/rules)")
+    if stack.is_running(SCHEMA_REGISTRY):
+        lines.append(f"Schema registry: {stack.schema_registry_url} (--schema_registry_url)")
     return lines
 
 

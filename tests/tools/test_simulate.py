@@ -1,5 +1,6 @@
 """The simulator's plan and its oracle: the reference every end-to-end test compares against."""
 
+import dataclasses
 import shlex
 from collections import Counter
 from pathlib import Path
@@ -17,6 +18,7 @@ from tools.simulate import (
     generate,
 )
 from tools.simulate.cli import main
+from tools.simulate.spec import INCOMPATIBLE
 from transforms.codec import DecodeError, decode_record
 
 NOW_MS = 1_795_800_000_000
@@ -152,3 +154,59 @@ def test_scaled_spec_refuses_a_speedup_that_does_not_divide_the_windows():
 
     with pytest.raises(ValueError, match="does not divide"):
         scaled_spec(SimulationSpec(), 7)
+
+
+def test_v2_events_read_as_v1_give_the_same_payloads_and_oracle():
+    """``v2_share`` re-writes valid events with the compatible v2 writer schema: the v1 reader
+    reads them as the same payloads, so the oracle is the all-v1 log's."""
+    from schemas import CATALOG, SchemaEntry
+    from tools.simulate.records import PROPERTY_EVENT_V2
+
+    spec = dataclasses.replace(SMALL, v2_share=0.4, v2_schema_id=110)
+    mixed = generate(spec, now_ms=NOW_MS)
+    plain = generate(SMALL, now_ms=NOW_MS)
+    assert mixed.oracle == plain.oracle
+    v2 = SchemaEntry.of(110, "property.events.PropertyEvent", 2, PROPERTY_EVENT_V2)
+    catalog = CATALOG.with_entry(v2)
+    ids = Counter()
+    for a, b in zip(mixed.records, plain.records, strict=True):
+        assert (a.key, a.kind, a.payload) == (b.key, b.kind, b.payload)
+        if a.value != b.value:
+            schema_id, decoded = decode_record(
+                a.value, CATALOG.version("PropertyEvent", 1), catalog=catalog
+            )
+            assert schema_id == 110 and decoded == a.payload
+        ids[int.from_bytes(a.value[1:5], "big") if a.value and len(a.value) > 5 else None] += 1
+    assert 0.3 < ids[110] / plain.oracle.valid_events < 0.5, ids
+
+
+def test_incompatible_events_are_poison_the_v1_reader_cannot_resolve():
+    from schemas import CATALOG, SchemaEntry
+    from tools.simulate.records import PROPERTY_EVENT_INCOMPATIBLE
+    from transforms.codec import IncompatibleSchemaError
+
+    spec = dataclasses.replace(SMALL, incompatible=12, incompatible_schema_id=111)
+    sim = generate(spec, now_ms=NOW_MS)
+    bad = [r for r in sim.records if r.kind == INCOMPATIBLE]
+    assert len(bad) == 12
+    plain = generate(SMALL, now_ms=NOW_MS)
+    assert [r for r in sim.records if r.kind != INCOMPATIBLE] == plain.records
+    assert sim.oracle.dead_letters == plain.oracle.dead_letters + 12
+    entry = SchemaEntry.of(111, "property.events.PropertyEvent", 3, PROPERTY_EVENT_INCOMPATIBLE)
+    catalog = CATALOG.with_entry(entry)
+    for r in bad:
+        with pytest.raises(IncompatibleSchemaError):
+            decode_record(r.value, CATALOG.version("PropertyEvent", 1), catalog=catalog)
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"v2_share": 0.1}, "v2_schema_id"),
+        ({"v2_share": 1.5, "v2_schema_id": 9}, r"v2_share must be in \[0, 1\]"),
+        ({"incompatible": 3}, "incompatible_schema_id"),
+    ],
+)
+def test_schema_version_fields_without_their_ids_are_refused(fields, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(SMALL, **fields)

@@ -14,6 +14,8 @@ from typing import Any
 from schemas.contract import EVENT_TYPES, EVENTS_TOPIC, PROPERTY_TYPES, VIEWS_TOPIC
 from tools.simulate.oracle import Oracle, compute_oracle
 from tools.simulate.records import (
+    encode_event_incompatible,
+    encode_event_v2,
     event_payload,
     oversize_event,
     poison_event,
@@ -23,6 +25,7 @@ from tools.simulate.records import (
 from tools.simulate.spec import (
     EVENT_TYPE_WEIGHTS,
     HOUR_MS,
+    INCOMPATIBLE,
     MEDIAN_PRICE,
     NULL_RECORD,
     POISON_EVENT_CLASSES,
@@ -238,6 +241,8 @@ def generate(spec: SimulationSpec, now_ms: int | None = None) -> Simulation:
             )
     if spec.poison_burst or spec.oversize or spec.null_keys:
         records = _bad_input_at_scale(records, properties, users, now_ms, spec)
+    if spec.v2_share or spec.incompatible:
+        records = _schema_versions(records, properties, spec)
     # A clock-skewed record carries its send time as timestamp: it belongs at the end of the log
     # (where the simulated span ends, "now"), so keep those last.
     records.sort(key=lambda r: r.kind == "poison:future_event_time")
@@ -355,3 +360,37 @@ def _bad_input_at_scale(
                 poison_view(cls, rng.choice(users), prop_id, event_time, new_id(), rng, spec)
             )
     return records[:middle] + burst + records[middle:]
+
+
+def _schema_versions(
+    records: list[PlannedRecord], properties: list[dict[str, Any]], spec: SimulationSpec
+) -> list[PlannedRecord]:
+    """``records`` with ``v2_share`` of the valid events re-written with the compatible v2 writer
+    schema (same payload as read by the v1 reader, so the oracle is unchanged) and
+    ``incompatible`` events with the incompatible writer schema inserted at random places, each
+    with the timestamp of the record before it (its own random stream: the rest of the log is
+    unchanged)."""
+    rng = random.Random(spec.seed + 4)
+    records = list(records)
+    if spec.v2_share:
+        for i, r in enumerate(records):
+            if r.kind == "valid" and r.topic == EVENTS_TOPIC and rng.random() < spec.v2_share:
+                assert r.payload is not None
+                value = encode_event_v2(r.payload, spec.v2_schema_id)
+                records[i] = dataclasses.replace(r, value=value)
+    uid = random.Random(spec.seed + 5)
+    for _ in range(spec.incompatible):
+        at = rng.randrange(1, len(records))
+        before = next((r for r in reversed(records[:at]) if r.payload is not None), records[0])
+        event_time = before.payload["event_time"] if before.payload else before.timestamp_ms
+        prop = rng.choice(properties)
+        event_id = str(uuid.UUID(int=uid.getrandbits(128), version=4))
+        payload = event_payload(prop, "LISTING_UPDATED", event_time, event_id, rng)
+        key = prop["property_id"].encode()
+        value = encode_event_incompatible(payload, spec.incompatible_schema_id)
+        partition = partition_for(key, spec.partitions)
+        records.insert(
+            at,
+            PlannedRecord(EVENTS_TOPIC, partition, key, value, before.timestamp_ms, INCOMPATIBLE),
+        )
+    return records

@@ -8,6 +8,7 @@ import random
 import struct
 from typing import Any
 
+from schemas import CATALOG, SchemaEntry
 from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
 from tools.simulate.spec import (
     CHANNELS,
@@ -42,6 +43,40 @@ def oversize_event(
         OVERSIZE,
         padded,
     )
+
+
+def _property_event_with(fields: list[dict[str, Any]]) -> dict[str, Any]:
+    v1 = CATALOG.version("PropertyEvent", 1).definition
+    return {**v1, "fields": fields}
+
+
+_V1_FIELDS: list[dict[str, Any]] = list(CATALOG.version("PropertyEvent", 1).definition["fields"])
+#: A compatible later PropertyEvent: one added optional field with a default. A v1 reader reads
+#: its records as v1 (the added field is skipped).
+PROPERTY_EVENT_V2: dict[str, Any] = _property_event_with(
+    [*_V1_FIELDS, {"name": "listing_url", "type": ["null", "string"], "default": None}]
+)
+#: An incompatible PropertyEvent: ``price`` a string, which Avro cannot resolve to the v1
+#: reader's ``long``: each of its records is a dead letter (``IncompatibleSchemaError``).
+PROPERTY_EVENT_INCOMPATIBLE: dict[str, Any] = _property_event_with(
+    [{**f, "type": "string"} if f["name"] == "price" else f for f in _V1_FIELDS]
+)
+
+
+def encode_event_v2(payload: dict[str, Any], schema_id: int) -> bytes:
+    """``payload`` (a v1 PropertyEvent) written with ``PROPERTY_EVENT_V2`` under ``schema_id``,
+    its added field set from the property id."""
+    entry = SchemaEntry.of(schema_id, "property.events.PropertyEvent", 2, PROPERTY_EVENT_V2)
+    url = f"https://listings.example/{payload['property_id']}"
+    return encode_record({**payload, "listing_url": url}, entry)
+
+
+def encode_event_incompatible(payload: dict[str, Any], schema_id: int) -> bytes:
+    """``payload`` written with ``PROPERTY_EVENT_INCOMPATIBLE`` under ``schema_id``."""
+    entry = SchemaEntry.of(
+        schema_id, "property.events.PropertyEvent", 3, PROPERTY_EVENT_INCOMPATIBLE
+    )
+    return encode_record({**payload, "price": str(payload["price"])}, entry)
 
 
 def encode_event(payload: dict[str, Any]) -> bytes:

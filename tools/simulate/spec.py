@@ -55,6 +55,8 @@ POISON_EVENT_CLASSES = (
 POISON_VIEW_CLASSES = ("null_value", "corrupt_body", "empty_user_id")
 # A poison class of the burst only (``poison_burst``): a record with neither key nor value.
 NULL_RECORD = "null_key_and_value"
+# ``PlannedRecord.kind`` of an event written with a writer schema the v1 reader cannot read.
+INCOMPATIBLE = "poison:incompatible_schema"
 # ``PlannedRecord.kind`` of a valid record no output topic accepts once processed (too large).
 OVERSIZE = "oversize"
 
@@ -88,6 +90,17 @@ class SimulationSpec:
     oversize: int = 0
     oversize_bytes: int = 1_048_576
     null_keys: int = 0
+    # Writer schema versions (none by default; drawn from their own random stream after
+    # everything else, so a spec without them plans the same log as before). ``v2_share`` of the
+    # valid PropertyEvents are written with the compatible v2 writer schema
+    # (``records.PROPERTY_EVENT_V2``: an added optional field, set) under ``v2_schema_id``;
+    # ``incompatible`` events are written with ``records.PROPERTY_EVENT_INCOMPATIBLE`` (``price``
+    # a string) under ``incompatible_schema_id``: poison records. Both ids must be registered in
+    # the schema registry the pipeline reads (``--schema_registry_url``); 0 means unset.
+    v2_share: float = 0.0
+    v2_schema_id: int = 0
+    incompatible: int = 0
+    incompatible_schema_id: int = 0
     # Pipeline semantics the oracle must mirror (defaults of pipelines.options).
     gate_window_s: int = 3600
     allowed_lateness_s: int = 600
@@ -103,7 +116,19 @@ class SimulationSpec:
         for name in ("properties", "users", "events", "views", "partitions", "span_h"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"SimulationSpec.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("poison_burst", "oversize", "null_keys"):
+        if not 0.0 <= self.v2_share <= 1.0:
+            raise ValueError(f"SimulationSpec.v2_share must be in [0, 1], got {self.v2_share}")
+        if self.v2_share and self.v2_schema_id <= 0:
+            raise ValueError(
+                "SimulationSpec.v2_share needs v2_schema_id: register records.PROPERTY_EVENT_V2 "
+                "in the schema registry and pass its id"
+            )
+        if self.incompatible and self.incompatible_schema_id <= 0:
+            raise ValueError(
+                "SimulationSpec.incompatible needs incompatible_schema_id: register "
+                "records.PROPERTY_EVENT_INCOMPATIBLE in the schema registry and pass its id"
+            )
+        for name in ("poison_burst", "oversize", "null_keys", "incompatible"):
             if getattr(self, name) < 0:
                 raise ValueError(f"SimulationSpec.{name} must be >= 0, got {getattr(self, name)}")
         if self.oversize and self.oversize_bytes < 1024:

@@ -13,8 +13,8 @@ The pipeline replays the backlog (a bounded run) and must end DONE: nothing fail
   letter names the output topic, the size and the limit.
 
 The schema classes are the catalog's (an unknown schema id, a PropertyView in the events topic);
-a compatible v2 writer schema needs a schema registry, which the local stack does not run (the
-v1 reader reading v2 records is covered in tests/transforms/test_codec.py).
+compatible and incompatible writer versions through a schema registry are
+test_schema_versions.py's.
 
 100 000 valid records (20 000 events, 80 000 views; 1 000 of them without a key), a burst of
 5 000 poison records in the middle of the log, 3 oversize events: 105 216 records.
