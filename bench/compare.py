@@ -57,6 +57,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import kafka_config
 from bench.kafka_io import append_times, create_topics, end_offsets, mark_end
 from bench.meter import ProcessMeter
 from bench.stack import ensure_quix_venv, start_stack
@@ -347,7 +348,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="the bench stack's home")
     parser.add_argument("--keep_stack", action="store_true", help="leave the bench stack up")
+    kafka_config.add_refusal(parser)
     args = parser.parse_args(argv)
+    kafka_config.refuse(parser, args, kafka_config.PRIVATE_STACK)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if not systems or set(systems) - {*SYSTEMS, *OPTIONAL_SYSTEMS}:
         parser.error(f"--systems from {[*SYSTEMS, *OPTIONAL_SYSTEMS]}, got {systems}")

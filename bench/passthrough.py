@@ -14,7 +14,11 @@ topic with a real consumer. Reported per runner:
 Every output record is checked: exactly N, all distinct. Needs the stack:
 ``python -m runners.local up --flink``. Run:
 
-    python -m bench.passthrough [--records 100000] [--runners prism,flink]
+    python -m bench.passthrough [--records 100000] [--runners prism,flink] [--kafka_config_file F]
+
+``--kafka_config_file`` (or ``$KAFKA_CONFIG_FILE``): the Kafka client properties file of a secured
+broker, for the benchmark's admin, producer and consumer and for the passthrough runs; its user
+creates the fresh topics, writes the input, reads the output (``bench.kafka_config``).
 
 Results go to stdout and to bench/results/passthrough-<time>.json.
 """
@@ -26,6 +30,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +38,8 @@ from apache_beam.runners.runner import PipelineState
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench import kafka_config
+from bench.kafka_config import client_conf
 from pipelines import passthrough
 from runners.presets import load_stack_addresses
 
@@ -58,14 +65,17 @@ class Measurement:
 class OutputWatch:
     """Counts records arriving on a topic, with the time of the first and the last."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, security: Mapping[str, str]) -> None:
         self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"bench-{uuid.uuid4().hex}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
+            client_conf(
+                bootstrap,
+                security,
+                {
+                    "group.id": f"bench-{uuid.uuid4().hex}",
+                    "auto.offset.reset": "earliest",
+                    "enable.auto.commit": False,
+                },
+            )
         )
         self._consumer.subscribe([topic])
         self.keys: set[bytes] = set()
@@ -98,15 +108,17 @@ class OutputWatch:
         self._consumer.close()
 
 
-def make_topics(bootstrap: str, *names: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def make_topics(bootstrap: str, security: Mapping[str, str], *names: str) -> None:
+    admin = AdminClient(client_conf(bootstrap, security))
     futures = admin.create_topics([NewTopic(n, num_partitions=PARTITIONS) for n in names])
     for future in futures.values():
         future.result(timeout=30)
 
 
-def produce(bootstrap: str, topic: str, count: int) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1_000_000})
+def produce(bootstrap: str, security: Mapping[str, str], topic: str, count: int) -> None:
+    producer = Producer(
+        client_conf(bootstrap, security, {"linger.ms": 20, "batch.size": 1_000_000})
+    )
     padding = b"x" * VALUE_BYTES
     for i in range(count):
         while True:
@@ -131,18 +143,21 @@ class Run:
     total_s: float
 
 
-def timed_run(runner: str, bootstrap: str, count: int) -> Run:
-    """A passthrough of ``count`` fresh records, checked and timed."""
+def timed_run(runner: str, bootstrap: str, count: int, config_file: str | None = None) -> Run:
+    """A passthrough of ``count`` fresh records, checked and timed; every client (ours and the
+    pipeline's) connects with ``config_file`` when given."""
+    security = kafka_config.security_settings(config_file)
     tag = uuid.uuid4().hex[:8]
     source, sink = f"bench-in-{tag}", f"bench-out-{tag}"
-    make_topics(bootstrap, source, sink)
-    produce(bootstrap, source, count)
-    watch = OutputWatch(bootstrap, sink)
+    make_topics(bootstrap, security, source, sink)
+    produce(bootstrap, security, source, count)
+    watch = OutputWatch(bootstrap, sink, security)
     argv = [
         f"--runner={RUNNERS[runner]}",
         f"--input_topic={source}",
         f"--output_topic={sink}",
         f"--max_records={count}",
+        *kafka_config.pipeline_flags(config_file),
     ]
     try:
         started = time.monotonic()
@@ -163,9 +178,11 @@ def timed_run(runner: str, bootstrap: str, count: int) -> Run:
     return Run(first_s=watch.first - started, last_s=watch.last - started, total_s=total)
 
 
-def measure(runner: str, bootstrap: str, records: int) -> Measurement:
-    tiny_total = timed_run(runner, bootstrap, PARTITIONS).total_s
-    run = timed_run(runner, bootstrap, records)
+def measure(
+    runner: str, bootstrap: str, records: int, config_file: str | None = None
+) -> Measurement:
+    tiny_total = timed_run(runner, bootstrap, PARTITIONS, config_file).total_s
+    run = timed_run(runner, bootstrap, records, config_file)
     total = run.total_s
     steady = run.last_s - run.first_s
     return Measurement(
@@ -184,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.passthrough", description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--runners", default="prism,flink", help="comma-separated: prism,flink")
+    kafka_config.add_argument(parser)
     args = parser.parse_args(argv)
     runners = [r.strip() for r in args.runners.split(",") if r.strip()]
     unknown = set(runners) - set(RUNNERS)
@@ -195,9 +213,14 @@ def main(argv: list[str] | None = None) -> int:
     bootstrap = load_stack_addresses().bootstrap_servers
     if not bootstrap:
         parser.error("Kafka is not running: start the stack with `python -m runners.local up`")
+    config_file = kafka_config.config_file(args)
+    try:
+        kafka_config.security_settings(config_file)  # a bad file fails here, not mid-run
+    except ValueError as exc:
+        parser.error(f"--kafka_config_file: {exc}")
     results = []
     for runner in runners:
-        m = measure(runner, bootstrap, args.records)
+        m = measure(runner, bootstrap, args.records, config_file)
         results.append(m)
         print(
             f"{m.runner:<6} {m.records} records: start-up {m.startup_s:.1f} s, "

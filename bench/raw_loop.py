@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.kafka_config import client_conf
 from pipelines.property import OUTPUT_SPECS
 from transforms import codec, validation
 from transforms.aggregation import is_high_value, zip_count
@@ -220,24 +221,28 @@ def run(
         raise ValueError(f"outputs lack {sorted(missing)} or inputs lack events/views: {inputs}")
     topology = Topology(inputs["events"], inputs["views"], rules or TopologyRules())
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"raw-loop-{time.monotonic_ns()}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            # Large fetches: the loop is CPU-bound, not latency-bound, in a backfill.
-            "fetch.max.bytes": 52_428_800,
-            "max.partition.fetch.bytes": 10_485_760,
-        }
+        client_conf(
+            bootstrap_servers,
+            settings={
+                "group.id": f"raw-loop-{time.monotonic_ns()}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                # Large fetches: the loop is CPU-bound, not latency-bound, in a backfill.
+                "fetch.max.bytes": 52_428_800,
+                "max.partition.fetch.bytes": 10_485_760,
+            },
+        )
     )
     producer = Producer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "linger.ms": 20,
-            "batch.size": 1_000_000,
-            "compression.type": "lz4",
-            **(producer_config or {}),
-        }
+        client_conf(
+            bootstrap_servers,
+            settings={
+                "linger.ms": 20,
+                "batch.size": 1_000_000,
+                "compression.type": "lz4",
+                **(producer_config or {}),
+            },
+        )
     )
     stats = LoopStats()
     remaining = {tp: end for tp, end in stop_offsets.items() if end > 0}

@@ -22,6 +22,12 @@ cluster (system ``flink_cluster``): warm-up, then a live log at ``--rate`` recor
 (the same rate for every parallelism) on 12-partition inputs (replication 3, every partition
 written), and the end-to-end latency per output path (input send -> output append; p50/p90/p99/
 max ms) with the check against the oracle. Results in ``bench/results/scaling-latency.json``.
+
+``--kafka_config_file`` (or ``$KAFKA_CONFIG_FILE``; backlog runs only): the client properties
+file of a secured cluster (e.g. ``runners.local up --secure --brokers 3``), used by the
+benchmark's admin and simulator producer and given to each job; its user creates, writes, reads
+and deletes the ``scaling-*`` topics (``bench.kafka_config``). ``--latency`` runs
+``bench.latency``'s plaintext clients and refuses it.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench import kafka_config
+from bench.kafka_config import client_conf
 from bench.meter import ProcessMeter
 from bench.workload import RESULTS
 from pipelines import property as property_pipeline
@@ -53,8 +61,8 @@ REPLICATION = 3
 GATE_TIMEOUT_S = 900.0
 
 
-def _topics(bootstrap: str) -> PropertyTopics:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def _topics(bootstrap: str, security: dict[str, str]) -> PropertyTopics:
+    admin = AdminClient(client_conf(bootstrap, security))
     names = {}
     for field in vars(PropertyTopics()):
         name = f"scaling-{field}-{uuid.uuid4().hex[:8]}"
@@ -64,23 +72,32 @@ def _topics(bootstrap: str) -> PropertyTopics:
     return PropertyTopics(**names)
 
 
-def _delete(bootstrap: str, topics: PropertyTopics) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def _delete(bootstrap: str, topics: PropertyTopics, security: dict[str, str]) -> None:
+    admin = AdminClient(client_conf(bootstrap, security))
     for future in admin.delete_topics(list(vars(topics).values())).values():
         with contextlib.suppress(Exception):
             future.result(timeout=30)
 
 
-def run_one(stack: local.Stack, session: local.Stack, spec: SimulationSpec, p: int) -> dict:
-    """One measured run at parallelism ``p`` (see the module docstring)."""
+def run_one(
+    stack: local.Stack,
+    session: local.Stack,
+    spec: SimulationSpec,
+    p: int,
+    config_file: str | None = None,
+) -> dict:
+    """One measured run at parallelism ``p`` (see the module docstring); every Kafka client (ours
+    and the job's) connects with ``config_file`` when given."""
     bootstrap = stack.bootstrap_servers
-    topics = _topics(bootstrap)
+    security = kafka_config.security_settings(config_file)
+    topics = _topics(bootstrap, security)
     sim = generate(spec)
     produce(
         sim.records,
         bootstrap,
         topics={EVENTS_TOPIC: topics.events, VIEWS_TOPIC: topics.views},
         progress=False,
+        producer_config=security,
     )
     expected = sim.oracle.valid_events + sim.oracle.valid_views + sim.oracle.late
     argv = [
@@ -96,6 +113,7 @@ def run_one(stack: local.Stack, session: local.Stack, spec: SimulationSpec, p: i
         f"--marketdata_url={session.marketdata_url}",
         f"--redis_url={session.redis_url}",
         *(f"--{field}_topic={name}" for field, name in vars(topics).items()),
+        *kafka_config.pipeline_flags(config_file),
     ]
     rest = FlinkRest(stack.flink_rest_url)
     since_ms = int(time.time() * 1000)
@@ -127,7 +145,7 @@ def run_one(stack: local.Stack, session: local.Stack, spec: SimulationSpec, p: i
                 rest.cancel(jid, 60)
         with contextlib.suppress(Exception):
             result.cancel()
-        _delete(bootstrap, topics)
+        _delete(bootstrap, topics, security)
     return {
         "parallelism": p,
         "records": len(sim.records),
@@ -223,7 +241,18 @@ def main(argv: list[str] | None = None) -> int:
         "--rate", type=float, default=100.0, help="--latency: live records/s (every p)"
     )
     parser.add_argument("--seed", type=int, default=7, help="--latency: the simulation's seed")
+    kafka_config.add_argument(parser)
     args = parser.parse_args(argv)
+    config_file = kafka_config.config_file(args)
+    if args.latency and config_file:
+        parser.error(
+            "--latency runs bench.latency's plaintext clients: it takes no --kafka_config_file "
+            "(nor $KAFKA_CONFIG_FILE); measure latency on a plaintext cluster"
+        )
+    try:
+        kafka_config.security_settings(config_file)  # a bad file fails here, not mid-run
+    except ValueError as exc:
+        parser.error(f"--kafka_config_file: {exc}")
     stack = local.Stack.load(args.home)
     session = local.Stack.load()
     for service in (local.KAFKA, local.FLINK_CLUSTER, local.PYTHON_WORKERS, local.PROMETHEUS):
@@ -249,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if all(r["correct"] for r in runs) else 1
     rows = []
     for p in (int(x) for x in args.parallelism.split(",")):
-        row = run_one(stack, session, spec, p)
+        row = run_one(stack, session, spec, p, config_file)
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(f"\n{'p':>2} {'records':>8} {'s':>7} {'rec/s':>7} {'CPU-s/M':>8}")

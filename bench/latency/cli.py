@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import bench.latency
+from bench import kafka_config
 from bench.latency.config import DEFAULT_HOME, DEFAULT_LOAD, DEFAULT_MAX_RECORDS, SPEEDUP
 from bench.latency.measure import measure
 from bench.latency.plan import max_rates, parse_rates, records_for
@@ -76,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="the bench stack's home")
     parser.add_argument("--keep_stack", action="store_true", help="leave the bench stack up")
     parser.add_argument("--label", default="", help="results in latency[-LABEL].json/.html")
+    kafka_config.add_refusal(parser)
     args = parser.parse_args(argv)
+    kafka_config.refuse(parser, args, kafka_config.PRIVATE_STACK)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if not systems or set(systems) - set(SYSTEMS):
         parser.error(f"--systems from {list(SYSTEMS)}, got {systems}")

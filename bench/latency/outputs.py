@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 
+from bench.kafka_config import client_conf
 from bench.latency.causes import TimedOutput
 from bench.workload import (
     PARTITIONS,
@@ -31,11 +32,9 @@ def read_timed(bootstrap: str, topic: str, schema: str, timeout_s: float) -> lis
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"lat-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        }
+        client_conf(
+            bootstrap, settings={"group.id": f"lat-{uuid.uuid4().hex}", "enable.auto.commit": False}
+        )
     )
     deadline = time.monotonic() + timeout_s
     out: list[TimedOutput] = []
@@ -66,7 +65,7 @@ def delete_topics(bootstrap: str, names: Sequence[str]) -> None:
     """Deletes a finished run's topics: the private broker restarts faster with fewer logs."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # alive until the futures resolve
+    admin = AdminClient(client_conf(bootstrap))  # alive until the futures resolve
     for name, future in admin.delete_topics(list(names), operation_timeout=30).items():
         try:
             future.result(timeout=60)

@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+from bench.kafka_config import client_conf
 from bench.latency_attribution.inputs import Planned
 from bench.workload import PARTITIONS
 
@@ -40,12 +41,14 @@ def _produce_and_tail(
 
     def tail() -> None:
         consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"attr-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                **TAIL_CONSUMER,
-            }
+            client_conf(
+                bootstrap,
+                settings={
+                    "group.id": f"attr-{uuid.uuid4().hex}",
+                    "enable.auto.commit": False,
+                    **TAIL_CONSUMER,
+                },
+            )
         )
         consumer.assign([TopicPartition(tail_topic, p, 0) for p in range(PARTITIONS)])
         try:
@@ -62,7 +65,7 @@ def _produce_and_tail(
 
     tailer = threading.Thread(target=tail, daemon=True)
     tailer.start()
-    producer = Producer({"bootstrap.servers": bootstrap, **INPUT_PRODUCER})
+    producer = Producer(client_conf(bootstrap, settings=INPUT_PRODUCER))
 
     def delivered(event_id: str, err) -> None:
         if err is not None:

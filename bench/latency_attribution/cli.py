@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import bench.latency_attribution
+from bench import kafka_config
 from bench.latency import (
     DEFAULT_HOME,
 )
@@ -72,7 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="the bench stack's home")
     parser.add_argument("--keep_stack", action="store_true", help="leave the bench stack up")
     parser.add_argument("--label", default="", help="results in latency-attribution[-LABEL].json")
+    kafka_config.add_refusal(parser)
     args = parser.parse_args(argv)
+    kafka_config.refuse(parser, args, kafka_config.PRIVATE_STACK)
     runners = [r.strip() for r in args.runners.split(",") if r.strip()]
     if not runners or set(runners) - {"flink", "prism"}:
         parser.error(f"--runners from flink, prism; got {runners}")
