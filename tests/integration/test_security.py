@@ -21,6 +21,7 @@ at its end; the Java expansion service, worker pool, Redis and market data are t
 from __future__ import annotations
 
 import json
+import re
 import time
 import tomllib
 import uuid
@@ -224,6 +225,22 @@ def test_a_wrong_password_fails_in_one_line(
     assert "\n" not in str(refused.value)
 
 
+def _client_side_misconfigured(text: str, case: str, tmp_path: Path) -> str:
+    """The pipeline user's properties ``text`` broken on the client side as ``case`` says
+    (unknown user, wrong mechanism, untrusted CA); any other case: ``text`` unchanged."""
+    if case == "unknown user":
+        return text.replace('username="pipeline"', 'username="nobody"')
+    if case == "wrong mechanism":
+        return text.replace("sasl.mechanism=SCRAM-SHA-512", "sasl.mechanism=SCRAM-SHA-256")
+    if case == "untrusted CA":
+        other = security.SecurityFiles(tmp_path / "other-ca")
+        security.ensure_tls(other)
+        return re.sub(
+            r"ssl.truststore.location=.*", f"ssl.truststore.location={other.ca_cert}", text
+        )
+    return text
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
@@ -240,20 +257,10 @@ def test_a_wrong_password_fails_in_one_line(
 def test_each_misconfiguration_is_named_before_submission(
     secure_stack, expansion_service, local_services, tmp_path, case, message
 ):
-    import re
-
-    text = secure_stack.kafka_config_file("pipeline").read_text()
-    if case == "unknown user":
-        text = text.replace('username="pipeline"', 'username="nobody"')
-    elif case == "wrong mechanism":
-        text = text.replace("sasl.mechanism=SCRAM-SHA-512", "sasl.mechanism=SCRAM-SHA-256")
-    elif case == "untrusted CA":
-        other = security.SecurityFiles(tmp_path / "other-ca")
-        security.ensure_tls(other)
-        text = re.sub(
-            r"ssl.truststore.location=.*", f"ssl.truststore.location={other.ca_cert}", text
-        )
-    elif case == "no WRITE ACL":  # the read-only tools user in the pipeline's place
+    text = _client_side_misconfigured(
+        secure_stack.kafka_config_file("pipeline").read_text(), case, tmp_path
+    )
+    if case == "no WRITE ACL":  # the read-only tools user in the pipeline's place
         text = secure_stack.kafka_config_file("tools").read_text()
     config = _private_file(tmp_path / "client.properties", text)
     argv = _base_argv(secure_stack, expansion_service, local_services, config)
@@ -441,7 +448,6 @@ def _refusal_params() -> list:
 
 def _refused_config(stack, tmp_path: Path, case: str) -> tuple[Path, str]:
     """The client properties file and consumer group of a run refused for ``case``."""
-    import re
 
     group = f"property-pipeline-{uuid.uuid4().hex[:6]}"  # allowed by the pipeline's ACLs
     text = stack.kafka_config_file("pipeline").read_text()
@@ -451,17 +457,8 @@ def _refused_config(stack, tmp_path: Path, case: str) -> tuple[Path, str]:
         return _config_without_acl(stack, tmp_path, "property-views", "READ"), group
     if case == "no WRITE ACL":
         return _config_without_acl(stack, tmp_path, "enriched-property-events", "WRITE"), group
-    if case == "unknown user":
-        text = text.replace('username="pipeline"', 'username="nobody"')
-    elif case == "wrong mechanism":
-        text = text.replace("sasl.mechanism=SCRAM-SHA-512", "sasl.mechanism=SCRAM-SHA-256")
-    elif case == "untrusted CA":
-        other = security.SecurityFiles(tmp_path / "other-ca")
-        security.ensure_tls(other)
-        text = re.sub(
-            r"ssl.truststore.location=.*", f"ssl.truststore.location={other.ca_cert}", text
-        )
-    elif case == "no group ACL":
+    text = _client_side_misconfigured(text, case, tmp_path)
+    if case == "no group ACL":
         group = f"other-group-{uuid.uuid4().hex[:6]}"  # the pipeline may use property-pipeline*
     return _private_file(tmp_path / "client.properties", text), group
 
