@@ -15,6 +15,8 @@ at its end; the Java expansion service, worker pool, Redis and market data are t
   on a Flink session cluster (cancelled at its first such failure, not restarted), and the
   command ends with one line naming the Kafka cause, no offset committed and nothing written to
   the refused output. The simulator, verify and the DLQ tool refuse the same way.
+- The benchmarks' Kafka helpers (``bench.kafka_io`` through ``bench.kafka_config``) write as the
+  ``producer`` user and read as ``tools``, which is refused a write.
 - A live run on Prism and on Flink equals the oracle.
 """
 
@@ -650,3 +652,25 @@ def test_the_latency_profile_counts_the_partitions_as_the_pipeline_user(secure_s
     with pytest.raises(OptionError, match=r"--profile=latency .*authentication.*--parallelism"):
         property_pipeline.pipeline_options([*argv, f"--kafka_config_file={wrong}"])
     print(f"latency profile, wrong password: {time.monotonic() - started:.1f}s")
+
+
+def test_the_bench_kafka_helpers_write_as_producer_and_read_as_tools(secure_stack):
+    # bench.kafka_io through bench.kafka_config, each user's own file: the producer's markers
+    # land, the read-only tools user reads them and is refused a write (so its file is used).
+    from bench import kafka_config, kafka_io
+
+    bootstrap, topics = secure_stack.bootstrap_servers, ["property-events"]
+    producer = kafka_config.security_settings(secure_stack.kafka_config_file("producer"))
+    tools = kafka_config.security_settings(secure_stack.kafka_config_file("tools"))
+    assert producer["sasl.username"] == "producer" and tools["sasl.username"] == "tools"
+    started = time.monotonic()
+    before = kafka_io.end_offsets(bootstrap, topics, security=tools)
+    stop_ms = kafka_io.mark_end(bootstrap, topics, security=producer)
+    after = kafka_io.end_offsets(bootstrap, topics, security=tools)
+    assert after == {where: offset + 1 for where, offset in before.items()}
+    first, last = kafka_io.append_times(bootstrap, topics, timeout_s=60, security=tools)
+    assert first <= stop_ms <= last
+    with pytest.raises(RuntimeError, match="TOPIC_AUTHORIZATION_FAILED"):
+        kafka_io.mark_end(bootstrap, topics, security=tools)
+    assert kafka_io.end_offsets(bootstrap, topics, security=tools) == after
+    print(f"bench helpers as producer/tools: {time.monotonic() - started:.1f}s")
