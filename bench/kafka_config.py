@@ -91,9 +91,16 @@ def pipeline_flags(path: str | None) -> list[str]:
 
 
 def add_refusal(parser: argparse.ArgumentParser) -> None:
-    """``--kafka_config_file`` of a benchmark that cannot use it: accepted by the parser only so
-    that ``refuse`` can say why instead of argparse's "unrecognized arguments"."""
-    parser.add_argument(f"--{FLAG}", default=None, help=argparse.SUPPRESS)
+    """``--kafka_config_file`` of a benchmark that cannot use it: accepted by the parser (and
+    listed in ``--help``, as every option is) so that ``refuse`` can say why instead of
+    argparse's "unrecognized arguments"."""
+    parser.add_argument(
+        f"--{FLAG}",
+        default=None,
+        metavar="PATH",
+        help="not taken here: this benchmark starts its own private plaintext Kafka (giving it "
+        "is an error that says so); bench.passthrough and bench.scaling take a properties file",
+    )
 
 
 def refuse(parser: argparse.ArgumentParser, args: argparse.Namespace, why: str) -> None:
