@@ -3,8 +3,8 @@ package property.kstreams;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.util.HashMap;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import org.apache.avro.Schema;
 import org.apache.avro.SchemaCompatibility;
 import org.apache.avro.generic.GenericDatumReader;
@@ -52,7 +52,10 @@ final class WireFormat {
   /** Reads wire-format values into one reader schema, resolving each writer id once. */
   final class Reader {
     private final Schema reader;
-    private final Map<Integer, Object> byId = new HashMap<>(); // reader, or a DecodeException
+    // reader, or a DecodeException. Concurrent: one serde (so one Reader) serves every stream
+    // thread, and two threads meeting a new schema id at once broke a HashMap
+    // (ConcurrentModificationException in computeIfAbsent, the peer failed).
+    private final Map<Integer, Object> byId = new ConcurrentHashMap<>();
 
     Reader(Schema reader) {
       this.reader = reader;
