@@ -4,6 +4,7 @@ the readiness probes the planners share."""
 from __future__ import annotations
 
 import shutil
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runners._ports import LOOPBACK
-from runners.local.stack import StackError
+from runners.local.stack import StackError, StackPaths
 
 
 @dataclass(frozen=True)
@@ -82,3 +83,17 @@ def redis_ready(port: int) -> Callable[[], bool]:
             client.close()
 
     return ready
+
+
+def python_http_service(
+    module: str, service: str, paths: StackPaths, ports: Mapping[str, int], cwd: Path
+) -> Plan:
+    """One of the project's own HTTP services (market data, schema registry): ``python -m
+    <module> --host <loopback> --port <http>``, ready when its ``/healthz`` answers 200."""
+    argv = [sys.executable, "-m", module, "--host", LOOPBACK, "--port", str(ports["http"])]
+    url = f"http://{LOOPBACK}:{ports['http']}/healthz"
+    return Plan(
+        processes=[Proc("main", argv, paths.log(service), cwd=cwd)],
+        ready=http_ready(url),
+        ready_what=f"HTTP 200 from {url}",
+    )

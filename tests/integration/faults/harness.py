@@ -26,9 +26,11 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from pipelines import property as property_pipeline
 from pipelines.options import PropertyTopics
 from runners import local, toxiproxy
 from runners.flink import FlinkRest
+from runners.marketdata.processes import served_dataset
 from runners.toxiproxy import Toxiproxy
 from tests.integration.live import (
     POLL_S,
@@ -39,7 +41,7 @@ from tests.integration.live import (
     session_cluster_argv,
 )
 from tools.simulate import Simulation
-from tools.verify import Judgement, judge, read_outputs
+from tools.verify import Judgement, Summary, differences, judge, read_outputs, summarize
 
 #: The marks of a fault test on the Flink session cluster (a live run takes minutes).
 FLINK_FAULT = (
@@ -344,3 +346,27 @@ def wait_restarted(rest: FlinkRest, jid: str, failures_before: int) -> None:
             raise AssertionError(f"job {jid} not restarted {RESTART_TIMEOUT_S:.0f} s after")
         time.sleep(1)
     rest.wait_tasks_running(jid, max(1.0, deadline - time.monotonic()))
+
+
+def backfill_equals_the_oracle(
+    argv: list[str],
+    sim: Simulation,
+    bootstrap: str,
+    topics: PropertyTopics,
+    marketdata_url: str,
+    run_timeout_s: float,
+    read_timeout_s: float,
+) -> tuple[dict, Summary, float]:
+    """Runs the backfill ``argv`` to DONE and asserts that every output equals ``sim``'s oracle
+    (enrichment judged against the served market data); returns the outputs read, their summary
+    and the run's seconds."""
+    run_at = time.monotonic()
+    result = property_pipeline.start(argv)
+    state = result.wait_until_finish(duration=int(run_timeout_s * 1000))
+    run_s = time.monotonic() - run_at
+    assert str(state).endswith("DONE"), f"the run ended {state} ({sim.replay})"
+    outputs = read_outputs(bootstrap, topics, timeout_s=read_timeout_s)
+    summary = summarize(outputs)
+    market = served_dataset(marketdata_url).lookup
+    assert differences(summary, sim.oracle, market) == [], sim.replay
+    return outputs, summary, run_s

@@ -30,14 +30,12 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from pipelines import property as property_pipeline
-from runners.marketdata.processes import served_dataset
 from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
+from tests.integration.faults.harness import backfill_equals_the_oracle
 from tests.integration.live import backfill_argv, property_topics
 from tools.dlq import cli as dlq_cli
 from tools.simulate import SimulationSpec, generate, produce
 from tools.simulate.spec import OVERSIZE
-from tools.verify import differences, read_outputs, summarize
 from transforms.io.record_size import ERROR_TYPE, STAGE
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(2400)]
@@ -112,16 +110,15 @@ def test_bad_input_at_scale_goes_to_the_dlq_exactly_and_nothing_valid_is_lost(
     argv = backfill_argv(
         runner, request, topics, kafka_bootstrap, expansion_service, local_services, stop_ms
     )
-    run_at = time.monotonic()
-    result = property_pipeline.start(argv)
-    state = result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
-    run_s = time.monotonic() - run_at
-    assert str(state).endswith("DONE"), f"{runner} run ended {state} ({sim.replay})"
-
-    outputs = read_outputs(kafka_bootstrap, topics, timeout_s=READ_TIMEOUT_S)
-    summary = summarize(outputs)
-    market = served_dataset(local_services.marketdata_url).lookup
-    assert differences(summary, sim.oracle, market) == [], sim.replay
+    outputs, summary, run_s = backfill_equals_the_oracle(
+        argv,
+        sim,
+        kafka_bootstrap,
+        topics,
+        local_services.marketdata_url,
+        RUN_TIMEOUT_S,
+        READ_TIMEOUT_S,
+    )
 
     # The dead letters are exactly the injected records, once each, keeping key and value.
     actual_topic = {EVENTS_TOPIC: topics.events, VIEWS_TOPIC: topics.views}

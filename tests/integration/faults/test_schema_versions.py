@@ -21,14 +21,12 @@ from collections import Counter
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from pipelines import property as property_pipeline
-from runners.marketdata.processes import served_dataset
 from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
+from tests.integration.faults.harness import backfill_equals_the_oracle
 from tests.integration.live import backfill_argv, property_topics
 from tools.simulate import SimulationSpec, generate, produce
 from tools.simulate.records import PROPERTY_EVENT_INCOMPATIBLE, PROPERTY_EVENT_V2
 from tools.simulate.spec import INCOMPATIBLE
-from tools.verify import differences, read_outputs, summarize
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(1200)]
 
@@ -78,16 +76,15 @@ def test_compatible_v2_events_are_counted_and_incompatible_ones_dead_lettered(
         runner, request, topics, kafka_bootstrap, expansion_service, local_services, stop_ms
     )
     argv.append(f"--schema_registry_url={schema_registry}")
-    run_at = time.monotonic()
-    result = property_pipeline.start(argv)
-    state = result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
-    run_s = time.monotonic() - run_at
-    assert str(state).endswith("DONE"), f"{runner} run ended {state} ({sim.replay})"
-
-    outputs = read_outputs(kafka_bootstrap, topics, timeout_s=READ_TIMEOUT_S)
-    summary = summarize(outputs)
-    market = served_dataset(local_services.marketdata_url).lookup
-    assert differences(summary, sim.oracle, market) == [], sim.replay
+    outputs, _, run_s = backfill_equals_the_oracle(
+        argv,
+        sim,
+        kafka_bootstrap,
+        topics,
+        local_services.marketdata_url,
+        RUN_TIMEOUT_S,
+        READ_TIMEOUT_S,
+    )
 
     letters = outputs["dead_letters"]
     found = Counter((d["topic"], d["key"], d["value"]) for d in letters)
