@@ -154,8 +154,9 @@ def check_access(
     seen = threading.Event()
 
     def on_error(err) -> None:
-        if err.name() in _FATAL_CONNECT and not fatal:
-            fatal.append(f"{_FATAL_CONNECT[err.name()]}: {err.str()}")
+        refusal = fatal_connect_error(err)
+        if refusal is not None and not fatal:
+            fatal.append(refusal)
             seen.set()
 
     admin = AdminClient(

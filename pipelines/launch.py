@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.kafka_access import fatal_connect_error
 from pipelines.options import KafkaOptions, OptionError, is_bounded_run
 from runners.presets import (
     PresetError,
@@ -53,8 +54,6 @@ PROFILES = ("throughput", "latency")
 """``--profile`` choices; the first is the default."""
 _PORTABLE_JOB_RUNNERS = ("FlinkRunner", "PortableRunner")
 _PARTITIONS_TIMEOUT_S = 30.0
-# librdkafka errors that name why the broker did not answer.
-_FATAL_CONNECT = {"_AUTHENTICATION": "authentication failed", "_SSL": "TLS handshake failed"}
 
 #: Reads the topics a run reads from its parsed options (each pipeline knows its own).
 ReadTopics = Callable[[PipelineOptions], Sequence[str]]
@@ -200,8 +199,8 @@ def count_partitions(
     fatal: list[str] = []
 
     def on_error(err) -> None:
-        if err.name() in _FATAL_CONNECT:
-            fatal.append(f"{_FATAL_CONNECT[err.name()]}: {err.str()}")
+        if (refusal := fatal_connect_error(err)) is not None:
+            fatal.append(refusal)
 
     admin = AdminClient(
         {"bootstrap.servers": bootstrap_servers, "log_level": 0, "error_cb": on_error, **security}

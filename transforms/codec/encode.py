@@ -27,7 +27,10 @@ class FieldKey:
         return str(value).encode("utf-8")
 
 
-class _EncodeFn(beam.DoFn):
+class EncodeFn(beam.DoFn):
+    """Encodes payload dicts of one schema (``EncodeAvro``'s DoFn; a subclass may decide per
+    record whether to write it, see ``transforms.io.record_size``)."""
+
     def __init__(
         self,
         schema: SchemaEntry,
@@ -38,21 +41,32 @@ class _EncodeFn(beam.DoFn):
         self._schema_id = schema_id
         self._key_fn = key_fn
 
+    @property
+    def short_name(self) -> str:
+        """The schema's short name (``ZipCount``, not ``property.events.ZipCount``)."""
+        return self._schema.name.rsplit(".", 1)[-1]
+
     def setup(self) -> None:
         self._encoder = AvroEncoder(self._schema, self._schema_id)
         self._encoded = metrics.counter(metrics.ENCODED)
-        # The schema's short name (``ZipCount``, not ``property.events.ZipCount``).
-        short = self._schema.name.rsplit(".", 1)[-1]
-        self._encoded_schema = metrics.counter(metrics.encoded(short))
+        self._encoded_schema = metrics.counter(metrics.encoded(self.short_name))
 
-    def process(self, record: Mapping[str, Any]):
+    def encode(self, record: Mapping[str, Any]) -> tuple[bytes | None, bytes]:
+        """``record`` as its ``(key, value)`` pair; not counted (``count`` does)."""
         key = self._key_fn(record)
         if isinstance(key, str):
             key = key.encode("utf-8")
-        value = self._encoder.encode(record)
+        return key, self._encoder.encode(record)
+
+    def count(self) -> None:
+        """Counts one record handed to the write."""
         self._encoded.inc()
         self._encoded_schema.inc()
-        yield key, value
+
+    def process(self, record: Mapping[str, Any]):
+        pair = self.encode(record)
+        self.count()
+        yield pair
 
 
 class EncodeAvro(
@@ -97,5 +111,5 @@ class EncodeAvro(
         self, records: beam.PCollection[Mapping[str, Any]]
     ) -> beam.PCollection[tuple[bytes, bytes]]:
         return records | "Encode" >> beam.ParDo(
-            _EncodeFn(self._schema, self._schema_id, self._key_fn)
+            EncodeFn(self._schema, self._schema_id, self._key_fn)
         )

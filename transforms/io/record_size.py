@@ -37,6 +37,7 @@ import apache_beam as beam
 from schemas import CATALOG, SchemaEntry
 from transforms import metrics
 from transforms.codec.avro import AvroEncoder
+from transforms.codec.encode import EncodeFn
 from transforms.dead_letter import DeadLetter
 from transforms.types import Decoded
 
@@ -82,7 +83,9 @@ class SizedOutput(NamedTuple):
     too_large: beam.PCollection[DeadLetter]
 
 
-class _EncodeForTopicFn(beam.DoFn):
+class _EncodeForTopicFn(EncodeFn):
+    """``EncodeAvro``'s encoding of a ``Decoded`` record's payload, counted only when written."""
+
     def __init__(
         self,
         schema: SchemaEntry,
@@ -90,27 +93,16 @@ class _EncodeForTopicFn(beam.DoFn):
         topic: str,
         limit_bytes: int,
     ) -> None:
-        self._schema = schema
-        self._key_fn = key_fn
+        super().__init__(schema, None, key_fn)
         self._topic = topic
         self._limit = limit_bytes
 
-    def setup(self) -> None:
-        self._encoder = AvroEncoder(self._schema)
-        self._encoded = metrics.counter(metrics.ENCODED)
-        self._encoded_schema = metrics.counter(metrics.encoded(self._short_name))
-
-    @property
-    def _short_name(self) -> str:
-        return self._schema.name.rsplit(".", 1)[-1]
-
     def process(self, record: Decoded):
-        key = self._key_fn(record.payload)
-        value = self._encoder.encode(record.payload)
+        key, value = self.encode(record.payload)
         size = record_size(key, value)
         if size > self._limit:
             message = (
-                f"the {self._short_name} record for {self._topic} would be "
+                f"the {self.short_name} record for {self._topic} would be "
                 f"{size} bytes (key {len(key or b'')}, value {len(value)}), above the producer's "
                 f"{MAX_REQUEST_SIZE} {self._limit}: Kafka would refuse it (RecordTooLargeException)"
             )
@@ -118,8 +110,7 @@ class _EncodeForTopicFn(beam.DoFn):
                 TOO_LARGE, DeadLetter.of(STAGE, ERROR_TYPE, message, record.source)
             )
             return
-        self._encoded.inc()
-        self._encoded_schema.inc()
+        self.count()
         yield key, value
 
 
