@@ -3,37 +3,51 @@ and the expansion service that points cross-language transforms at it."""
 
 from __future__ import annotations
 
-import json
+import shlex
+import sys
 from collections.abc import Mapping
 
 from runners._state import ServiceRecord
+from runners.local.java_harness import HarnessCommand
 from runners.local.plan import Plan, Proc, grpc_ready, java_binary
-from runners.local.services import EXPANSION_SERVICE, JAVA_WORKERS
+from runners.local.services import EXPANSION_SERVICE, JAVA_WORKERS, REPO_ROOT
 from runners.local.stack import StackPaths
 
 
 def plan_java_workers(paths: StackPaths, ports: Mapping[str, int]) -> Plan:
+    """Beam's process worker pool with a Java boot command (``runners.local.java_harness``):
+    each worker a runner asks for is a JVM of its own, terminated when the runner stops it, so
+    a finished or cancelled job's Kafka clients go with it (Beam's Java pool keeps them: see
+    that module). The workers run with the expansion service's classpath, where Kafka IO is."""
     address = f"localhost:{ports['grpc']}"
-    # The pool listens where its own options say the EXTERNAL environment lives.
+    data = paths.data(JAVA_WORKERS)
+    data.mkdir(parents=True, exist_ok=True)
+    # The pipeline options each harness starts with: the EXTERNAL environment is this pool.
     options = {
         "options": {"defaultEnvironmentType": "EXTERNAL", "defaultEnvironmentConfig": address}
     }
+    command_file = data / "harness-command.json"
+    HarnessCommand(
+        java=[java_binary(), "-Xmx1g", "-cp", paths.classpath("expansion-service")],
+        pipeline_options=options,
+    ).write(command_file)
+    # Beam's pool runs one executable with the boot arguments; this script adds the command file.
+    boot = data / "java-harness"
+    boot.write_text(
+        "#!/bin/sh\n"
+        f"exec {shlex.quote(sys.executable)} -m runners.local.java_harness"
+        f' --harness_command={shlex.quote(str(command_file))} "$@"\n'
+    )
+    boot.chmod(0o755)
     argv = [
-        java_binary(),
-        "-Xmx2g",
-        "-cp",
-        paths.classpath("expansion-service"),
-        "org.apache.beam.fn.harness.ExternalWorkerService",
+        sys.executable,
+        "-m",
+        "apache_beam.runners.worker.worker_pool_main",
+        f"--service_port={ports['grpc']}",
+        f"--container_executable={boot}",
     ]
     return Plan(
-        processes=[
-            Proc(
-                "main",
-                argv,
-                paths.log(JAVA_WORKERS),
-                env={"PIPELINE_OPTIONS": json.dumps(options)},
-            )
-        ],
+        processes=[Proc("main", argv, paths.log(JAVA_WORKERS), cwd=REPO_ROOT)],
         ready=grpc_ready(address),
         ready_what=f"the Java worker pool's gRPC endpoint {address}",
     )

@@ -1,0 +1,145 @@
+"""A Java SDK harness in a process of its own: the boot command of the local stack's Java worker
+pool (``java-workers``), the EXTERNAL environment where Kafka IO's read and write run.
+
+Beam's Java worker pool (``org.apache.beam.fn.harness.ExternalWorkerService``) runs every worker
+as a thread of one JVM and answers ``StopWorker`` with nothing ("thread based workers terminate
+automatically"): whatever a worker opened outlives its job. Measured here: each cancelled Kafka IO
+job left its Kafka clients behind (sockets in CLOSE-WAIT, one selector per client), and about 24
+jobs of 12 partitions exhausted the pool's 20 000 file descriptors; the next job failed with "Too
+many open files".
+
+The stack runs Beam's *process* worker pool instead (``apache_beam.runners.worker.worker_pool_main``
+with this module as its container executable, the contract Beam's SDK containers implement):
+each ``StartWorker`` becomes one JVM running ``FnHarness``, configured the way Beam's Java
+container boots it (endpoints and runner capabilities from the runner's provision service), and
+``StopWorker``, which Flink and Prism send when a job's environment closes, terminates that JVM
+and everything it held. A job costs one JVM start (a second or two) instead of a thread.
+
+Invoked by the pool as ``<script> --id=ID --logging_endpoint=URL --artifact_endpoint=URL
+--provision_endpoint=URL --control_endpoint=URL``; the script (written by
+``runners.local.beam_services``) adds ``--harness_command=FILE``, a JSON file with the java
+command and the worker's static pipeline options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+FN_HARNESS_MAIN = "org.apache.beam.fn.harness.FnHarness"
+#: How long the provision service may take to answer (the runner has just created the worker).
+PROVISION_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class HarnessCommand:
+    """What the pool's plan fixes for every worker: the JVM command (without the main class) and
+    the pipeline options each harness starts with (the same for every job, as with Beam's
+    thread pool)."""
+
+    java: Sequence[str]
+    pipeline_options: Mapping[str, object]
+
+    def write(self, path: Path) -> None:
+        path.write_text(
+            json.dumps({"java": list(self.java), "pipeline_options": self.pipeline_options})
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> HarnessCommand:
+        data = json.loads(path.read_text())
+        return cls(java=data["java"], pipeline_options=data["pipeline_options"])
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where one worker connects, as ``ApiServiceDescriptor`` text (``FnHarness``'s format)."""
+
+    control: str
+    logging: str
+    capabilities: tuple[str, ...]
+
+
+def _descriptor(url: str) -> str:
+    from apache_beam.portability.api import endpoints_pb2
+    from google.protobuf import text_format
+
+    return text_format.MessageToString(
+        endpoints_pb2.ApiServiceDescriptor(url=url), as_one_line=True
+    )
+
+
+def resolve_endpoints(
+    worker_id: str, control_url: str, logging_url: str, provision_url: str | None
+) -> Endpoints:
+    """The worker's endpoints and the runner's capabilities: the provision service's answer
+    wins over the pool's request, as in Beam's ``ExternalWorkerService``."""
+    if not provision_url:
+        return Endpoints(_descriptor(control_url), _descriptor(logging_url), ())
+    import grpc
+    from apache_beam.portability.api import beam_provision_api_pb2, beam_provision_api_pb2_grpc
+    from google.protobuf import text_format
+
+    with grpc.insecure_channel(provision_url) as channel:
+        stub = beam_provision_api_pb2_grpc.ProvisionServiceStub(channel)
+        info = stub.GetProvisionInfo(
+            beam_provision_api_pb2.GetProvisionInfoRequest(),
+            metadata=[("worker_id", worker_id)],
+            timeout=PROVISION_TIMEOUT_S,
+        ).info
+    control = (
+        text_format.MessageToString(info.control_endpoint, as_one_line=True)
+        if info.HasField("control_endpoint")
+        else _descriptor(control_url)
+    )
+    logging = (
+        text_format.MessageToString(info.logging_endpoint, as_one_line=True)
+        if info.HasField("logging_endpoint")
+        else _descriptor(logging_url)
+    )
+    return Endpoints(control, logging, tuple(info.runner_capabilities))
+
+
+def harness_env(
+    worker_id: str, endpoints: Endpoints, command: HarnessCommand, base: Mapping[str, str]
+) -> dict[str, str]:
+    """``FnHarness.main``'s environment contract (HARNESS_ID, the two descriptors, options)."""
+    env = dict(base)
+    env.update(
+        HARNESS_ID=worker_id,
+        CONTROL_API_SERVICE_DESCRIPTOR=endpoints.control,
+        LOGGING_API_SERVICE_DESCRIPTOR=endpoints.logging,
+        PIPELINE_OPTIONS=json.dumps(command.pipeline_options),
+    )
+    if endpoints.capabilities:
+        env["RUNNER_CAPABILITIES"] = " ".join(endpoints.capabilities)
+    return env
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--harness_command", type=Path, required=True)
+    parser.add_argument("--id", required=True)
+    parser.add_argument("--control_endpoint", required=True)
+    parser.add_argument("--logging_endpoint", required=True)
+    parser.add_argument("--provision_endpoint", default="")
+    parser.add_argument("--artifact_endpoint", default="")  # every jar is on the classpath
+    args = parser.parse_args(argv)
+    command = HarnessCommand.read(args.harness_command)
+    endpoints = resolve_endpoints(
+        args.id, args.control_endpoint, args.logging_endpoint, args.provision_endpoint
+    )
+    env = harness_env(args.id, endpoints, command, os.environ)
+    # Beam's pool gives the worker a stdout pipe it never reads: once FnHarness had printed 64 KiB
+    # the JVM would block. Its stdout joins stderr, the pool's log.
+    os.dup2(2, 1)
+    java = [*command.java, FN_HARNESS_MAIN]
+    os.execve(java[0], java, env)
+
+
+if __name__ == "__main__":
+    main()
