@@ -28,7 +28,15 @@ def plan_java_workers(paths: StackPaths, ports: Mapping[str, int]) -> Plan:
     }
     command_file = data / "harness-command.json"
     HarnessCommand(
-        java=[java_binary(), "-Xmx1g", "-cp", paths.classpath("expansion-service")],
+        java=[
+            java_binary(),
+            "-Xmx1g",
+            # Log lines with their time: the pool's log interleaves every worker's.
+            "-Dorg.slf4j.simpleLogger.showDateTime=true",
+            "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
+            "-cp",
+            paths.classpath("expansion-service"),
+        ],
         pipeline_options=options,
     ).write(command_file)
     # Beam's pool runs one executable with the boot arguments; this script adds the command file.

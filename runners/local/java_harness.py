@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Beam's pool gives the worker a stdout pipe it never reads: once FnHarness had printed 64 KiB
     # the JVM would block. Its stdout joins stderr, the pool's log.
     os.dup2(2, 1)
+    print(f"{time.strftime('%H:%M:%S')} java-harness: starting worker {args.id}", flush=True)
     java = [*command.java, FN_HARNESS_MAIN]
     os.execve(java[0], java, env)
 
