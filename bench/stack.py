@@ -59,7 +59,8 @@ def start_stack(home: Path, systems: Sequence[str], beam_extras: Sequence[str] =
     if any(s in RUNNERS for s in systems):
         services += [local.JAVA_WORKERS, local.EXPANSION_SERVICE, *beam_extras]
     if any(RUNNERS.get(s) == "FlinkRunner" for s in systems):
-        services.append(local.FLINK_JOB_SERVER)
+        # With the expansion service of --kafka_read=native (an idle JVM unless a run asks it).
+        services += [local.FLINK_JOB_SERVER, local.FLINK_EXPANSION_SERVICE]
     if "flink_cluster" in systems:
         services.append(local.FLINK_CLUSTER)
     # Any free port, never the defaults: a shared stack (re)starting at the same moment would

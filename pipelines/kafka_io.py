@@ -27,6 +27,7 @@ def read_topic(kafka: KafkaConfig, topic: str, *, commit_offsets: bool = False) 
         commit_offset_in_finalize=commit_offsets,
         poll_timeout_s=kafka.poll_timeout_s,
         expansion_service=kafka.expansion_service,
+        native_expansion_service=kafka.native_expansion_service,
     )
 
 

@@ -3,7 +3,8 @@
 1. Checks that ``java`` (17+), ``mvn`` and ``go`` exist; otherwise one message listing what to
    install, exit 2.
 2. ``mvn -B -f runners/java/pom.xml package``: copies the runtime classpaths of the expansion
-   service (+ Java SDK harness), the Flink job server and the Kafka broker into ``.local/lib/``;
+   service (+ Java SDK harness), the Flink job server, Kafka IO at the Flink runner's version (the
+   native Kafka read, ``flink-legacy-read``) and the Kafka broker into ``.local/lib/``;
    ``~/.m2`` caches downloads, so a second run downloads nothing. Jars no longer in a classpath
    (left by an older pom) are removed. Then the benchmarks' Kafka Streams peer
    (``bench/kstreams/pom.xml``, into ``.local/kstreams-build/``), so its dependencies are cached.

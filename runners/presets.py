@@ -14,6 +14,11 @@ the result; they never see ports or processes. What each runner gets (flags the 
   and a bounded restart strategy (``FLINK_RESTART_ARGS``).
 - Both local runners, for a pipeline with Kafka IO: ``--kafka_poll_timeout_s=1`` (Beam's 2 s
   poll of each partition is most of the streaming latency; docs/performance.md, Latency).
+- ``FlinkRunner`` / ``PortableRunner`` with ``--kafka_read=native`` (the legacy Kafka read as a
+  native Flink source): ``--kafka_native_expansion_service`` of the running
+  ``flink-expansion-service`` and ``--max_bundle_time_mills`` of ``NATIVE_READ_BUNDLE_MS``
+  instead of the poll timeout (the source emits records as they arrive; what then holds them is
+  the Python stage's bundle, 1 s by Beam's default).
 - ``DirectRunner`` (also Beam's default when no runner is named): it cannot execute Java
   cross-language transforms, so a Kafka pipeline runs on Prism instead, said in one log line.
 - ``DataflowRunner`` and others: passed through unchanged (they run elsewhere).
@@ -52,6 +57,11 @@ PRISM_NO_SINGLETON = "--experiments=disable_prism_server_singleton"
 # KafkaIO's minimum; it shortens the stateless path's latency on Flink and Prism with the same
 # outputs (docs/performance.md, Latency).
 KAFKA_POLL_TIMEOUT = "--kafka_poll_timeout_s=1"
+#: ``--max_bundle_time_mills`` of a Flink run with the native Kafka read: the Flink runner closes
+#: an SDK bundle after this long (Beam's default 1 000 ms), and a record read by the native source
+#: waits for its bundle's end in each Python stage; 50 ms took a read -> Python step from p50
+#: 1.2 s to 90 ms (docs/performance.md, Latency).
+NATIVE_READ_BUNDLE_MS = 50
 #: Flink's restart strategy for a streaming job, bounded. With checkpointing on and nothing set,
 #: Flink 1.19 restarts a failed job with an exponential delay forever: a permanent failure (a bad
 #: record that fails a step, a missing topic) loops instead of ending FAILED with its cause.
@@ -72,6 +82,8 @@ class StackAddresses:
     bootstrap_servers: str | None = None
     expansion_service: str | None = None
     job_endpoint: str | None = None
+    flink_expansion_service: str | None = None
+    """Beam's expansion service at the Flink runner's version (``--kafka_read=native``)."""
     marketdata_url: str | None = None
     redis_url: str | None = None
     kafka_config_file: str | None = None
@@ -116,6 +128,7 @@ def load_stack_addresses() -> StackAddresses:
         bootstrap_servers=address(local.KAFKA, "bootstrap_servers"),
         expansion_service=address(local.EXPANSION_SERVICE, "expansion_service"),
         job_endpoint=address(local.FLINK_JOB_SERVER, "job_endpoint"),
+        flink_expansion_service=address(local.FLINK_EXPANSION_SERVICE, "flink_expansion_service"),
         marketdata_url=address(local.MARKETDATA, "marketdata_url"),
         redis_url=address(local.REDIS, "redis_url"),
     )
@@ -211,12 +224,26 @@ def runner_args(
     # Not with --max_records: KafkaIO reads a record count with its legacy implementation, which
     # has no poll timeout (expansion fails: "no Kafka read implementation supports every
     # configured property").
+    native_read = uses_kafka and flag_value(argv, "kafka_read") == "native"
     if (
         uses_kafka
+        and not native_read
         and not has_flag(argv, "kafka_poll_timeout_s")
         and not has_flag(argv, "max_records")
     ):
         added.append(KAFKA_POLL_TIMEOUT)
+    if native_read and short in _PORTABLE_JOB_RUNNERS:
+        if not has_flag(argv, "kafka_native_expansion_service"):
+            service = addresses().flink_expansion_service
+            if not service:
+                raise PresetError(
+                    "--kafka_read=native needs Beam's expansion service at the Flink runner's "
+                    "version, which is not running: start it with "
+                    "`python -m runners.local up flink-expansion-service`"
+                )
+            added.append(f"--kafka_native_expansion_service={service}")
+        if not has_flag(argv, "max_bundle_time_mills"):
+            added.append(f"--max_bundle_time_mills={NATIVE_READ_BUNDLE_MS}")
 
     if short == "PrismRunner" and not has_flag(argv, "prism_location"):
         if not PRISM_BINARY.exists():

@@ -184,6 +184,15 @@ def flink_job_server(session_stack: _SessionStack) -> FlinkJobServer:
     return FlinkJobServer(stack.job_endpoint, log_path=stack.log_path(local.FLINK_JOB_SERVER))
 
 
+@pytest.fixture(scope="session")
+def flink_expansion_service(session_stack: _SessionStack) -> str:
+    """``host:port`` of Beam's expansion service at the Flink runner's version (the native Kafka
+    read, ``--kafka_read=native``); its reads run in the session's Flink job server."""
+    from runners import local
+
+    return session_stack.ensure([local.FLINK_EXPANSION_SERVICE]).flink_expansion_service
+
+
 @dataclass(frozen=True)
 class FlinkSessionCluster:
     """A Flink session cluster and a Beam Flink job server that submits jobs to it; ``home`` is

@@ -9,7 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from apache_beam.options.pipeline_options import CrossLanguageOptions, PipelineOptions
+from apache_beam.options.pipeline_options import (
+    CrossLanguageOptions,
+    PipelineOptions,
+    StandardOptions,
+)
 
 from pipelines.options.errors import OptionError
 from transforms.io.client_config import (
@@ -21,6 +25,12 @@ from transforms.io.client_config import (
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 from transforms.io.record_size import max_record_bytes
 
+#: The Kafka read implementations of ``--kafka_read``.
+KAFKA_READS = ("sdf", "native")
+#: Runners that run the native read (Beam's Flink runner translates the legacy read into a
+#: Flink source); by the short name of ``--runner``.
+NATIVE_READ_RUNNERS = ("FlinkRunner", "PortableRunner")
+_HOST_PORT = re.compile(r"^[^\s:,]+:\d{1,5}$")
 _PROPERTY = re.compile(r"^([A-Za-z0-9_.\-]+)=(.*)$", re.DOTALL)
 
 
@@ -87,6 +97,24 @@ class KafkaOptions(PipelineOptions):
             "pipeline at most this long after their append (docs/performance.md, Latency).",
         )
         parser.add_argument(
+            "--kafka_read",
+            choices=list(KAFKA_READS),
+            default="sdf",
+            help="How a streaming Flink run reads Kafka. 'sdf' (default): Beam KafkaIO's "
+            "splittable read, records leave each partition's poll when it ends. 'native': "
+            "KafkaIO's legacy unbounded read, which Beam's Flink runner runs as a native Flink "
+            "source (records flow as they arrive: sub-second latency; docs/performance.md, "
+            "Latency). Needs the Flink runner, an unbounded read and Beam's expansion service "
+            "at the Flink runner's version (python -m runners.local up "
+            "flink-expansion-service); event-time windows fire only once every partition "
+            "read has delivered a record.",
+        )
+        parser.add_argument(
+            "--kafka_native_expansion_service",
+            help="'host:port' of the expansion service of --kafka_read=native. Filled in from "
+            "the local stack when not given.",
+        )
+        parser.add_argument(
             "--max_records",
             type=int,
             help="Bounded run: stop after this many records (split evenly across partitions; "
@@ -145,6 +173,8 @@ class KafkaConfig:
     backfill: bool = False
     poll_timeout_s: int | None = None
     """KafkaIO's ``consumer_polling_timeout`` (s) of the streaming read; None: Beam's 2 s."""
+    native_expansion_service: str | None = None
+    """``--kafka_read=native``: the expansion service of the native (Flink source) read."""
 
     @property
     def bounded(self) -> bool:
@@ -246,6 +276,7 @@ class KafkaConfig:
             max_record_bytes(properties)
         except ValueError as exc:
             raise OptionError(f"--kafka_property {exc}") from None
+        native_service = _native_read_service(options, kafka)
         services = options.view_as(CrossLanguageOptions).beam_services or {}
         return cls(
             bootstrap_servers=kafka.bootstrap_servers,
@@ -261,7 +292,47 @@ class KafkaConfig:
             check_access=not kafka.skip_kafka_access_check,
             backfill=bool(kafka.backfill),
             poll_timeout_s=kafka.kafka_poll_timeout_s,
+            native_expansion_service=native_service,
         )
+
+
+def _native_read_service(options: PipelineOptions, kafka: KafkaOptions) -> str | None:
+    """The native read's expansion service when ``--kafka_read=native`` (None for ``sdf``), or
+    ``OptionError`` saying what the run lacks for it."""
+    if kafka.kafka_read != "native":
+        if kafka.kafka_native_expansion_service:
+            raise OptionError(
+                "--kafka_native_expansion_service is for --kafka_read=native: drop it or add "
+                "--kafka_read=native"
+            )
+        return None
+    runner = (options.view_as(StandardOptions).runner or "DirectRunner").rsplit(".", 1)[-1]
+    if runner not in NATIVE_READ_RUNNERS:
+        raise OptionError(
+            f"--kafka_read=native runs on Beam's Flink runner only (it becomes a Flink source), "
+            f"not on {runner}: use --runner=FlinkRunner or drop --kafka_read=native"
+        )
+    if is_bounded_run(options):
+        raise OptionError(
+            "--kafka_read=native is for streaming reads: drop --max_records, --max_read_time_s, "
+            "--stop_read_time_ms and --backfill, or --kafka_read=native"
+        )
+    if kafka.kafka_poll_timeout_s is not None:
+        raise OptionError(
+            "--kafka_poll_timeout_s is a setting of the SDF read; the native read has no poll "
+            "timeout: drop it with --kafka_read=native"
+        )
+    service = kafka.kafka_native_expansion_service
+    if not service:
+        raise OptionError(
+            "--kafka_read=native needs Beam's expansion service at the Flink runner's version: "
+            "start it with `python -m runners.local up flink-expansion-service` (the runner "
+            "presets then fill in --kafka_native_expansion_service) or give "
+            "--kafka_native_expansion_service=host:port"
+        )
+    if not _HOST_PORT.match(service):
+        raise OptionError(f"--kafka_native_expansion_service must be 'host:port', got {service!r}")
+    return service
 
 
 def is_bounded_run(options: PipelineOptions) -> bool:

@@ -119,6 +119,8 @@ def sample_value(name: str, action: argparse.Action | None) -> str:
         return "redis://10.0.0.3:6379"
     if name.endswith("_url"):
         return "https://marketdata.example.com:8443"
+    if name.endswith("_expansion_service"):
+        return "expansion.example.com:8096"
     if name == "bootstrap_servers":
         return "broker-1.example.com:9092,broker-2.example.com:9092"
     return "some-value"

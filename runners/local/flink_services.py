@@ -13,6 +13,7 @@ from runners.local.plan import Plan, Proc, grpc_ready, java_binary
 from runners.local.services import (
     DEFAULT_PORTS,
     FLINK_CLUSTER,
+    FLINK_EXPANSION_SERVICE,
     FLINK_JOB_SERVER,
     PYTHON_WORKERS,
     REPO_ROOT,
@@ -35,6 +36,55 @@ FLINK_ADD_OPENS: tuple[str, ...] = tuple(
 )
 
 
+#: ``.local/lib/`` folder of Kafka IO at the Flink runner's Beam version and what it needs beyond
+#: the job server's jars (``runners/java/flink-legacy-read/pom.xml``).
+LEGACY_READ_LIB = "flink-legacy-read"
+
+
+def job_server_classpath(paths: StackPaths) -> str:
+    """The Flink job server's classpath: its own jars first (they win where a class is in both),
+    then Kafka IO at the runner's version when ``make setup`` has fetched it. The runner needs
+    those classes to deserialize and run KafkaIO's ``UnboundedSource``, the native Flink Kafka
+    source of ``--kafka_read=native``; other jobs never load them."""
+    classpath = paths.classpath("flink-job-server")
+    legacy = paths.lib / LEGACY_READ_LIB
+    if legacy.is_dir() and any(legacy.glob("*.jar")):
+        classpath += os.pathsep + paths.classpath(LEGACY_READ_LIB)
+    return classpath
+
+
+def plan_flink_expansion_service(paths: StackPaths, ports: Mapping[str, int]) -> Plan:
+    """Beam's expansion service at the Flink runner's Beam version (2.62), for the native Kafka
+    read: ``--experiments=use_deprecated_read`` makes KafkaIO expand to the legacy
+    ``Read.Unbounded`` primitive, which the runner translates into a Flink source running the
+    Kafka consumer inside the Flink JVM (no SDF poll loop, no wait for a bundle's end). The
+    read's Java steps after the source run in the EMBEDDED environment: an in-process Java SDK
+    harness of the job server, so they need no worker pool of that Beam version. The serialized
+    source must be deserialized by the job server, hence the same Beam version on both sides
+    (the 2.73 expansion service's classes differ: serialVersionUID mismatch)."""
+    address = f"localhost:{ports['grpc']}"
+    staged = paths.data(FLINK_EXPANSION_SERVICE) / "staged.txt"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    staged.write_text("The native Kafka read runs in the Flink job server, on its classpath.\n")
+    argv = [
+        java_binary(),
+        "-Xmx512m",
+        "-cp",
+        paths.classpath("flink-job-server") + os.pathsep + paths.classpath(LEGACY_READ_LIB),
+        "org.apache.beam.sdk.expansion.service.ExpansionService",
+        str(ports["grpc"]),
+        "--experiments=use_deprecated_read",
+        "--defaultEnvironmentType=EMBEDDED",
+        f"--filesToStage={staged}",
+    ]
+    return Plan(
+        processes=[Proc("main", argv, paths.log(FLINK_EXPANSION_SERVICE))],
+        ready=grpc_ready(address),
+        ready_what=f"the Flink-version expansion service's gRPC endpoint {address}",
+        extra={"environment": "EMBEDDED (in the Flink job server)"},
+    )
+
+
 def plan_flink_job_server(paths: StackPaths, ports: Mapping[str, int], flink_master: str) -> Plan:
     artifacts = paths.data(FLINK_JOB_SERVER) / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -43,7 +93,7 @@ def plan_flink_job_server(paths: StackPaths, ports: Mapping[str, int], flink_mas
         *FLINK_ADD_OPENS,
         "-Xmx2g",
         "-cp",
-        paths.classpath("flink-job-server"),
+        job_server_classpath(paths),
         "org.apache.beam.runners.flink.FlinkJobServerDriver",
         f"--flink-master={flink_master}",
         "--job-host=localhost",

@@ -18,6 +18,7 @@ from runners._state import ProcessRecord, ServiceRecord, save_state
 from runners.local.beam_services import plan_expansion_service, plan_java_workers
 from runners.local.flink_services import (
     plan_flink_cluster,
+    plan_flink_expansion_service,
     plan_flink_job_server,
     plan_python_workers,
 )
@@ -32,6 +33,7 @@ from runners.local.services import (
     DEPENDS_ON,
     EXPANSION_SERVICE,
     FLINK_CLUSTER,
+    FLINK_EXPANSION_SERVICE,
     FLINK_JOB_SERVER,
     JAVA_WORKERS,
     KAFKA,
@@ -115,6 +117,8 @@ def plan_for(
             # A session cluster runs: submit there rather than to an embedded Flink.
             master = f"localhost:{state[FLINK_CLUSTER].ports['rest']}"
         return plan_flink_job_server(paths, ports, master)
+    if name == FLINK_EXPANSION_SERVICE:
+        return plan_flink_expansion_service(paths, ports)
     if name == FLINK_CLUSTER:
         return plan_flink_cluster(paths, ports, options.taskmanagers, options.slots)
     if name == PYTHON_WORKERS:

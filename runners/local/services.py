@@ -14,6 +14,9 @@ JAVA_WORKERS = "java-workers"
 EXPANSION_SERVICE = "expansion-service"
 FLINK_JOB_SERVER = "flink-job-server"
 FLINK_CLUSTER = "flink-cluster"
+#: Beam's expansion service at the Flink runner's Beam version, expanding Kafka reads to the legacy
+#: unbounded read that the Flink runner runs as a native Flink source (``--kafka_read=native``).
+FLINK_EXPANSION_SERVICE = "flink-expansion-service"
 PYTHON_WORKERS = "python-workers"
 REDIS = "redis"
 MARKETDATA = "marketdata"
@@ -27,6 +30,7 @@ ALL_SERVICES: tuple[str, ...] = (
     EXPANSION_SERVICE,
     FLINK_CLUSTER,
     FLINK_JOB_SERVER,
+    FLINK_EXPANSION_SERVICE,
     PYTHON_WORKERS,
     REDIS,
     MARKETDATA,
@@ -42,6 +46,7 @@ DEFAULT_PORTS: Mapping[str, Mapping[str, int]] = {
     JAVA_WORKERS: {"grpc": 5555},
     EXPANSION_SERVICE: {"grpc": 8097},
     FLINK_JOB_SERVER: {"job": 8099, "artifact": 8098},
+    FLINK_EXPANSION_SERVICE: {"grpc": 8096},
     FLINK_CLUSTER: {"rest": 8081, "rpc": 6123, "prom-jm": 9249, "prom-tm": 9250},
     PYTHON_WORKERS: {"grpc": 50000},
     REDIS: {"redis": 6379},
@@ -56,6 +61,7 @@ START_TIMEOUT_S: Mapping[str, float] = {
     JAVA_WORKERS: 90,
     EXPANSION_SERVICE: 120,
     FLINK_JOB_SERVER: 180,
+    FLINK_EXPANSION_SERVICE: 120,
     FLINK_CLUSTER: 240,
     PYTHON_WORKERS: 60,
     REDIS: 30,

@@ -15,6 +15,7 @@ from runners._state import ServiceRecord, load_state
 from runners.local.services import (
     EXPANSION_SERVICE,
     FLINK_CLUSTER,
+    FLINK_EXPANSION_SERVICE,
     FLINK_JOB_SERVER,
     HOME_ENV,
     JAVA_WORKERS,
@@ -212,6 +213,11 @@ class Stack:
     def job_endpoint(self) -> str:
         """Beam's Flink job server (``--job_endpoint``)."""
         return f"localhost:{self._port(FLINK_JOB_SERVER, 'job')}"
+
+    @property
+    def flink_expansion_service(self) -> str:
+        """Beam's expansion service at the Flink runner's version (the native Kafka read)."""
+        return f"localhost:{self._port(FLINK_EXPANSION_SERVICE, 'grpc')}"
 
     @property
     def artifact_endpoint(self) -> str:

@@ -48,6 +48,7 @@ from runners.flink_event_time import (
     check_flink_streaming_event_time,
     flink_streaming_event_time_args,
 )
+from runners.presets import NATIVE_READ_BUNDLE_MS
 from runners.versions import versions
 from tests.conftest import FlinkJobServer
 from transforms.io.kafka import ReadKafkaRecords, WriteKafkaRecords
@@ -266,10 +267,25 @@ def consume_window_counts(
     return fired
 
 
+@pytest.mark.parametrize("kafka_read", ["sdf", "native"])
 def test_event_time_windows_fire_with_exact_counts_on_flink_streaming(
-    kafka_bootstrap, expansion_service, flink_job_server, make_topic, output_topic, record_property
+    kafka_read,
+    request,
+    kafka_bootstrap,
+    expansion_service,
+    flink_job_server,
+    make_topic,
+    output_topic,
+    record_property,
 ):
+    """``native``: the same with the native Flink Kafka source (``--kafka_read=native``: KafkaIO's
+    legacy read, whose CreateTime watermark is the minimum over a subtask's partitions) and the
+    preset's short bundles; every partition gets records, so none holds the watermark back."""
     flink_args = flink_streaming_event_time_args()
+    native_service = None
+    if kafka_read == "native":
+        native_service = request.getfixturevalue("flink_expansion_service")
+        flink_args.append(f"--max_bundle_time_mills={NATIVE_READ_BUNDLE_MS}")
     # The guard must accept what the preset gives, for the runner version the stack runs.
     check_flink_streaming_event_time(
         versions().beam_flink,
@@ -300,6 +316,7 @@ def test_event_time_windows_fire_with_exact_counts_on_flink_streaming(
             [source],
             consumer_config={"auto.offset.reset": "earliest"},
             expansion_service=expansion_service,
+            native_expansion_service=native_service,
         )
         | "CountPerWindow" >> CountPerEventTimeWindow(WINDOW_S)
         | "WriteCounts"

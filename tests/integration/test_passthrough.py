@@ -253,6 +253,31 @@ def test_backfill_reads_every_partition_to_its_end_at_submission_and_finishes(
 def test_streaming_passthrough_delivers_backlog_and_live_records_then_cancels(
     runner, kafka_bootstrap, expansion_service, flink, make_topic
 ):
+    streaming_round_trip(runner, [], kafka_bootstrap, expansion_service, flink, make_topic)
+
+
+@pytest.mark.flink
+@pytest.mark.parametrize("runner", ["flink"])
+def test_streaming_passthrough_with_the_native_flink_kafka_source_copies_every_record_once(
+    runner, kafka_bootstrap, expansion_service, flink_expansion_service, flink, make_topic
+):
+    """``--kafka_read=native``: KafkaIO's legacy read expanded at the Flink runner's version and
+    run as a Flink source inside the job server; every record reaches the Python step and the
+    output exactly once, backlog and live."""
+    native = ["--kafka_read=native", f"--kafka_native_expansion_service={flink_expansion_service}"]
+    streaming_round_trip(runner, native, kafka_bootstrap, expansion_service, flink, make_topic)
+
+
+def streaming_round_trip(
+    runner: str,
+    extra_argv: list[str],
+    kafka_bootstrap: str,
+    expansion_service: str,
+    flink: FlinkJobServer | None,
+    make_topic,
+) -> None:
+    """A streaming passthrough of a backlog then live records: each exactly once on the output;
+    the run is then cancelled and must stop."""
     source, sink = make_topic(PARTITIONS, "in"), make_topic(PARTITIONS, "out")
     records = sample_records(N, runner)
     backlog, live = records[: N // 2], records[N // 2 :]
@@ -265,6 +290,7 @@ def test_streaming_passthrough_delivers_backlog_and_live_records_then_cancels(
             *runner_argv(runner, kafka_bootstrap, expansion_service, flink),
             f"--input_topic={source}",
             f"--output_topic={sink}",
+            *extra_argv,
         ]
     )
     try:

@@ -52,10 +52,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 
 @pytest.mark.parametrize(
-    "runner", [pytest.param("FlinkRunner", marks=pytest.mark.flink), "PrismRunner"]
+    ("runner", "kafka_read"),
+    [
+        pytest.param("FlinkRunner", "sdf", marks=pytest.mark.flink, id="FlinkRunner"),
+        pytest.param("FlinkRunner", "native", marks=pytest.mark.flink, id="FlinkRunner-native"),
+        pytest.param("PrismRunner", "sdf", id="PrismRunner"),
+    ],
 )
 def test_live_run_equals_the_oracle(
     runner,
+    kafka_read,
     request,
     kafka_bootstrap,
     expansion_service,
@@ -63,13 +69,20 @@ def test_live_run_equals_the_oracle(
     local_services,
     record_property,
 ):
+    """``FlinkRunner-native``: both inputs read by the native Flink Kafka source
+    (``--kafka_read=native``), whose CreateTime watermark must close the windows as the SDF
+    read's does."""
     topics = property_topics(make_topic)
     spec = scaled_spec(SPEC, SPEEDUP)
+    extra = []
+    if kafka_read == "native":
+        service = request.getfixturevalue("flink_expansion_service")
+        extra = ["--kafka_read=native", f"--kafka_native_expansion_service={service}"]
     job = start_job(
         runner,
         request,
         lambda runner_args: pipeline_argv(
-            runner_args, spec, topics, kafka_bootstrap, expansion_service, local_services
+            runner_args, spec, topics, kafka_bootstrap, expansion_service, local_services, extra
         ),
     )
     try:

@@ -207,3 +207,29 @@ def test_the_largest_record_to_write_is_the_producers_max_request_size():
     assert given.max_record_bytes == 2_097_152
     with pytest.raises(OptionError, match=r"--kafka_property max\.request\.size must be a number"):
         KafkaConfig.from_options(PipelineOptions([*BASE, "--kafka_property=max.request.size=1MB"]))
+
+
+NATIVE = ["--runner=FlinkRunner", "--kafka_read=native"]
+SERVICE = "--kafka_native_expansion_service=localhost:8096"
+
+
+def test_the_native_read_takes_its_expansion_service_from_its_flag():
+    assert kafka_config().native_expansion_service is None
+    assert kafka_config(*NATIVE, SERVICE).native_expansion_service == "localhost:8096"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (NATIVE, r"runners.local up flink-expansion-service"),
+        (["--runner=PrismRunner", "--kafka_read=native", SERVICE], r"Flink runner only.*Prism"),
+        ([*NATIVE, SERVICE, "--max_read_time_s=5"], r"streaming reads"),
+        ([*NATIVE, SERVICE, "--backfill"], r"streaming reads"),
+        ([*NATIVE, SERVICE, "--kafka_poll_timeout_s=1"], r"no poll timeout"),
+        ([*NATIVE, "--kafka_native_expansion_service=nowhere"], r"'host:port'"),
+        ([SERVICE], r"--kafka_read=native"),
+    ],
+)
+def test_the_native_read_refuses_what_it_cannot_do_saying_what_to_fix(argv, message):
+    with pytest.raises(OptionError, match=message):
+        kafka_config(*argv)

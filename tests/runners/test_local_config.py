@@ -272,3 +272,36 @@ def test_the_alert_rules_are_valid_for_prometheus():
         "EventTimeStuck",
     ):
         assert f"alert: {alert}\n" in prometheus.RULES_FILE.read_text()
+
+
+def test_the_flink_expansion_service_expands_to_the_legacy_read_run_in_the_job_server(tmp_path):
+    """The native Kafka read: Beam's expansion service at the runner's version, with the legacy
+    read and the EMBEDDED environment; the job server's classpath carries the same Kafka IO."""
+    from runners.local.flink_services import (
+        LEGACY_READ_LIB,
+        job_server_classpath,
+        plan_flink_expansion_service,
+    )
+    from runners.local.stack import StackError, StackPaths
+
+    paths = StackPaths(home=tmp_path, lib=tmp_path / "lib", bin=tmp_path / "bin")
+    (paths.lib / "flink-job-server").mkdir(parents=True)
+    (paths.lib / "flink-job-server" / "runner.jar").touch()
+    assert job_server_classpath(paths) == f"{paths.lib}/flink-job-server/*"
+    with pytest.raises(StackError, match="make setup"):
+        plan_flink_expansion_service(paths, {"grpc": 8096})
+
+    (paths.lib / LEGACY_READ_LIB).mkdir()
+    (paths.lib / LEGACY_READ_LIB / "kafka-io.jar").touch()
+    both = f"{paths.lib}/flink-job-server/*:{paths.lib}/{LEGACY_READ_LIB}/*"
+    assert job_server_classpath(paths) == both
+    argv = plan_flink_expansion_service(paths, {"grpc": 8096}).processes[0].argv
+    assert argv[argv.index("-cp") + 1] == both
+    assert argv[argv.index("org.apache.beam.sdk.expansion.service.ExpansionService") + 1] == "8096"
+    assert "--experiments=use_deprecated_read" in argv
+    assert "--defaultEnvironmentType=EMBEDDED" in argv
+
+
+def test_the_flink_expansion_service_is_opt_in():
+    assert "flink-expansion-service" not in resolve_services(None, flink=True)
+    assert resolve_services(["flink-expansion-service"]) == ["flink-expansion-service"]

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from runners.presets import (
+    NATIVE_READ_BUNDLE_MS,
     PRISM_BINARY,
     PresetError,
     StackAddresses,
@@ -164,3 +165,31 @@ def test_flink_streaming_preset_passes_its_own_check():
 def test_flink_batch_and_prism_streaming_need_no_flink_flags():
     check_runner_supports(["--runner=FlinkRunner"])
     check_runner_supports(["--runner=PrismRunner", "--streaming"])
+
+
+NATIVE_STACK = StackAddresses(
+    bootstrap_servers="127.0.0.1:9092",
+    expansion_service="localhost:8097",
+    job_endpoint="localhost:8099",
+    flink_expansion_service="localhost:8096",
+)
+
+
+def test_the_native_read_gets_its_expansion_service_and_short_bundles_not_a_poll_timeout():
+    args = runner_args(["--runner=FlinkRunner", "--streaming", "--kafka_read=native"], NATIVE_STACK)
+    assert "--kafka_native_expansion_service=localhost:8096" in args
+    assert f"--max_bundle_time_mills={NATIVE_READ_BUNDLE_MS}" in args
+    assert not any(a.startswith("--kafka_poll_timeout_s") for a in args)
+    given = ["--runner=FlinkRunner", "--kafka_read=native", "--max_bundle_time_mills=200"]
+    assert "--max_bundle_time_mills=200" in runner_args(given, NATIVE_STACK)
+    assert not any(
+        a.startswith(f"--max_bundle_time_mills={NATIVE_READ_BUNDLE_MS}")
+        for a in runner_args(given, NATIVE_STACK)
+    )
+
+
+def test_the_native_read_without_its_expansion_service_names_the_command_that_starts_it():
+    with pytest.raises(
+        PresetError, match=re.escape("python -m runners.local up flink-expansion-service")
+    ):
+        runner_args(["--runner=FlinkRunner", "--kafka_read=native"], STACK)

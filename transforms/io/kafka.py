@@ -33,6 +33,7 @@ from typing import Any, NamedTuple, Optional
 import apache_beam as beam
 from apache_beam import coders
 from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
+from apache_beam.transforms.external import ExternalTransform, NamedTupleBasedPayloadBuilder
 
 from transforms.io.kafka_ranges import ReadKafkaRanges, resolve_ranges
 from transforms.types import KafkaRecord
@@ -67,6 +68,27 @@ KafkaWriteRow = NamedTuple(  # noqa: UP014
     ],
 )
 KafkaWriteRow.__doc__ = "One record to write with headers (schema of ``kafka_write_with_headers``)."
+
+
+# The configuration of KafkaIO's ``kafka_read_with_metadata`` external builder at the Flink
+# runner's Beam version (2.62), for the native read: Python 2.73's ``ReadFromKafka`` sends fields
+# that builder does not know (``dynamic_read_poll_interval_seconds``, ...) and its expansion fails.
+# No ``consumer_polling_timeout``: the legacy read has none (KafkaIO refuses it: "Conflicting
+# properties: [CONSUMER_POLLING_TIMEOUT]"); its consumer thread hands records over as they come.
+NativeKafkaReadConfig = NamedTuple(  # noqa: UP014
+    "NativeKafkaReadConfig",
+    [
+        ("consumer_config", Mapping[str, str]),
+        ("topics", list[str]),
+        ("key_deserializer", str),
+        ("value_deserializer", str),
+        ("start_read_time", Optional[int]),  # noqa: UP045
+        ("commit_offset_in_finalize", bool),
+        ("timestamp_policy", str),
+    ],
+)
+NativeKafkaReadConfig.__doc__ = "Payload of the native (legacy, Flink source) Kafka read."
+_BYTES_DESERIALIZER = "org.apache.kafka.common.serialization.ByteArrayDeserializer"
 
 
 coders.registry.register_coder(KafkaHeaderRow, coders.RowCoder)
@@ -138,6 +160,33 @@ def _check_expansion_service(expansion_service: Any) -> Any:
     return expansion_service
 
 
+def _check_native_read(
+    native_expansion_service: str | None, *, poll_timeout_s: int | None, bounded: bool
+) -> str | None:
+    """The native read's expansion service, checked against what the legacy read can do."""
+    if native_expansion_service is None:
+        return None
+    if not isinstance(native_expansion_service, str) or not _HOST_PORT.match(
+        native_expansion_service
+    ):
+        raise ValueError(
+            "native_expansion_service must be 'host:port' of Beam's expansion service at the "
+            f"Flink runner's version, got {native_expansion_service!r}"
+        )
+    if poll_timeout_s is not None:
+        raise ValueError(
+            "poll_timeout_s is a setting of the SDF read; the native read has no poll timeout "
+            "(KafkaIO refuses it): give one of them"
+        )
+    if bounded:
+        raise ValueError(
+            "the native read is for unbounded (streaming) reads: drop the stop condition "
+            "(max_num_records, max_read_time_s, stop_read_time_ms, stop_at_current_end) or "
+            "the native read"
+        )
+    return native_expansion_service
+
+
 def record_from_row(row: Any) -> KafkaRecord:
     """A ``KafkaRecord`` from the Row of Beam's ``kafka_read_with_metadata`` transform.
 
@@ -198,6 +247,16 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
     to the runner, which bounds how long a record waits in the read (docs/performance.md).
     ``start_read_time_ms`` starts each partition at its first record at or after that time;
     otherwise the consumer's committed offset or ``auto.offset.reset`` decides.
+
+    ``native_expansion_service`` ('host:port' of Beam's expansion service at the Flink runner's
+    version, started with ``use_deprecated_read``): the unbounded read becomes KafkaIO's legacy
+    ``UnboundedSource``, which Beam's Flink runner runs as a native Flink source (a consumer
+    thread per subtask emitting records as they arrive, instead of the SDF read's poll of
+    ``poll_timeout_s`` per partition and bundle). Flink only, unbounded reads only, no
+    ``poll_timeout_s``. Its CreateTime watermark is the minimum over the subtask's partitions,
+    and a partition that has delivered no record since the job started holds it back (KafkaIO's
+    idle-partition rule needs one record first): event-time windows fire only once every
+    partition read has had a record (docs/performance.md, Latency).
     """
 
     def __init__(
@@ -215,9 +274,18 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
         stop_at_current_end: bool = False,
         security_file: str | None = None,
         poll_timeout_s: int | None = None,
+        native_expansion_service: str | None = None,
     ) -> None:
         super().__init__()
         self._bootstrap_servers = _check_bootstrap_servers(bootstrap_servers)
+        self._native_expansion_service = _check_native_read(
+            native_expansion_service,
+            poll_timeout_s=poll_timeout_s,
+            bounded=any(
+                v is not None for v in (max_num_records, max_read_time_s, stop_read_time_ms)
+            )
+            or stop_at_current_end,
+        )
         self._poll_timeout_s = _check_optional_positive(poll_timeout_s, "poll_timeout_s")
         if (
             isinstance(topics, str)
@@ -278,6 +346,27 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
                 self._consumer_config,
                 security_file=self._security_file,
                 commit=self._commit_offset_in_finalize,
+            )
+        if self._native_expansion_service is not None:
+            native = ExternalTransform(
+                ReadFromKafka.URN_WITH_METADATA,
+                NamedTupleBasedPayloadBuilder(
+                    NativeKafkaReadConfig(
+                        consumer_config=self._consumer_config,
+                        topics=self._topics,
+                        key_deserializer=_BYTES_DESERIALIZER,
+                        value_deserializer=_BYTES_DESERIALIZER,
+                        start_read_time=self._start_read_time_ms,
+                        commit_offset_in_finalize=self._commit_offset_in_finalize,
+                        timestamp_policy=self._timestamp_policy,
+                    )
+                ),
+                self._native_expansion_service,
+            )
+            return (
+                pbegin
+                | "ReadFromKafkaNative" >> native
+                | "ToKafkaRecord" >> beam.Map(record_from_row).with_output_types(KafkaRecord)
             )
         read = ReadFromKafka(
             consumer_config=self._consumer_config,

@@ -114,6 +114,10 @@ def test_write_row_with_headers_round_trips_through_its_row_coder():
         ({"commit_offset_in_finalize": True}, r"set consumer_config\['group.id'\]"),
         ({"timestamp_policy": "EventTime"}, "timestamp_policy must be one of"),
         ({"expansion_service": "nowhere"}, "expansion_service must be 'host:port'"),
+        ({"native_expansion_service": "nowhere"}, "at the Flink runner's version"),
+        ({"native_expansion_service": "h:1", "poll_timeout_s": 1}, "no poll timeout"),
+        ({"native_expansion_service": "h:1", "max_read_time_s": 5}, "unbounded"),
+        ({"native_expansion_service": "h:1", "stop_at_current_end": True}, "unbounded"),
     ],
 )
 def test_read_rejects_bad_arguments_saying_what_to_fix(kwargs, message):
