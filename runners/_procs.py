@@ -3,6 +3,13 @@
 Each service runs in its own session (process group), so stopping it reaches every process it
 forked (Java launchers, shells). A pid is only trusted together with its start time: after a reboot
 or pid reuse, a recorded pid that now belongs to another program is treated as dead.
+
+A start time here is ``start_time(pid)``: seconds from boot to the process's start, the kernel's
+own count, which no clock adjustment moves. psutil's ``create_time()`` is not usable for this: on
+Linux it adds ``/proc/stat``'s ``btime``, whole seconds recomputed from the wall clock at every
+read, so an NTP slew or step during a long run moves every process's create time by a second or
+more, and each recorded service (the Kafka broker first) would look dead and replaced by a
+stranger while it runs.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,10 +34,42 @@ class StartupError(RuntimeError):
 
 @dataclass(frozen=True)
 class Spawned:
-    """A started process: pid (also its process-group id) and the kernel's start time."""
+    """A started process: pid (also its process-group id) and its ``start_time``."""
 
     pid: int
     create_time: float
+
+
+#: Recorded start times above this are wall-clock epochs (state files of earlier versions);
+#: seconds since boot never reach it (30 years).
+_EPOCH_FLOOR = 1e9
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def start_time(pid: int) -> float:
+    """Seconds from boot to the start of ``pid``; raises ``psutil.NoSuchProcess`` when it does
+    not run. Linux: ``/proc/<pid>/stat``'s starttime (clock ticks since boot); elsewhere
+    psutil's create time (absolute, from the kernel)."""
+    if not sys.platform.startswith("linux"):
+        return psutil.Process(pid).create_time()
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except (FileNotFoundError, ProcessLookupError) as exc:
+        raise psutil.NoSuchProcess(pid) from exc
+    # Fields after "(comm)" start at field 3 (state); starttime is field 22.
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return int(fields[19]) / _CLOCK_TICKS
+
+
+def _same_start(pid: int, recorded: float) -> bool:
+    """True when ``pid`` is the process started at ``recorded`` (a ``start_time``, or an
+    epoch create time from an earlier state file)."""
+    if recorded > _EPOCH_FLOOR:
+        return abs(psutil.Process(pid).create_time() - recorded) <= 0.5
+    return abs(start_time(pid) - recorded) <= 0.5
 
 
 def spawn(
@@ -56,14 +96,14 @@ def spawn(
             cwd=cwd,
             start_new_session=True,
         )
-    return Spawned(pid=proc.pid, create_time=psutil.Process(proc.pid).create_time())
+    return Spawned(pid=proc.pid, create_time=start_time(proc.pid))
 
 
 def _process(pid: int, create_time: float | None) -> psutil.Process | None:
     """The live (non-zombie) process ``pid`` if it is the one started at ``create_time``."""
     try:
         proc = psutil.Process(pid)
-        if create_time is not None and abs(proc.create_time() - create_time) > 0.5:
+        if create_time is not None and not _same_start(pid, create_time):
             return None  # the pid was reused by another program
         if proc.status() == psutil.STATUS_ZOMBIE:
             _reap(pid)
@@ -148,7 +188,7 @@ def stop_groups(
 def _pid_reused(pid: int, create_time: float) -> bool:
     """True when ``pid`` now belongs to a different (later) process than the one recorded."""
     try:
-        return abs(psutil.Process(pid).create_time() - create_time) > 0.5
+        return not _same_start(pid, create_time)
     except psutil.Error:
         return False
 
