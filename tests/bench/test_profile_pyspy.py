@@ -31,3 +31,20 @@ def test_idle_threads_are_left_out_of_the_shares():
     text = summarize(stacks, top=3)
     assert "samples: 510 total, 10 busy" in text
     assert "100.0 %  late gate (ours)" in text
+
+
+def test_the_submission_counts_as_submission_whatever_runs_inside_it():
+    submission = (
+        "<module> (pipelines/property.py:1);Pipeline.run (apache_beam/pipeline.py:580);"
+        "ExternalTransform.expand (apache_beam/transforms/external.py:800);"
+        "dumps (apache_beam/internal/pickler.py:50) 7"
+    )
+    ((frames, _),) = parse([submission])
+    assert component(frames) == "pipeline construction and submission (expansion, artifacts)"
+
+
+def test_the_range_read_and_the_hourly_views_have_buckets_of_their_own():
+    read = f"{BUNDLE};process (transforms/io/kafka_ranges.py:300) 4"
+    hourly = f"{BUNDLE};process (transforms/windowing.py:150) 2"
+    assert component(parse([read])[0][0]) == "Kafka range read (ours, librdkafka)"
+    assert component(parse([hourly])[0][0]) == "hourly views (ours)"
