@@ -5,6 +5,7 @@ Python worker pool that the cluster's TaskManagers ask for Python workers (EXTER
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,16 +42,23 @@ FLINK_ADD_OPENS: tuple[str, ...] = tuple(
 LEGACY_READ_LIB = "flink-legacy-read"
 
 
+_JAR_VERSION = re.compile(r"-\d[\w.\-]*\.jar$")
+
+
 def job_server_classpath(paths: StackPaths) -> str:
-    """The Flink job server's classpath: its own jars first (they win where a class is in both),
-    then Kafka IO at the runner's version when ``make setup`` has fetched it. The runner needs
-    those classes to deserialize and run KafkaIO's ``UnboundedSource``, the native Flink Kafka
-    source of ``--kafka_read=native``; other jobs never load them."""
+    """The Flink job server's classpath: its own jars, then those of Kafka IO at the runner's
+    version (``make setup`` fetches them) that it lacks. The runner needs them to deserialize and
+    run KafkaIO's ``UnboundedSource``, the native Flink Kafka source of ``--kafka_read=native``;
+    other jobs never load them. An artifact the job server already has (another version
+    included) is left out: its own wins, and a job submitted to a session cluster ships the job
+    server's classpath, so only the ~40 MB it lacks are added, not the folder's ~130 MB."""
     classpath = paths.classpath("flink-job-server")
     legacy = paths.lib / LEGACY_READ_LIB
-    if legacy.is_dir() and any(legacy.glob("*.jar")):
-        classpath += os.pathsep + paths.classpath(LEGACY_READ_LIB)
-    return classpath
+    own = {_JAR_VERSION.sub("", jar.name) for jar in (paths.lib / "flink-job-server").glob("*.jar")}
+    extra = sorted(
+        str(jar) for jar in legacy.glob("*.jar") if _JAR_VERSION.sub("", jar.name) not in own
+    )
+    return os.pathsep.join([classpath, *extra])
 
 
 def plan_flink_expansion_service(paths: StackPaths, ports: Mapping[str, int]) -> Plan:

@@ -291,12 +291,18 @@ def test_the_flink_expansion_service_expands_to_the_legacy_read_run_in_the_job_s
     with pytest.raises(StackError, match="make setup"):
         plan_flink_expansion_service(paths, {"grpc": 8096})
 
+    (paths.lib / "flink-job-server" / "avro-1.11.3.jar").touch()
     (paths.lib / LEGACY_READ_LIB).mkdir()
-    (paths.lib / LEGACY_READ_LIB / "kafka-io.jar").touch()
-    both = f"{paths.lib}/flink-job-server/*:{paths.lib}/{LEGACY_READ_LIB}/*"
-    assert job_server_classpath(paths) == both
+    for jar in ("beam-sdks-java-io-kafka-2.62.0.jar", "avro-1.11.4.jar", "jamm-0.4.0.jar"):
+        (paths.lib / LEGACY_READ_LIB / jar).touch()
+    legacy = paths.lib / LEGACY_READ_LIB
+    # Only the artifacts the job server lacks; its own avro (another version) wins.
+    assert job_server_classpath(paths) == (
+        f"{paths.lib}/flink-job-server/*:{legacy}/beam-sdks-java-io-kafka-2.62.0.jar:"
+        f"{legacy}/jamm-0.4.0.jar"
+    )
     argv = plan_flink_expansion_service(paths, {"grpc": 8096}).processes[0].argv
-    assert argv[argv.index("-cp") + 1] == both
+    assert argv[argv.index("-cp") + 1] == f"{paths.lib}/flink-job-server/*:{legacy}/*"
     assert argv[argv.index("org.apache.beam.sdk.expansion.service.ExpansionService") + 1] == "8096"
     assert "--experiments=use_deprecated_read" in argv
     assert "--defaultEnvironmentType=EMBEDDED" in argv
