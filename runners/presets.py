@@ -16,9 +16,9 @@ the result; they never see ports or processes. What each runner gets (flags the 
   poll of each partition is most of the streaming latency; docs/performance.md, Latency).
 - ``FlinkRunner`` / ``PortableRunner`` with ``--kafka_read=native`` (the legacy Kafka read as a
   native Flink source): ``--kafka_native_expansion_service`` of the running
-  ``flink-expansion-service`` and ``--max_bundle_time_mills`` of ``NATIVE_READ_BUNDLE_MS``
-  instead of the poll timeout (the source emits records as they arrive; what then holds them is
-  the Python stage's bundle, 1 s by Beam's default).
+  ``flink-expansion-service``, and no poll timeout (the legacy read has none). The bundle time
+  stays Flink's: the streaming preset's 1 s checkpoints already end every bundle, and 50 ms
+  bundles cost a third more CPU per event for no lower p50 (docs/performance.md, Latency).
 - ``DirectRunner`` (also Beam's default when no runner is named): it cannot execute Java
   cross-language transforms, so a Kafka pipeline runs on Prism instead, said in one log line.
 - ``DataflowRunner`` and others: passed through unchanged (they run elsewhere).
@@ -57,11 +57,6 @@ PRISM_NO_SINGLETON = "--experiments=disable_prism_server_singleton"
 # KafkaIO's minimum; it shortens the stateless path's latency on Flink and Prism with the same
 # outputs (docs/performance.md, Latency).
 KAFKA_POLL_TIMEOUT = "--kafka_poll_timeout_s=1"
-#: ``--max_bundle_time_mills`` of a Flink run with the native Kafka read: the Flink runner closes
-#: an SDK bundle after this long (Beam's default 1 000 ms), and a record read by the native source
-#: waits for its bundle's end in each Python stage; 50 ms took a read -> Python step from p50
-#: 1.2 s to 90 ms (docs/performance.md, Latency).
-NATIVE_READ_BUNDLE_MS = 50
 #: Flink's restart strategy for a streaming job, bounded. With checkpointing on and nothing set,
 #: Flink 1.19 restarts a failed job with an exponential delay forever: a permanent failure (a bad
 #: record that fails a step, a missing topic) loops instead of ending FAILED with its cause.
@@ -232,18 +227,19 @@ def runner_args(
         and not has_flag(argv, "max_records")
     ):
         added.append(KAFKA_POLL_TIMEOUT)
-    if native_read and short in _PORTABLE_JOB_RUNNERS:
-        if not has_flag(argv, "kafka_native_expansion_service"):
-            service = addresses().flink_expansion_service
-            if not service:
-                raise PresetError(
-                    "--kafka_read=native needs Beam's expansion service at the Flink runner's "
-                    "version, which is not running: start it with "
-                    "`python -m runners.local up flink-expansion-service`"
-                )
-            added.append(f"--kafka_native_expansion_service={service}")
-        if not has_flag(argv, "max_bundle_time_mills"):
-            added.append(f"--max_bundle_time_mills={NATIVE_READ_BUNDLE_MS}")
+    if (
+        native_read
+        and short in _PORTABLE_JOB_RUNNERS
+        and not has_flag(argv, "kafka_native_expansion_service")
+    ):
+        service = addresses().flink_expansion_service
+        if not service:
+            raise PresetError(
+                "--kafka_read=native needs Beam's expansion service at the Flink runner's "
+                "version, which is not running: start it with "
+                "`python -m runners.local up flink-expansion-service`"
+            )
+        added.append(f"--kafka_native_expansion_service={service}")
 
     if short == "PrismRunner" and not has_flag(argv, "prism_location"):
         if not PRISM_BINARY.exists():

@@ -48,7 +48,6 @@ from runners.flink_event_time import (
     check_flink_streaming_event_time,
     flink_streaming_event_time_args,
 )
-from runners.presets import NATIVE_READ_BUNDLE_MS
 from runners.versions import versions
 from tests.conftest import FlinkJobServer
 from transforms.io.kafka import ReadKafkaRecords, WriteKafkaRecords
@@ -279,13 +278,12 @@ def test_event_time_windows_fire_with_exact_counts_on_flink_streaming(
     record_property,
 ):
     """``native``: the same with the native Flink Kafka source (``--kafka_read=native``: KafkaIO's
-    legacy read, whose CreateTime watermark is the minimum over a subtask's partitions) and the
-    preset's short bundles; every partition gets records, so none holds the watermark back."""
+    legacy read, whose CreateTime watermark is the minimum over a subtask's partitions); every
+    partition gets records, so none holds the watermark back."""
     flink_args = flink_streaming_event_time_args()
     native_service = None
     if kafka_read == "native":
         native_service = request.getfixturevalue("flink_expansion_service")
-        flink_args.append(f"--max_bundle_time_mills={NATIVE_READ_BUNDLE_MS}")
     # The guard must accept what the preset gives, for the runner version the stack runs.
     check_flink_streaming_event_time(
         versions().beam_flink,

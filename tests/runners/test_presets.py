@@ -9,7 +9,6 @@ import re
 import pytest
 
 from runners.presets import (
-    NATIVE_READ_BUNDLE_MS,
     PRISM_BINARY,
     PresetError,
     StackAddresses,
@@ -175,15 +174,15 @@ NATIVE_STACK = StackAddresses(
 )
 
 
-def test_the_native_read_gets_its_expansion_service_and_short_bundles_not_a_poll_timeout():
+def test_the_native_read_gets_its_expansion_service_and_no_poll_timeout():
     args = runner_args(["--runner=FlinkRunner", "--streaming", "--kafka_read=native"], NATIVE_STACK)
     assert "--kafka_native_expansion_service=localhost:8096" in args
-    assert f"--max_bundle_time_mills={NATIVE_READ_BUNDLE_MS}" in args
     assert not any(a.startswith("--kafka_poll_timeout_s") for a in args)
-    given = ["--runner=FlinkRunner", "--kafka_read=native", "--max_bundle_time_mills=200"]
-    assert "--max_bundle_time_mills=200" in runner_args(given, NATIVE_STACK)
+    assert not any(a.startswith("--max_bundle_time_mills") for a in args)
+    given = ["--runner=FlinkRunner", "--kafka_read=native", "--kafka_native_expansion_service=h:1"]
+    assert runner_args(given, NATIVE_STACK).count("--kafka_native_expansion_service=h:1") == 1
     assert not any(
-        a.startswith(f"--max_bundle_time_mills={NATIVE_READ_BUNDLE_MS}")
+        a.startswith("--kafka_native_expansion_service=localhost")
         for a in runner_args(given, NATIVE_STACK)
     )
 
