@@ -43,9 +43,13 @@ Limits per runner (what the order of arrival at ``DecideLateness`` can be):
   markers, compaction) the gate gives up waiting once more than ``max_held`` records (default
   10 000) wait, and releases them in offset order (counter ``gate_offset_gaps``); held records
   are also flushed when the input ends (an event-time timer at the end of the global window).
-  The Direct runner and Flink keep arrival order per key (Flink: FIFO channels), which is offset
-  order since Kafka's read emits a partition in offset order; Dataflow gives no guarantee, the
-  hold-back covers it too.
+  The Direct runner and Flink streaming keep arrival order per key (Flink: FIFO channels), which
+  is offset order since Kafka's read emits a partition in offset order; Dataflow gives no
+  guarantee, the hold-back covers it too. Flink's batch mode (a bounded read) hands a stateful
+  stage a key's elements in no particular order; it is exact because a bounded read's bundle
+  holds a partition's whole range, so each partition crosses as one batch (verified: batches cut
+  at 1 000 records arrived out of order there and made 16 045 of 100 226 records late instead of
+  20, docs/performance.md).
 - The first batch seen for a partition fixes where the expected offsets start; records below it
   arriving later (possible only if the very first bundles race) and records redelivered by a
   retry are decided at once against the stream time so far — they can only be judged *more*
@@ -181,11 +185,16 @@ def partition_key(decoded: Decoded) -> str:
 
 # ---- Beam pieces ------------------------------------------------------------------------------
 
-# One record of a batch as it crosses the shuffle in front of DecideLateness: plain tuples, dicts,
-# str, bytes and ints only, so Beam's FastPrimitivesCoder encodes it natively. A ``Decoded`` is a
-# NamedTuple, which that coder does not know and pickles instead, a visible share of the Python
-# worker's busy time on Flink (docs/performance.md).
+# One record of a batch as the gate holds it and as it crosses the shuffle in front of
+# DecideLateness: plain tuples, dicts, str, bytes and ints only. Two reasons (docs/performance.md):
+# Beam's FastPrimitivesCoder encodes these natively, where it pickles a NamedTuple such as
+# ``Decoded``; and Python's garbage collector stops tracking a plain tuple or dict that holds
+# only such atomic values, where it keeps tracking (and rescanning at every full collection) each
+# NamedTuple. A bounded read gives a bundle a whole partition, so the gate holds 10^5 records
+# at once: as NamedTuples they made the collector a large share of the worker's time.
 WireItem = tuple[dict[str, Any], int, tuple[Any, ...], int]
+# Where a WireItem keeps its source record's offset (``source`` is a KafkaRecord as a tuple).
+_SOURCE, _OFFSET = 2, KafkaRecord._fields.index("offset")
 
 
 def to_wire(decoded: Decoded, micros: int) -> WireItem:
@@ -195,18 +204,28 @@ def to_wire(decoded: Decoded, micros: int) -> WireItem:
 
 def from_wire(item: WireItem) -> tuple[Decoded, int]:
     payload, schema_id, source, micros = item
-    return Decoded(payload, schema_id, KafkaRecord(*source)), micros
+    return Decoded(payload, schema_id, KafkaRecord._make(source)), micros
+
+
+def _wire_offset(item: WireItem) -> int:
+    return item[_SOURCE][_OFFSET]
+
+
+def _as_wire(item: WireItem | tuple[Decoded, int]) -> WireItem:
+    """A held record as a ``WireItem`` (state written by an earlier version of the gate held
+    ``(Decoded, micros)`` pairs)."""
+    return to_wire(*item) if len(item) == 2 else item
 
 
 class _BatchPerPartition(beam.DoFn):
     """Buffers a bundle per (partition, window); emits each buffer sorted by offset.
 
     Output: ``(partition_key, (WireItem, ...))`` in the buffer's window: each record as
-    ``to_wire(decoded, timestamp_micros)``.
+    ``to_wire(decoded, timestamp_micros)``, buffered in that form (see ``WireItem``).
     """
 
     def start_bundle(self) -> None:
-        self._buffers: dict[tuple[str, Any], list[tuple[Decoded, int]]] = defaultdict(list)
+        self._buffers: dict[tuple[str, Any], list[WireItem]] = defaultdict(list)
 
     def process(
         self,
@@ -217,20 +236,19 @@ class _BatchPerPartition(beam.DoFn):
         # Beam rebuild the DoFn's arguments for every element (``insert_values_in_args``), which
         # cost ~6 % of the Python worker's busy time on Flink (docs/performance.md). A value in
         # several windows goes to the buffer of each, as the per-window calls did.
-        key, micros = partition_key(decoded), windowed.timestamp.micros
+        key, item = partition_key(decoded), to_wire(decoded, windowed.timestamp.micros)
         for window in windowed.windows:
-            self._buffers[(key, window)].append((decoded, micros))
+            self._buffers[(key, window)].append(item)
 
     def finish_bundle(self):
         for (key, window), items in self._buffers.items():
-            items.sort(key=lambda item: item[0].source.offset)
+            items.sort(key=_wire_offset)
             # The batch's timestamp is its first offset (as microseconds after the epoch), not an
             # event time: Prism hands a stateful stage each key's pending elements sorted by
             # timestamp, so this keeps batches of one partition in offset order there. The
             # records themselves get their own timestamps back in DecideLateness.
-            first_offset = items[0][0].source.offset
-            batch = tuple(to_wire(decoded, micros) for decoded, micros in items)
-            yield WindowedValue((key, batch), Timestamp(micros=first_offset), [window])
+            first_offset = _wire_offset(items[0])
+            yield WindowedValue((key, tuple(items)), Timestamp(micros=first_offset), [window])
         self._buffers.clear()
 
 
@@ -260,11 +278,10 @@ class _DecideLateness(beam.DoFn):
         held_state=beam.DoFn.StateParam(HELD),  # noqa: B008
         end_of_input=beam.DoFn.TimerParam(END_OF_INPUT),  # noqa: B008
     ):
-        _, wire_batch = keyed_batch
-        batch = [from_wire(item) for item in wire_batch]
-        held = list(held_state.read())
+        _, batch = keyed_batch
+        held = [_as_wire(item) for item in held_state.read()]
         release = release_in_offset_order(
-            held + batch, next_offset_state.read(), self._max_held, _offset_of
+            [*held, *batch], next_offset_state.read(), self._max_held, _wire_offset
         )
         if release.gap_skipped:
             self._gaps.inc()
@@ -285,15 +302,17 @@ class _DecideLateness(beam.DoFn):
         stream_time_state=beam.DoFn.StateParam(STREAM_TIME),  # noqa: B008
         held_state=beam.DoFn.StateParam(HELD),  # noqa: B008
     ):
-        held = sorted(held_state.read(), key=_offset_of)
+        held = sorted((_as_wire(item) for item in held_state.read()), key=_wire_offset)
         held_state.clear()
         if held:
             self._gaps.inc()
         yield from self._decide(held, stream_time_state)
 
-    def _decide(self, items: list[tuple[Decoded, int]], stream_time_state):
+    def _decide(self, items: list[WireItem], stream_time_state):
+        """Decides ``items`` in order; each becomes a ``Decoded`` only here, as it is emitted."""
         stream_time = stream_time_state.read()
-        for decoded, micros in items:
+        for item in items:
+            decoded, micros = from_wire(item)
             event_time = event_time_ms(decoded.payload)
             late_by = late_by_ms(
                 stream_time, event_time, self._window_size_ms, self._allowed_lateness_ms
@@ -313,10 +332,6 @@ class _DecideLateness(beam.DoFn):
             stream_time = event_time if stream_time is None else max(stream_time, event_time)
         if stream_time is not None:
             stream_time_state.write(stream_time)
-
-
-def _offset_of(item: tuple[Decoded, int]) -> int:
-    return item[0].source.offset
 
 
 class GateResult(NamedTuple):

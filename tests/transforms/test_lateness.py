@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -25,6 +27,7 @@ from transforms.lateness import (
     LATE_COUNTER,
     ON_TIME_COUNTER,
     GateLateRecords,
+    _as_wire,
     from_wire,
     late_by_ms,
     release_in_offset_order,
@@ -254,3 +257,21 @@ def test_batches_cross_the_shuffle_as_plain_values_not_pickled_named_tuples():
     assert b"Decoded" in coder.encode((decoded, 123))
     assert b"Decoded" not in coder.encode(wire) and b"KafkaRecord" not in coder.encode(wire)
     assert coder.decode(coder.encode(wire)) == wire
+
+
+def test_the_gate_buffers_records_as_values_the_garbage_collector_mostly_stops_tracking():
+    # A bounded read gives a bundle a whole partition, and the collector rescans every tracked
+    # object it holds at each full collection: a Decoded record is three tracked objects (the
+    # pair with its timestamp, the Decoded, its KafkaRecord), its wire form one (the outer
+    # tuple: a tuple holding a dict stays tracked; the payload and the source do not).
+    decoded = view(at(5), offset=7)
+    pair, item = (decoded, 123), to_wire(decoded, 123)
+    gc.collect()
+    assert [gc.is_tracked(o) for o in (pair, pair[0], pair[0].source)] == [True, True, True]
+    assert [gc.is_tracked(o) for o in (item, item[0], item[2])] == [True, False, False]
+
+
+def test_records_held_by_an_earlier_gate_as_decoded_pairs_are_still_decided():
+    decoded = view(at(5), offset=7)
+    assert _as_wire((decoded, 123)) == to_wire(decoded, 123)
+    assert _as_wire(to_wire(decoded, 123)) == to_wire(decoded, 123)
