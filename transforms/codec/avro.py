@@ -48,10 +48,32 @@ _BODY_ERRORS = (EOFError, ValueError, IndexError, OverflowError)
 _MAX_REMEMBERED_UNKNOWN_IDS = 1000
 
 
+# Avro's 32-bit int. fastavro reads an int's varint into a 64-bit integer without checking its range
+# (a long wraps at 64 bits, so it always fits), so a body whose varint is too long for an int
+# decodes "successfully" into a value no encoder accepts (found by fuzzing: square_feet
+# 2 147 483 648). Such a record would pass validation and fail the job where an output is encoded
+# (an EncodeError is a bug, not a dead letter).
+_INTEGER_RANGES = {"int": (-(2**31), 2**31 - 1)}
+
+
+def _integer_fields(schema: Mapping[str, Any]) -> tuple[tuple[str, int, int], ...]:
+    """``(field, lowest, highest)`` of each top-level ``int`` field of a record schema (also
+    inside a union, e.g. ``["null", "int"]``)."""
+    fields = []
+    for field in schema.get("fields", ()):
+        kinds = field["type"] if isinstance(field["type"], list) else [field["type"]]
+        for kind in kinds:
+            name = kind.get("type") if isinstance(kind, Mapping) else kind
+            if name in _INTEGER_RANGES:
+                fields.append((field["name"], *_INTEGER_RANGES[name]))
+                break
+    return tuple(fields)
+
+
 class _ResolvedReader:
     """Reads wire-format values written with one writer schema into the reader's shape."""
 
-    __slots__ = ("reader", "reader_name", "schema_id", "writer", "writer_name")
+    __slots__ = ("integers", "reader", "reader_name", "schema_id", "writer", "writer_name")
 
     def __init__(
         self,
@@ -67,6 +89,7 @@ class _ResolvedReader:
         self.reader_name = reader_name
         # Same schema: no resolution (fastavro would otherwise compare the two per record).
         self.reader = None if writer == reader else reader
+        self.integers = _integer_fields(reader)
 
     def read(self, value: bytes) -> dict[str, Any]:
         fo = io.BytesIO(value)
@@ -88,6 +111,13 @@ class _ResolvedReader:
                 f"{len(value) - fo.tell()} bytes left after a complete {self.writer_name} "
                 f"(schema id {self.schema_id}, value of {len(value)} bytes)"
             )
+        for name, lowest, highest in self.integers:
+            number = record[name]
+            if number is not None and not lowest <= number <= highest:
+                raise CorruptBodyError(
+                    f"{name} = {number} is outside its Avro type's range [{lowest}, {highest}]"
+                    f" ({self.writer_name}, schema id {self.schema_id})"
+                )
         return record
 
 
