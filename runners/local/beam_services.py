@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from runners._state import ServiceRecord
 from runners.local.java_harness import HarnessCommand
-from runners.local.plan import Plan, Proc, grpc_ready, java_binary
+from runners.local.plan import Plan, Proc, grpc_ready, java_binary, java_expansion_service
 from runners.local.services import EXPANSION_SERVICE, JAVA_WORKERS, REPO_ROOT
 from runners.local.stack import StackPaths
 
@@ -65,29 +65,14 @@ def plan_expansion_service(
     paths: StackPaths, ports: Mapping[str, int], running: Mapping[str, ServiceRecord]
 ) -> Plan:
     workers = f"localhost:{running[JAVA_WORKERS].ports['grpc']}"
-    address = f"localhost:{ports['grpc']}"
-    # The environment's artifacts: by default the service's whole classpath, which the Python SDK
-    # downloads and hashes again for each cross-language transform at submission (the cost:
-    # docs/performance.md, section 5). The
-    # EXTERNAL worker pool already runs with every jar on its classpath, so one small file is
-    # staged instead.
-    staged = paths.data(EXPANSION_SERVICE) / "staged.txt"
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    staged.write_text("Kafka IO runs in the EXTERNAL Java worker pool, on its own classpath.\n")
-    argv = [
-        java_binary(),
-        "-Xmx1g",
-        "-cp",
-        paths.classpath("expansion-service"),
-        "org.apache.beam.sdk.expansion.service.ExpansionService",
-        str(ports["grpc"]),
-        "--defaultEnvironmentType=EXTERNAL",
-        f"--defaultEnvironmentConfig={workers}",
-        f"--filesToStage={staged}",
-    ]
-    return Plan(
-        processes=[Proc("main", argv, paths.log(EXPANSION_SERVICE))],
-        ready=grpc_ready(address),
-        ready_what=f"the expansion service's gRPC endpoint {address}",
-        extra={"environment": f"EXTERNAL {workers}"},
+    return java_expansion_service(
+        EXPANSION_SERVICE,
+        paths,
+        ports["grpc"],
+        heap="-Xmx1g",
+        classpath=paths.classpath("expansion-service"),
+        options=["--defaultEnvironmentType=EXTERNAL", f"--defaultEnvironmentConfig={workers}"],
+        staged_note="Kafka IO runs in the EXTERNAL Java worker pool, on its own classpath.",
+        what="the expansion service",
+        environment=f"EXTERNAL {workers}",
     )

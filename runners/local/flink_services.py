@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from runners.local.plan import Plan, Proc, grpc_ready, java_binary
+from runners.local.plan import Plan, Proc, grpc_ready, java_binary, java_expansion_service
 from runners.local.services import (
     DEFAULT_PORTS,
     FLINK_CLUSTER,
@@ -70,26 +70,17 @@ def plan_flink_expansion_service(paths: StackPaths, ports: Mapping[str, int]) ->
     harness of the job server, so they need no worker pool of that Beam version. The serialized
     source must be deserialized by the job server, hence the same Beam version on both sides
     (the 2.73 expansion service's classes differ: serialVersionUID mismatch)."""
-    address = f"localhost:{ports['grpc']}"
-    staged = paths.data(FLINK_EXPANSION_SERVICE) / "staged.txt"
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    staged.write_text("The native Kafka read runs in the Flink job server, on its classpath.\n")
-    argv = [
-        java_binary(),
-        "-Xmx512m",
-        "-cp",
-        paths.classpath("flink-job-server") + os.pathsep + paths.classpath(LEGACY_READ_LIB),
-        "org.apache.beam.sdk.expansion.service.ExpansionService",
-        str(ports["grpc"]),
-        "--experiments=use_deprecated_read",
-        "--defaultEnvironmentType=EMBEDDED",
-        f"--filesToStage={staged}",
-    ]
-    return Plan(
-        processes=[Proc("main", argv, paths.log(FLINK_EXPANSION_SERVICE))],
-        ready=grpc_ready(address),
-        ready_what=f"the Flink-version expansion service's gRPC endpoint {address}",
-        extra={"environment": "EMBEDDED (in the Flink job server)"},
+    classpath = paths.classpath("flink-job-server") + os.pathsep + paths.classpath(LEGACY_READ_LIB)
+    return java_expansion_service(
+        FLINK_EXPANSION_SERVICE,
+        paths,
+        ports["grpc"],
+        heap="-Xmx512m",
+        classpath=classpath,
+        options=["--experiments=use_deprecated_read", "--defaultEnvironmentType=EMBEDDED"],
+        staged_note="The native Kafka read runs in the Flink job server, on its classpath.",
+        what="the Flink-version expansion service",
+        environment="EMBEDDED (in the Flink job server)",
     )
 
 

@@ -97,3 +97,42 @@ def python_http_service(
         ready=http_ready(url),
         ready_what=f"HTTP 200 from {url}",
     )
+
+
+def java_expansion_service(
+    service: str,
+    paths: StackPaths,
+    port: int,
+    *,
+    heap: str,
+    classpath: str,
+    options: list[str],
+    staged_note: str,
+    what: str,
+    environment: str,
+) -> Plan:
+    """Beam's Java expansion service on ``port`` with ``options`` (its environment). It stages
+    one small file (``staged_note``) instead of its classpath, which the Python SDK would
+    otherwise download and hash again for each cross-language transform at submission
+    (docs/performance.md, section 5): the environments these services name already run with
+    every jar on their classpath."""
+    address = f"localhost:{port}"
+    staged = paths.data(service) / "staged.txt"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    staged.write_text(staged_note + "\n")
+    argv = [
+        java_binary(),
+        heap,
+        "-cp",
+        classpath,
+        "org.apache.beam.sdk.expansion.service.ExpansionService",
+        str(port),
+        *options,
+        f"--filesToStage={staged}",
+    ]
+    return Plan(
+        processes=[Proc("main", argv, paths.log(service))],
+        ready=grpc_ready(address),
+        ready_what=f"{what}'s gRPC endpoint {address}",
+        extra={"environment": environment},
+    )
