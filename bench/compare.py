@@ -7,7 +7,12 @@ One run, one broker, one simulated input (``tools.simulate``, fixed seed):
 1. Starts a private local stack under ``.local/bench-stack`` (Kafka, Beam's Java workers and
    expansion service, the Flink job server when Flink is measured) so that no other user of the
    shared stack disturbs the measurement, and stops it at the end (``--keep_stack`` keeps it).
-   No market-data service runs: every system enriches LISTING_UPDATED events as FALLBACK.
+   No market-data service runs: every system enriches LISTING_UPDATED events as FALLBACK —
+   unless ``--market_data known|unknown``: then the stack also runs the market-data service and
+   Redis, the Beam pipelines enrich over HTTP with the Redis cache (its defaults: 1 h for market
+   data, ``--cache_not_found_ttl_s`` for "no data"), both are metered with them, and the input's
+   zip codes are all in the market dataset (``known``) or all outside it (``unknown``: every key a
+   404, as many distinct keys as ``known``); the peers still write FALLBACK.
 2. Simulates ``--events`` input records (1 property event : 4 views, plus bots, out-of-order,
    too-late and poison records) into two fresh input topics, then one end marker per input
    partition at the stop time (a bounded Beam read stops before it, as ``tools.demo`` does).
@@ -76,6 +81,7 @@ from bench.workload import (
     topic_flags,
 )
 from pipelines.options import PropertyTopics
+from runners.local.services import MARKETDATA, REDIS
 from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
 from tools.simulate import (
     HOUR_MS,
@@ -90,6 +96,7 @@ DEFAULT_HOME = REPO_ROOT / ".local" / "bench-stack"
 # The session cluster's processes, metered under these names (runners.local's roles).
 FLINK_CLUSTER_ROLES = ("jobmanager", "taskmanager")
 RUN_TIMEOUT_S = 3600
+MARKET_DATA_MODES = ("off", "known", "unknown")
 QUIX_IDLE_S = 5.0
 
 
@@ -138,6 +145,8 @@ class Bench:
     oracle: object
     pids: dict[str, int]
     flink_rest: str | None = None  # host:port of the session cluster's REST API, when it runs
+    # The Beam pipelines' enrichment flags (--marketdata_url, --redis_url), empty when it is off.
+    market_flags: tuple[str, ...] = ()
 
 
 def _verify(bench: Bench, topics: PropertyTopics) -> tuple[list[str], dict[str, int]]:
@@ -219,6 +228,8 @@ def measure_beam(bench: Bench, system: str) -> Measurement:
         processes.append("flink-job-server")
     if system == "flink_cluster":
         processes += [f"flink-cluster-{role}" for role in FLINK_CLUSTER_ROLES]
+    if bench.market_flags:
+        processes += [MARKETDATA, REDIS]
 
     def work(topics: PropertyTopics) -> tuple[float | None, float | None, str]:
         argv = [
@@ -226,6 +237,7 @@ def measure_beam(bench: Bench, system: str) -> Measurement:
             f"--stop_read_time_ms={bench.stop_ms}",
             *topic_flags(topics),
             *flink_master_flags(system, bench.flink_rest),
+            *bench.market_flags,
         ]
         result = property_pipeline.start(argv)
         state = result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
@@ -270,7 +282,12 @@ def measure_quix(bench: Bench, python: Path) -> Measurement:
 
 
 def run(
-    records: int, systems: Sequence[str], home: Path, keep_stack: bool, seed: int
+    records: int,
+    systems: Sequence[str],
+    home: Path,
+    keep_stack: bool,
+    seed: int,
+    market_data: str = "off",
 ) -> list[Measurement]:
     from runners import local
 
@@ -279,14 +296,20 @@ def run(
         from bench import kstreams_peer
 
         kstreams_peer.build()  # before any metering (cached by source hash)
-    stack, pids = start_stack(home, systems)
+    extras = (REDIS, MARKETDATA) if market_data != "off" else ()
+    stack, pids = start_stack(home, systems, beam_extras=extras)
     try:
         bootstrap = stack.bootstrap_servers
         tag = time.strftime("%H%M%S") + uuid.uuid4().hex[:4]
         inputs = (f"bench-{tag}-events", f"bench-{tag}-views")
         create_topics(bootstrap, inputs)
         now_ms = int(time.time() * 1000)
-        spec = scaled_spec(records, seed=seed, end_ms=now_ms // HOUR_MS * HOUR_MS)
+        spec = scaled_spec(
+            records,
+            seed=seed,
+            end_ms=now_ms // HOUR_MS * HOUR_MS,
+            keys="mixed" if market_data == "off" else market_data,
+        )
         t = time.monotonic()
         sim = generate(spec, now_ms=now_ms)
         print(f"simulated {len(sim.records)} records in {time.monotonic() - t:.0f} s", flush=True)
@@ -304,6 +327,11 @@ def run(
             pids=pids,
             flink_rest=(
                 stack.flink_rest_url.removeprefix("http://") if "flink_cluster" in systems else None
+            ),
+            market_flags=(
+                (f"--marketdata_url={stack.marketdata_url}", f"--redis_url={stack.redis_url}")
+                if extras
+                else ()
             ),
         )
         bench = dataclasses.replace(bench, stop_ms=mark_end(bootstrap, inputs))
@@ -348,6 +376,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="the bench stack's home")
     parser.add_argument("--keep_stack", action="store_true", help="leave the bench stack up")
+    parser.add_argument(
+        "--market_data",
+        choices=MARKET_DATA_MODES,
+        default="off",
+        help="off: no market-data service (FALLBACK); known / unknown: the Beam pipelines enrich "
+        "over HTTP with the Redis cache, on an input whose zip codes the market data all knows / "
+        "never knows",
+    )
     kafka_config.add_refusal(parser)
     args = parser.parse_args(argv)
     kafka_config.refuse(parser, args, kafka_config.PRIVATE_STACK)
@@ -357,12 +393,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     records = SMALL_EVENTS if args.small else args.events
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    results = run(records, systems, args.home, args.keep_stack, args.seed)
+    results = run(records, systems, args.home, args.keep_stack, args.seed, args.market_data)
     rows = [dataclasses.asdict(m) for m in results]
     print(report.table(rows))
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "compare.json"
-    text = json.dumps({"records": records, "systems": systems, "results": rows}, indent=2)
+    text = json.dumps(
+        {"records": records, "systems": systems, "market_data": args.market_data, "results": rows},
+        indent=2,
+    )
     out.write_text(text + "\n")
     # A dated copy too: compare.json is the latest run, the copies are the history.
     (RESULTS / f"compare-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(text + "\n")

@@ -22,13 +22,27 @@ SMALL_EVENTS = 20_000
 OUTPUT_FIELDS = {name: spec.topic_field for name, spec in OUTPUT_SPECS.items()}
 
 
-def scaled_spec(records: int, seed: int = 7, end_ms: int | None = None) -> SimulationSpec:
+def scaled_spec(
+    records: int, seed: int = 7, end_ms: int | None = None, keys: str = "mixed"
+) -> SimulationSpec:
     """A simulation of about ``records`` input records, with the demo's proportions.
 
     One property event for four views; users and properties grow with the volume so that an
     ordinary user stays far below the fraud threshold (~3 views per 10-minute window, as in the
-    default spec) and only the bots alert.
+    default spec) and only the bots alert. ``keys``: the properties' zip codes, ``mixed`` as in
+    the demo (2 % outside the market data), ``known`` all in the market dataset, ``unknown`` all
+    outside it, drawn from as many zip codes as the dataset has (about as many distinct
+    enrichment keys as ``known``, each one a "no data" answer).
     """
+    from runners.marketdata.dataset import DEFAULT_ZIP_COUNT
+
+    zips = {
+        "mixed": {},
+        "known": {"unknown_zip_share": 0.0},
+        "unknown": {"unknown_zip_share": 1.0, "unknown_zip_count": DEFAULT_ZIP_COUNT},
+    }
+    if keys not in zips:
+        raise ValueError(f"keys must be one of {sorted(zips)}, got {keys!r}")
     if records < 1_000:
         raise ValueError(f"--events must be at least 1000, got {records}")
     events = records // 5
@@ -42,6 +56,7 @@ def scaled_spec(records: int, seed: int = 7, end_ms: int | None = None) -> Simul
         properties=min(1_000, max(400, events // 10)),
         users=max(300, views * 300 // 16_000),
         end_ms=end_ms,
+        **zips[keys],
     )
 
 

@@ -31,6 +31,30 @@ def test_scaled_spec_keeps_ordinary_users_below_the_fraud_threshold():
     assert views_per_user_window < spec.fraud_threshold / 10
 
 
+def _property_keys(records) -> set[tuple[str, str]]:
+    return {
+        (r.payload["zip_code"], r.payload["property_type"])
+        for r in records
+        if r.kind == "valid" and "zip_code" in r.payload
+    }
+
+
+def test_a_known_or_unknown_key_input_has_only_keys_in_or_outside_the_market_data():
+    from runners.marketdata.dataset import MarketDataset
+    from tools.simulate import generate
+
+    def keys_of(keys: str) -> set[tuple[str, str]]:
+        spec = scaled_spec(5_000, keys=keys)
+        return _property_keys(generate(spec, now_ms=1_780_000_000_000).records)
+
+    market = MarketDataset.generate()
+    known, unknown, mixed = keys_of("known"), keys_of("unknown"), keys_of("mixed")
+    assert any(market.lookup(*key) for key in mixed) and not all(market.lookup(*k) for k in mixed)
+    assert known and all(market.lookup(*key) for key in known)
+    assert unknown and not any(market.lookup(*key) for key in unknown)
+    assert abs(len(unknown) - len(known)) <= len(known) // 10, (len(known), len(unknown))
+
+
 def test_scaled_spec_refuses_a_tiny_run():
     with pytest.raises(ValueError, match="--events"):
         scaled_spec(10)

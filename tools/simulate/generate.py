@@ -75,6 +75,16 @@ def zip_codes(count: int = 200) -> list[str]:
     return list(market_zip_codes(count))
 
 
+def unknown_zip_codes(count: int) -> list[str]:
+    """``count`` zip codes the market-data service does not know: "00000" upwards, below the
+    dataset's first zip."""
+    from runners.marketdata.dataset import FIRST_ZIP
+
+    if not 1 <= count < FIRST_ZIP:
+        raise ValueError(f"unknown_zip_count must be between 1 and {FIRST_ZIP - 1}, got {count}")
+    return [f"{n:05d}" for n in range(count)]
+
+
 def generate(spec: SimulationSpec, now_ms: int | None = None) -> Simulation:
     """Plan every record and compute the oracle. Pure: same spec and clock, same output."""
     rng = random.Random(spec.seed)
@@ -88,7 +98,7 @@ def generate(spec: SimulationSpec, now_ms: int | None = None) -> Simulation:
         return str(uuid.UUID(int=uid.getrandbits(128), version=4))
 
     zips = zip_codes()
-    unknown_zips = ["00000", "00001"]
+    unknown_zips = unknown_zip_codes(spec.unknown_zip_count)
     properties = []
     for i in range(spec.properties):
         ptype = rng.choices(PROPERTY_TYPES, PROPERTY_TYPE_WEIGHTS)[0]

@@ -78,6 +78,10 @@ class SimulationSpec:
     span_h: int = 3
     jitter_s: int = 240
     unknown_zip_share: float = 0.02
+    # How many zip codes the unknown share draws from ("00000" upwards, all below the market
+    # dataset's first zip): 2 by default; as many as the dataset has for an input whose keys the
+    # market data never knows (unknown_zip_share 1.0) with as many distinct keys as a known one.
+    unknown_zip_count: int = 2
     # Bad input at scale (none by default; drawn after everything else, so a spec without them
     # plans the same log as before). ``poison_burst`` poison records of every class in turn (both
     # topics' classes, and records with neither key nor value) sent one after another in the
@@ -113,11 +117,23 @@ class SimulationSpec:
     end_ms: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("properties", "users", "events", "views", "partitions", "span_h"):
+        for name in (
+            "properties",
+            "users",
+            "events",
+            "views",
+            "partitions",
+            "span_h",
+            "unknown_zip_count",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"SimulationSpec.{name} must be > 0, got {getattr(self, name)}")
         if not 0.0 <= self.v2_share <= 1.0:
             raise ValueError(f"SimulationSpec.v2_share must be in [0, 1], got {self.v2_share}")
+        if not 0.0 <= self.unknown_zip_share <= 1.0:
+            raise ValueError(
+                f"SimulationSpec.unknown_zip_share must be in [0, 1], got {self.unknown_zip_share}"
+            )
         if self.v2_share and self.v2_schema_id <= 0:
             raise ValueError(
                 "SimulationSpec.v2_share needs v2_schema_id: register records.PROPERTY_EVENT_V2 "
