@@ -28,7 +28,10 @@ One run, one broker, one simulated input (``tools.simulate``, fixed seed):
    - ``flink_cluster`` (only when asked: ``--systems ...,flink_cluster``): the same on a real
      Flink session cluster (the JobManager and TaskManager JVMs of ``runners.local``'s
      ``flink-cluster``), submitted through the same job server with ``--flink_master`` (the job
-     server's own default stays the embedded Flink, so both can run in one bench).
+     server's own default stays the embedded Flink, so both can run in one bench);
+   - ``flink_pool`` (only when asked): the embedded Flink with the Python steps in Beam's process
+     worker pool (``runners.local``'s ``python-workers``, ``--environment_type=EXTERNAL``), two
+     SDK worker processes and two subtasks instead of one LOOPBACK process (issue 18, item 6).
 
 Metrics per system:
 
@@ -76,6 +79,7 @@ from bench.workload import (
     SMALL_EVENTS,
     SYSTEMS,
     flink_master_flags,
+    python_pool_flags,
     scaled_spec,
     system_topics,
     topic_flags,
@@ -147,6 +151,7 @@ class Bench:
     flink_rest: str | None = None  # host:port of the session cluster's REST API, when it runs
     # The Beam pipelines' enrichment flags (--marketdata_url, --redis_url), empty when it is off.
     market_flags: tuple[str, ...] = ()
+    python_pool: str | None = None  # host:port of the Python worker pool, when it runs
 
 
 def _verify(bench: Bench, topics: PropertyTopics) -> tuple[list[str], dict[str, int]]:
@@ -230,6 +235,8 @@ def measure_beam(bench: Bench, system: str) -> Measurement:
         processes += [f"flink-cluster-{role}" for role in FLINK_CLUSTER_ROLES]
     if bench.market_flags:
         processes += [MARKETDATA, REDIS]
+    if system == "flink_pool":
+        processes.append("python-workers")  # the pool and its worker processes
 
     def work(topics: PropertyTopics) -> tuple[float | None, float | None, str]:
         argv = [
@@ -238,6 +245,7 @@ def measure_beam(bench: Bench, system: str) -> Measurement:
             *topic_flags(topics),
             *flink_master_flags(system, bench.flink_rest),
             *bench.market_flags,
+            *python_pool_flags(system, bench.python_pool),
         ]
         result = property_pipeline.start(argv)
         state = result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
@@ -333,6 +341,7 @@ def run(
                 if extras
                 else ()
             ),
+            python_pool=stack.python_worker_pool if "flink_pool" in systems else None,
         )
         bench = dataclasses.replace(bench, stop_ms=mark_end(bootstrap, inputs))
         results = []
@@ -371,7 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--systems",
         default=",".join(SYSTEMS),
         help=f"comma-separated, in order, from {[*SYSTEMS, *OPTIONAL_SYSTEMS]} "
-        "(flink_cluster: Flink on a session cluster the bench starts)",
+        "(flink_cluster: Flink on a session cluster the bench starts; flink_pool: embedded Flink "
+        "with 2 Python worker processes)",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="the bench stack's home")

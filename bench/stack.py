@@ -63,6 +63,8 @@ def start_stack(home: Path, systems: Sequence[str], beam_extras: Sequence[str] =
         services += [local.FLINK_JOB_SERVER, local.FLINK_EXPANSION_SERVICE]
     if "flink_cluster" in systems:
         services.append(local.FLINK_CLUSTER)
+    if "flink_pool" in systems:
+        services.append(local.PYTHON_WORKERS)
     # Any free port, never the defaults: a shared stack (re)starting at the same moment would
     # take them too, and one of the two services then dies (seen: the expansion service).
     stack = local.ensure_up(

@@ -12,9 +12,16 @@ from tools.simulate import SimulationSpec
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 SYSTEMS = ("raw", "quix", "kstreams", "prism", "flink")
-# Measured only when named in --systems (they start more JVMs).
-OPTIONAL_SYSTEMS = ("flink_cluster",)
-RUNNERS = {"prism": "PrismRunner", "flink": "FlinkRunner", "flink_cluster": "FlinkRunner"}
+# Measured only when named in --systems (they start more processes).
+OPTIONAL_SYSTEMS = ("flink_cluster", "flink_pool")
+RUNNERS = {
+    "prism": "PrismRunner",
+    "flink": "FlinkRunner",
+    "flink_cluster": "FlinkRunner",
+    "flink_pool": "FlinkRunner",
+}
+#: ``flink_pool``: Python SDK worker processes per TaskManager, and the job's parallelism.
+POOL_WORKERS = 2
 PARTITIONS = 4
 DEFAULT_EVENTS = 500_000
 SMALL_EVENTS = 20_000
@@ -79,10 +86,28 @@ def flink_master_flags(system: str, flink_rest: str | None) -> list[str]:
     """Where a Flink system's job runs: the job server's embedded Flink (``[local]``) for
     ``flink``, the session cluster's REST address for ``flink_cluster``. Explicit for both: the
     job server applies its own ``--flink-master`` only to a pipeline that says ``[auto]``."""
-    if system == "flink":
+    if system in ("flink", "flink_pool"):
         return ["--flink_master=[local]"]
     if system == "flink_cluster":
         if not flink_rest:
             raise ValueError("flink_cluster needs the session cluster's REST address")
         return [f"--flink_master={flink_rest}"]
     return []
+
+
+def python_pool_flags(system: str, pool: str | None) -> list[str]:
+    """For ``flink_pool``: the Python steps in Beam's process worker pool at ``pool``
+    (``--environment_type=EXTERNAL``), ``POOL_WORKERS`` SDK worker processes for the embedded
+    TaskManager and as many subtasks. With the preset's LOOPBACK every Python step of every
+    subtask shares one process and its GIL; here each worker is a process of its own, so a
+    machine's cores can serve them. Nothing for the other systems."""
+    if system != "flink_pool":
+        return []
+    if not pool:
+        raise ValueError("flink_pool needs the Python worker pool's address")
+    return [
+        "--environment_type=EXTERNAL",
+        f"--environment_config={pool}",
+        f"--sdk_worker_parallelism={POOL_WORKERS}",
+        f"--parallelism={POOL_WORKERS}",
+    ]

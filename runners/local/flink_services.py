@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -158,17 +159,27 @@ def plan_flink_cluster(
 
 def plan_python_workers(paths: StackPaths, ports: Mapping[str, int]) -> Plan:
     """Beam's Python worker pool: each environment a runner asks for (``StartWorker``) becomes
-    a ``python -c 'SdkHarness(...).run()'`` subprocess. Beam runs ``python`` from PATH, so the
-    pool's PATH starts with this interpreter's directory (the venv), and its working directory
-    is the repository, so the workers import ``transforms`` and ``pipelines`` like the
-    submitting process. The workers get no pipeline options (Beam's pool passes none)."""
+    a worker process booted by ``runners.local.python_harness``, which gives it the job's
+    pipeline options from the runner's provision service (Beam's pool alone starts workers with
+    none: no state cache, the job's worker options ignored). The pool's PATH starts with this
+    interpreter's directory (the venv), and its working directory is the repository, so the
+    workers import ``transforms`` and ``pipelines`` like the submitting process."""
     address = f"localhost:{ports['grpc']}"
     bindir = str(Path(sys.executable).parent)
+    data = paths.data(PYTHON_WORKERS)
+    data.mkdir(parents=True, exist_ok=True)
+    # Beam's pool runs one executable with the boot arguments.
+    boot = data / "python-harness"
+    boot.write_text(
+        f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m runners.local.python_harness "$@"\n'
+    )
+    boot.chmod(0o755)
     argv = [
         sys.executable,
         "-m",
         "apache_beam.runners.worker.worker_pool_main",
         f"--service_port={ports['grpc']}",
+        f"--container_executable={boot}",
     ]
     env = {"PATH": f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     return Plan(

@@ -63,6 +63,8 @@ class Endpoints:
     control: str
     logging: str
     capabilities: tuple[str, ...]
+    #: The job's pipeline options from the provision service, as JSON (None without one).
+    pipeline_options: str | None = None
 
 
 def _descriptor(url: str) -> str:
@@ -83,7 +85,7 @@ def resolve_endpoints(
         return Endpoints(_descriptor(control_url), _descriptor(logging_url), ())
     import grpc
     from apache_beam.portability.api import beam_provision_api_pb2, beam_provision_api_pb2_grpc
-    from google.protobuf import text_format
+    from google.protobuf import json_format, text_format
 
     with grpc.insecure_channel(provision_url) as channel:
         stub = beam_provision_api_pb2_grpc.ProvisionServiceStub(channel)
@@ -102,7 +104,12 @@ def resolve_endpoints(
         if info.HasField("logging_endpoint")
         else _descriptor(logging_url)
     )
-    return Endpoints(control, logging, tuple(info.runner_capabilities))
+    options = (
+        json_format.MessageToJson(info.pipeline_options)
+        if info.HasField("pipeline_options")
+        else None
+    )
+    return Endpoints(control, logging, tuple(info.runner_capabilities), options)
 
 
 def harness_env(
