@@ -16,9 +16,11 @@ the result; they never see ports or processes. What each runner gets (flags the 
   poll of each partition is most of the streaming latency; docs/performance.md, Latency).
 - ``FlinkRunner`` / ``PortableRunner`` with ``--kafka_read=native`` (the legacy Kafka read as a
   native Flink source): ``--kafka_native_expansion_service`` of the running
-  ``flink-expansion-service``, and no poll timeout (the legacy read has none). The bundle time
-  stays Flink's: the streaming preset's 1 s checkpoints already end every bundle, and 50 ms
-  bundles cost a third more CPU per event for no lower p50 (docs/performance.md, Latency).
+  ``flink-expansion-service``, no poll timeout (the legacy read has none), and with
+  ``--streaming`` checkpoints every 250 ms instead of 1 s: with this source the checkpoints are
+  what end each Python stage's bundle, so their interval bounds the latency. The bundle time
+  stays Flink's: 50 ms bundles cost a third more CPU per event for no lower p50
+  (docs/performance.md, Latency).
 - ``DirectRunner`` (also Beam's default when no runner is named): it cannot execute Java
   cross-language transforms, so a Kafka pipeline runs on Prism instead, said in one log line.
 - ``DataflowRunner`` and others: passed through unchanged (they run elsewhere).
@@ -37,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runners.flink_event_time import (
+    DEFAULT_CHECKPOINTING_INTERVAL_MS,
+    NATIVE_READ_CHECKPOINTING_INTERVAL_MS,
     check_flink_streaming_event_time,
     flink_streaming_event_time_args,
 )
@@ -276,7 +280,12 @@ def runner_args(
         if has_flag(argv, "streaming"):
             # What a streaming Kafka read on the Flink runner needs for its output to flow and
             # for event-time windows to be correct (runners/flink_event_time.py).
-            for arg in (*flink_streaming_event_time_args(), *FLINK_RESTART_ARGS):
+            interval_ms = (
+                NATIVE_READ_CHECKPOINTING_INTERVAL_MS
+                if native_read
+                else DEFAULT_CHECKPOINTING_INTERVAL_MS
+            )
+            for arg in (*flink_streaming_event_time_args(interval_ms), *FLINK_RESTART_ARGS):
                 name = arg.removeprefix("--").split("=", 1)[0]
                 if not has_flag(argv, name):
                     added.append(arg)

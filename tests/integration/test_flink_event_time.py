@@ -45,6 +45,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from runners.flink_event_time import (
     DEFAULT_CHECKPOINTING_INTERVAL_MS,
+    NATIVE_READ_CHECKPOINTING_INTERVAL_MS,
     check_flink_streaming_event_time,
     flink_streaming_event_time_args,
 )
@@ -61,6 +62,8 @@ PRODUCE_S = 30
 RATE_PER_S = 20
 JOB_START_TIMEOUT_S = 180  # submission, MiniCluster start, Java workers connecting back
 FIRE_TIMEOUT_S = 120  # after the last record: the last window must have fired by then
+HELD_PRODUCE_S = 8  # 2-3 windows on 2 of the 4 partitions
+HOLD_S = 15  # after the last record: 3 windows' length, ~30x the native read's firing delay
 LINGER_S = 3.0  # after every window arrived: long enough to see a second pane come in
 REST_PATTERN = re.compile(r"Rest endpoint listening at (\S+?):(\d+)")
 TERMINAL = {"CANCELED", "FAILED", "FINISHED"}
@@ -206,14 +209,19 @@ def job_server_log(flink: FlinkJobServer) -> Path | None:
     return None
 
 
-def produce_live(bootstrap: str, topic: str) -> dict[int, int]:
-    """Produces for ``PRODUCE_S`` s at ``RATE_PER_S``/s, round-robin over the partitions, each
+def produce_live(
+    bootstrap: str,
+    topic: str,
+    partitions: tuple[int, ...] = tuple(range(PARTITIONS)),
+    seconds: float = PRODUCE_S,
+) -> dict[int, int]:
+    """Produces for ``seconds`` at ``RATE_PER_S``/s, round-robin over ``partitions``, each
     record's CreateTime = its send time; returns the count per window start (ms)."""
     # linger 0: a record whose CreateTime is "now" must reach the broker before its partition
     # idles, or the reader may already have moved the watermark past it (see the docs).
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
     expected: dict[int, int] = {}
-    end = time.monotonic() + PRODUCE_S
+    end = time.monotonic() + seconds
     i = 0
     while time.monotonic() < end:
         now_ms = int(time.time() * 1000)
@@ -223,7 +231,7 @@ def produce_live(bootstrap: str, topic: str) -> dict[int, int]:
             topic,
             key=f"k{i}".encode(),
             value=f"v{i}".encode(),
-            partition=i % PARTITIONS,
+            partition=partitions[i % len(partitions)],
             timestamp=now_ms,
         )
         producer.poll(0)
@@ -266,6 +274,57 @@ def consume_window_counts(
     return fired
 
 
+def start_counting_job(
+    flink: FlinkJobServer,
+    bootstrap: str,
+    source: str,
+    output: str,
+    expansion_service: str,
+    native_service: str | None,
+    interval_ms: int,
+) -> tuple[FlinkJobRest, object]:
+    """Submits the window-counting job (``source`` -> 5 s window counts -> ``output``) at
+    parallelism 2 with the streaming preset's Flink flags at ``interval_ms``; the native Flink
+    Kafka source when ``native_service`` is given. Returns its REST handle once all its tasks run,
+    and Beam's result."""
+    log_path = job_server_log(flink)
+    log_offset = log_path.stat().st_size if log_path and log_path.exists() else 0
+    options = PipelineOptions(
+        [
+            "--runner=FlinkRunner",
+            f"--job_endpoint={flink.job_endpoint}",
+            "--environment_type=LOOPBACK",
+            "--streaming",
+            "--parallelism=2",
+            *flink_streaming_event_time_args(interval_ms),
+        ]
+    )
+    pipeline = beam.Pipeline(options=options)
+    _ = (
+        pipeline
+        | "ReadEvents"
+        >> ReadKafkaRecords(
+            bootstrap,
+            [source],
+            consumer_config={"auto.offset.reset": "earliest"},
+            expansion_service=expansion_service,
+            native_expansion_service=native_service,
+        )
+        | "CountPerWindow" >> CountPerEventTimeWindow(WINDOW_S)
+        | "WriteCounts" >> WriteKafkaRecords(bootstrap, output, expansion_service=expansion_service)
+    )
+    rest = FlinkJobRest(log_path, log_offset, submitted_ms=int(time.time() * 1000))
+    result = pipeline.run()
+    try:
+        rest.wait_running(JOB_START_TIMEOUT_S)
+    except BaseException:
+        rest.cancel()
+        with contextlib.suppress(Exception):
+            result.cancel()
+        raise
+    return rest, result
+
+
 @pytest.mark.parametrize("kafka_read", ["sdf", "native"])
 def test_event_time_windows_fire_with_exact_counts_on_flink_streaming(
     kafka_read,
@@ -280,50 +339,31 @@ def test_event_time_windows_fire_with_exact_counts_on_flink_streaming(
     """``native``: the same with the native Flink Kafka source (``--kafka_read=native``: KafkaIO's
     legacy read, whose CreateTime watermark is the minimum over a subtask's partitions); every
     partition gets records, so none holds the watermark back."""
-    flink_args = flink_streaming_event_time_args()
+    # The interval the preset gives this read (runners.presets).
+    interval_ms = DEFAULT_CHECKPOINTING_INTERVAL_MS
     native_service = None
     if kafka_read == "native":
         native_service = request.getfixturevalue("flink_expansion_service")
+        interval_ms = NATIVE_READ_CHECKPOINTING_INTERVAL_MS
     # The guard must accept what the preset gives, for the runner version the stack runs.
     check_flink_streaming_event_time(
         versions().beam_flink,
         streaming=True,
         uses_event_time=True,
-        checkpointing_interval_ms=DEFAULT_CHECKPOINTING_INTERVAL_MS,
+        checkpointing_interval_ms=interval_ms,
         finish_bundle_before_checkpointing=True,
     )
     source = make_topic(PARTITIONS, "in")
-    log_path = job_server_log(flink_job_server)
-    log_offset = log_path.stat().st_size if log_path and log_path.exists() else 0
-    options = PipelineOptions(
-        [
-            "--runner=FlinkRunner",
-            f"--job_endpoint={flink_job_server.job_endpoint}",
-            "--environment_type=LOOPBACK",
-            "--streaming",
-            "--parallelism=2",
-            *flink_args,
-        ]
+    rest, result = start_counting_job(
+        flink_job_server,
+        kafka_bootstrap,
+        source,
+        output_topic,
+        expansion_service,
+        native_service,
+        interval_ms,
     )
-    pipeline = beam.Pipeline(options=options)
-    _ = (
-        pipeline
-        | "ReadEvents"
-        >> ReadKafkaRecords(
-            kafka_bootstrap,
-            [source],
-            consumer_config={"auto.offset.reset": "earliest"},
-            expansion_service=expansion_service,
-            native_expansion_service=native_service,
-        )
-        | "CountPerWindow" >> CountPerEventTimeWindow(WINDOW_S)
-        | "WriteCounts"
-        >> WriteKafkaRecords(kafka_bootstrap, output_topic, expansion_service=expansion_service)
-    )
-    rest = FlinkJobRest(log_path, log_offset, submitted_ms=int(time.time() * 1000))
-    result = pipeline.run()
     try:
-        rest.wait_running(JOB_START_TIMEOUT_S)
         expected = produce_live(kafka_bootstrap, source)
         fired = consume_window_counts(kafka_bootstrap, output_topic, expected, FIRE_TIMEOUT_S)
     finally:
@@ -342,3 +382,54 @@ def test_event_time_windows_fire_with_exact_counts_on_flink_streaming(
     assert counts == {start: [n] for start, n in expected.items()}, (
         f"windows (start ms -> counts fired) differ from produced; delays ms {delays}"
     )
+
+
+def test_a_never_written_partition_holds_the_native_reads_windows_until_it_gets_a_record(
+    kafka_bootstrap,
+    expansion_service,
+    flink_expansion_service,
+    flink_job_server,
+    make_topic,
+    output_topic,
+    record_property,
+):
+    """The native Flink Kafka source (``--kafka_read=native``, 250 ms checkpoints as its preset)
+    on 4 partitions, records written into 2 only: no window fires during ``HOLD_S`` after the last
+    record (with every partition written they fire ~0.5 s after their end). KafkaIO 2.62's reader
+    watermark is the minimum over a reader's partitions, and a partition's CreateTime policy
+    follows the clock when idle only once it has read a record since the read started. One record
+    into each never-written partition releases them: every window then fires once, exact. The two
+    written partitions are 0 and 1: the source's 2 splits get partitions {0, 2} and {1, 3}, so
+    each subtask holds a never-written one."""
+    source = make_topic(PARTITIONS, "in")
+    rest, result = start_counting_job(
+        flink_job_server,
+        kafka_bootstrap,
+        source,
+        output_topic,
+        expansion_service,
+        flink_expansion_service,
+        NATIVE_READ_CHECKPOINTING_INTERVAL_MS,
+    )
+    try:
+        expected = produce_live(kafka_bootstrap, source, partitions=(0, 1), seconds=HELD_PRODUCE_S)
+        held = consume_window_counts(kafka_bootstrap, output_topic, expected, HOLD_S)
+        nudges = produce_live(kafka_bootstrap, source, partitions=(2, 3), seconds=0.1)
+        for start, n in nudges.items():
+            expected[start] = expected.get(start, 0) + n
+        fired = consume_window_counts(kafka_bootstrap, output_topic, expected, FIRE_TIMEOUT_S)
+    finally:
+        rest.cancel()
+        with contextlib.suppress(Exception):
+            result.cancel()
+
+    delays = sorted(panes[-1][1] for panes in fired.values())
+    record_property("window_firing_delay_after_nudge_ms", json.dumps(delays))
+    print(
+        f"{sum(expected.values())} records in {len(expected)} windows; held {HOLD_S} s: "
+        f"{len(held)} fired; after one record per empty partition: {len(fired)} fired, "
+        f"delays {delays} ms"
+    )
+    assert held == {}, "a window fired while a partition had delivered nothing"
+    counts = {start: [count for count, _ in panes] for start, panes in fired.items()}
+    assert counts == {start: [n] for start, n in expected.items()}

@@ -187,6 +187,20 @@ def test_the_native_read_gets_its_expansion_service_and_no_poll_timeout():
     )
 
 
+def test_the_native_read_checkpoints_every_250_ms_and_a_given_interval_wins():
+    native = ["--runner=FlinkRunner", "--streaming", "--kafka_read=native"]
+    args = runner_args(native, NATIVE_STACK)
+    assert "--checkpointing_interval=250" in args
+    assert "--finish_bundle_before_checkpointing" in args
+    check_runner_supports(args)
+    given = runner_args([*native, "--checkpointing_interval=1000"], NATIVE_STACK)
+    assert [a for a in given if a.startswith("--checkpointing_interval")] == [
+        "--checkpointing_interval=1000"
+    ]
+    sdf = runner_args(["--runner=FlinkRunner", "--streaming", "--kafka_read=sdf"], NATIVE_STACK)
+    assert "--checkpointing_interval=1000" in sdf
+
+
 def test_the_native_read_without_its_expansion_service_names_the_command_that_starts_it():
     with pytest.raises(
         PresetError, match=re.escape("python -m runners.local up flink-expansion-service")
