@@ -199,12 +199,13 @@ class LiveRun:
 
 
 def _python_workers(stack: local.Stack) -> int:
-    """Python SDK worker processes the pool runs (its children)."""
+    """Python SDK worker processes the pool runs (its children: Beam's worker entry point,
+    which ``runners.local.python_harness`` execs)."""
     pool = stack.record(local.PYTHON_WORKERS).processes[0].pid
     return sum(
         1
         for child in psutil.Process(pool).children(recursive=True)
-        if "SdkHarness" in " ".join(child.cmdline())
+        if "apache_beam.runners.worker.sdk_worker_main" in child.cmdline()
     )
 
 
