@@ -72,8 +72,6 @@ class ProcessMeter:
                 else:
                     parent = by_pid.get(proc.ppid())
                     root = resolve(_ident(parent)) if parent is not None else None
-                    if root is not None:
-                        self._label[ident] = f"{root}/{proc.name()}"
             except psutil.Error:  # ended since the listing
                 root = None
             if root is None:
@@ -110,6 +108,10 @@ class ProcessMeter:
                     cpu = proc.cpu_times()
                     used = cpu.user + cpu.system
                     rss += proc.memory_info().rss
+                    if self._label.get(ident) != self._root[ident]:
+                        # Named at every sample (from the same read): a process that execs
+                        # (the Java workers' Python boot script) is counted under its last name.
+                        self._label[ident] = f"{self._root[ident]}/{proc.name()}"
             except psutil.Error:  # ended since the listing: its last sample stands
                 continue
             if baseline:

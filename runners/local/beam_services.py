@@ -38,6 +38,9 @@ def plan_java_workers(paths: StackPaths, ports: Mapping[str, int]) -> Plan:
             paths.classpath("expansion-service"),
         ],
         pipeline_options=options,
+        # Each worker is a JVM start per job: the classes come from an archive the first
+        # worker writes (runners.local.cds).
+        cds_dir=str(data / "cds"),
     ).write(command_file)
     # Beam's pool runs one executable with the boot arguments; this script adds the command file.
     boot = data / "java-harness"

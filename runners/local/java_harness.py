@@ -13,7 +13,9 @@ with this module as its container executable, the contract Beam's SDK containers
 each ``StartWorker`` becomes one JVM running ``FnHarness``, configured the way Beam's Java
 container boots it (endpoints and runner capabilities from the runner's provision service), and
 ``StopWorker``, which Flink and Prism send when a job's environment closes, terminates that JVM
-and everything it held. A job costs one JVM start (a second or two) instead of a thread.
+and everything it held. A job costs one JVM start (a second or two) instead of a thread; the
+classes come from a class-data sharing archive that the first worker writes at its exit
+(``runners.local.cds``, ``HarnessCommand.cds_dir``).
 
 Invoked by the pool as ``<script> --id=ID --logging_endpoint=URL --artifact_endpoint=URL
 --provision_endpoint=URL --control_endpoint=URL``; the script (written by
@@ -32,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FN_HARNESS_MAIN = "org.apache.beam.fn.harness.FnHarness"
+#: The workers' archive family in ``HarnessCommand.cds_dir`` (``runners.local.cds``).
+CDS_NAME = "java-harness"
 #: How long the provision service may take to answer (the runner has just created the worker).
 PROVISION_TIMEOUT_S = 60.0
 
@@ -44,16 +48,39 @@ class HarnessCommand:
 
     java: Sequence[str]
     pipeline_options: Mapping[str, object]
+    # Where the workers' class-data sharing archive lives (``runners.local.cds``); None: none.
+    cds_dir: str | None = None
 
     def write(self, path: Path) -> None:
         path.write_text(
-            json.dumps({"java": list(self.java), "pipeline_options": self.pipeline_options})
+            json.dumps(
+                {
+                    "java": list(self.java),
+                    "pipeline_options": self.pipeline_options,
+                    "cds_dir": self.cds_dir,
+                }
+            )
         )
 
     @classmethod
     def read(cls, path: Path) -> HarnessCommand:
         data = json.loads(path.read_text())
-        return cls(java=data["java"], pipeline_options=data["pipeline_options"])
+        return cls(
+            java=data["java"],
+            pipeline_options=data["pipeline_options"],
+            cds_dir=data.get("cds_dir"),
+        )
+
+    def jvm(self, pid: int) -> list[str]:
+        """The command that starts process ``pid``'s JVM: with the class-data sharing archive's
+        flags when ``cds_dir`` is set and the command names its classpath."""
+        java = list(self.java)
+        if self.cds_dir and "-cp" in java[:-1]:
+            from runners.local.cds import archive_flags
+
+            classpath = java[java.index("-cp") + 1]
+            java[1:1] = archive_flags(java[0], classpath, Path(self.cds_dir), CDS_NAME, pid)
+        return [*java, FN_HARNESS_MAIN]
 
 
 @dataclass(frozen=True)
@@ -146,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # the JVM would block. Its stdout joins stderr, the pool's log.
     os.dup2(2, 1)
     print(f"{time.strftime('%H:%M:%S')} java-harness: starting worker {args.id}", flush=True)
-    java = [*command.java, FN_HARNESS_MAIN]
+    java = command.jvm(os.getpid())  # exec keeps the pid: the JVM is this process
     os.execve(java[0], java, env)
 
 
