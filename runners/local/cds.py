@@ -66,7 +66,17 @@ def archive_works(java: str, classpath: str, archive: Path) -> bool:
     """Whether a JVM starts with ``archive`` (``-Xshare:on`` fails instead of ignoring it)."""
     try:
         done = subprocess.run(
-            [java, f"-XX:SharedArchiveFile={archive}", "-Xshare:on", "-cp", classpath, "-version"],
+            [
+                java,
+                f"-XX:SharedArchiveFile={archive}",
+                "-Xshare:on",
+                # A broken archive crashes the JVM: no crash report, no core dump left behind.
+                "-XX:ErrorFile=/dev/null",
+                "-XX:-CreateCoredumpOnCrash",
+                "-cp",
+                classpath,
+                "-version",
+            ],
             capture_output=True,
             timeout=CHECK_TIMEOUT_S,
         )
