@@ -63,6 +63,7 @@ from schemas.contract import BEAM_ALLOWED_LATENESS_S
 from transforms import metrics
 from transforms.event_time import to_epoch_ms, to_timestamp
 from transforms.types import Decoded
+from transforms.window_assign import KeyIntoWindows
 
 DEFAULT_THRESHOLD = 50
 DEFAULT_WINDOW_S = 600
@@ -182,20 +183,22 @@ class DetectExcessiveViewing(beam.PTransform[beam.PCollection[Decoded], beam.PCo
         self._allowed_lateness_s = allowed_lateness_s
 
     def expand(self, views: beam.PCollection[Decoded]) -> beam.PCollection:
+        fraud_windows = beam.WindowInto(
+            window.FixedWindows(self._window_s),
+            # Early: the pane that takes the count past the threshold fires at once.
+            trigger=trigger.AfterWatermark(
+                early=trigger.AfterCount(self._threshold + 1), late=trigger.AfterCount(1)
+            ),
+            accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+            allowed_lateness=self._allowed_lateness_s,
+            timestamp_combiner=window.TimestampCombiner.OUTPUT_AT_LATEST,
+        )
         return (
             views
-            | "KeyByUser" >> beam.Map(_user_of).with_output_types(tuple[str, None])
-            | "FraudWindows"
-            >> beam.WindowInto(
-                window.FixedWindows(self._window_s),
-                # Early: the pane that takes the count past the threshold fires at once.
-                trigger=trigger.AfterWatermark(
-                    early=trigger.AfterCount(self._threshold + 1), late=trigger.AfterCount(1)
-                ),
-                accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
-                allowed_lateness=self._allowed_lateness_s,
-                timestamp_combiner=window.TimestampCombiner.OUTPUT_AT_LATEST,
-            )
+            # Keyed and windowed in one step (transforms/window_assign.py: a WindowInto step
+            # costs ~8 µs per view on the worker).
+            | "KeyByUserIntoFraudWindows"
+            >> KeyIntoWindows(_user_of, fraud_windows, output_type=tuple[str, None])
             | "CountPerUserWindow" >> beam.CombinePerKey(combiners.CountCombineFn())
             | "PastThreshold" >> beam.Filter(_count_past_threshold, self._threshold)
             # A str key: a deterministic coder for the state key.
