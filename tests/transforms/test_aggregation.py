@@ -72,6 +72,23 @@ def test_count_by_zip_counts_events_already_in_time_windows():
         )
 
 
+def test_count_by_zip_rewindows_only_an_input_not_in_the_default_global_window():
+    def steps(pipeline):
+        return {t.unique_name for t in pipeline.to_runner_api().components.transforms.values()}
+
+    global_input = beam.Pipeline()
+    _ = global_input | beam.Create([property_event(at(5))]) | "Count" >> CountByZip()
+    windowed_input = beam.Pipeline()
+    _ = (
+        windowed_input
+        | beam.Create([property_event(at(5))])
+        | beam.WindowInto(beam.window.FixedWindows(3600))
+        | "Count" >> CountByZip()
+    )
+    assert "Count/GlobalWindow" not in steps(global_input)
+    assert "Count/GlobalWindow" in steps(windowed_input)
+
+
 def test_price_must_be_strictly_above_the_threshold():
     assert is_high_value({"price": 500_001}, 500_000)
     assert not is_high_value({"price": 500_000}, 500_000)

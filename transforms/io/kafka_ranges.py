@@ -33,7 +33,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import apache_beam as beam
-from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.types import KafkaRecord
 
@@ -298,12 +299,20 @@ class _ReadRange(beam.DoFn):
     def setup(self) -> None:
         self._config = client_config(self._base_config, self._security_file)
 
-    def process(self, rng: PartitionRange) -> Iterator[TimestampedValue]:
+    def process(
+        self, rng: PartitionRange, windowed: WindowedValue = beam.DoFn.WindowedValueParam
+    ) -> Iterator[WindowedValue]:
         assert self._config is not None
+        # Each record in the range's windows with its record timestamp, in exact microseconds;
+        # a WindowedValue, not a TimestampedValue, for which Beam would call the window function
+        # per record (docs/performance.md change 11).
+        windows = windowed.windows
         for record in read_range(
             self._config, rng, commit=self._commit, idle_timeout_s=self._idle_timeout_s
         ):
-            yield TimestampedValue(record, max(record.timestamp_ms, 0) / 1000.0)
+            yield WindowedValue(
+                record, Timestamp(micros=max(record.timestamp_ms, 0) * 1000), windows
+            )
 
 
 class ReadKafkaRanges(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[KafkaRecord]]):
