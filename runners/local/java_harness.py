@@ -94,7 +94,7 @@ class Endpoints:
     pipeline_options: str | None = None
 
 
-def _beam_api_without_beam() -> None:
+def beam_api_without_beam() -> None:
     """Makes ``apache_beam.portability.api`` importable without running ``apache_beam``'s
     package init, which imports the whole SDK: 1.3 CPU s (5-6 s at a load of 20 on 2 cores)
     per worker start, where the protos this boot needs take 0.15 s. Only in this process, which
@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--provision_endpoint", default="")
     parser.add_argument("--artifact_endpoint", default="")  # every jar is on the classpath
     args = parser.parse_args(argv)
-    _beam_api_without_beam()
+    beam_api_without_beam()
     command = HarnessCommand.read(args.harness_command)
     endpoints = resolve_endpoints(
         args.id, args.control_endpoint, args.logging_endpoint, args.provision_endpoint

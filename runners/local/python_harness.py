@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 
-from runners.local.java_harness import Endpoints, resolve_endpoints
+from runners.local.java_harness import Endpoints, beam_api_without_beam, resolve_endpoints
 
 
 def worker_env(worker_id: str, endpoints: Endpoints, base: Mapping[str, str]) -> dict[str, str]:
@@ -51,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--provision_endpoint", default="")
     parser.add_argument("--artifact_endpoint", default="")  # the code is in the repository
     args = parser.parse_args(argv)
+    # The protos this boot needs without Beam's package init: the worker imports the SDK itself
+    # right after the exec, so importing it here too would cost each worker start twice.
+    beam_api_without_beam()
     endpoints = resolve_endpoints(
         args.id, args.control_endpoint, args.logging_endpoint, args.provision_endpoint
     )

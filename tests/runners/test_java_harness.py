@@ -12,8 +12,8 @@ from runners.local.java_harness import FN_HARNESS_MAIN, HarnessCommand
 
 PROBE = """
 import json, sys
-from runners.local.java_harness import _beam_api_without_beam, _descriptor
-_beam_api_without_beam()
+from runners.local.java_harness import beam_api_without_beam, _descriptor
+beam_api_without_beam()
 descriptor = _descriptor("localhost:1234")
 print(json.dumps({"descriptor": descriptor, "sdk_loaded": "apache_beam.coders" in sys.modules}))
 """
