@@ -30,11 +30,11 @@ VERIFIED_RUNNER_VERSION = "2.62.0"
 DEFAULT_CHECKPOINTING_INTERVAL_MS = 1000
 # 250 ms with the native Flink Kafka source (``--kafka_read=native``): its records leave the source
 # at once and what holds them is each Python stage's bundle, which every checkpoint ends
-# (``--finish_bundle_before_checkpointing``), so the interval bounds the stateless path's latency
-# (p50 ~0.8 s at 1 s, ~0.3-0.5 s at 250 ms; docs/performance.md, Latency). The price is CPU:
-# every Python stage closes a bundle at each checkpoint, idle or not (+64 % per event on the
-# whole pipeline at ~160 events/s). Not for the SDF read: there each checkpoint waits for the
-# read's poll loop, and shorter checkpoints made it slower.
+# (``--finish_bundle_before_checkpointing``), so the interval bounds the latency (stateless p50
+# ~0.6 s at 1 s, ~0.2 s at 250 ms on a quiet machine; docs/performance.md, Latency). The price is
+# CPU: every Python stage closes a bundle at each checkpoint, idle or not (+25 % per event on the
+# whole pipeline at ~160 events/s; 500 ms: ~+5 %). Not for the SDF read: each checkpoint waits
+# for the read's poll loop, and shorter checkpoints made it slower.
 NATIVE_READ_CHECKPOINTING_INTERVAL_MS = 250
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:[.-].*)?$")
