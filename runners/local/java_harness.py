@@ -14,8 +14,8 @@ each ``StartWorker`` becomes one JVM running ``FnHarness``, configured the way B
 container boots it (endpoints and runner capabilities from the runner's provision service), and
 ``StopWorker``, which Flink and Prism send when a job's environment closes, terminates that JVM
 and everything it held. A job costs one JVM start (a second or two) instead of a thread; the
-classes come from a class-data sharing archive that the first worker writes at its exit
-(``runners.local.cds``, ``HarnessCommand.cds_dir``).
+classes come from a class-data sharing archive the stack builds from an earlier worker's class
+list (``runners.local.cds``, ``HarnessCommand.cds_dir``).
 
 Invoked by the pool as ``<script> --id=ID --logging_endpoint=URL --artifact_endpoint=URL
 --provision_endpoint=URL --control_endpoint=URL``; the script (written by
@@ -97,8 +97,9 @@ class Endpoints:
 def beam_api_without_beam() -> None:
     """Makes ``apache_beam.portability.api`` importable without running ``apache_beam``'s
     package init, which imports the whole SDK: 1.3 CPU s (5-6 s at a load of 20 on 2 cores)
-    per worker start, where the protos this boot needs take 0.15 s. Only in this process, which
-    becomes a JVM right after; a process that already imported Beam keeps it."""
+    per worker start, where the protos this boot needs take 0.15 s. Only in a boot process, which
+    execs its worker right after (a JVM, or Python's worker entry point, which imports the SDK
+    itself); a process that already imported Beam keeps it."""
     import importlib.util
     import sys
     import types
@@ -159,6 +160,29 @@ def resolve_endpoints(
     return Endpoints(control, logging, tuple(info.runner_capabilities), options)
 
 
+def boot_endpoints(
+    argv: Sequence[str] | None, description: str, extra: Sequence[tuple[str, dict]] = ()
+) -> tuple[argparse.Namespace, Endpoints]:
+    """Parses the arguments Beam's process pool gives a boot command (``--id``, the control,
+    logging, provision and artifact endpoints; ``extra`` adds ``(flag, add_argument kwargs)``)
+    and resolves the worker's endpoints from the provision service. Nothing is staged: the
+    artifact endpoint is accepted and not used."""
+    parser = argparse.ArgumentParser(description=description)
+    for flag, kwargs in extra:
+        parser.add_argument(flag, **kwargs)
+    parser.add_argument("--id", required=True)
+    parser.add_argument("--control_endpoint", required=True)
+    parser.add_argument("--logging_endpoint", required=True)
+    parser.add_argument("--provision_endpoint", default="")
+    parser.add_argument("--artifact_endpoint", default="")
+    args = parser.parse_args(argv)
+    beam_api_without_beam()
+    endpoints = resolve_endpoints(
+        args.id, args.control_endpoint, args.logging_endpoint, args.provision_endpoint
+    )
+    return args, endpoints
+
+
 def harness_env(
     worker_id: str, endpoints: Endpoints, command: HarnessCommand, base: Mapping[str, str]
 ) -> dict[str, str]:
@@ -176,19 +200,12 @@ def harness_env(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--harness_command", type=Path, required=True)
-    parser.add_argument("--id", required=True)
-    parser.add_argument("--control_endpoint", required=True)
-    parser.add_argument("--logging_endpoint", required=True)
-    parser.add_argument("--provision_endpoint", default="")
-    parser.add_argument("--artifact_endpoint", default="")  # every jar is on the classpath
-    args = parser.parse_args(argv)
-    beam_api_without_beam()
-    command = HarnessCommand.read(args.harness_command)
-    endpoints = resolve_endpoints(
-        args.id, args.control_endpoint, args.logging_endpoint, args.provision_endpoint
+    args, endpoints = boot_endpoints(
+        argv,
+        __doc__.split("\n\n")[0],
+        extra=[("--harness_command", {"type": Path, "required": True})],
     )
+    command = HarnessCommand.read(args.harness_command)
     env = harness_env(args.id, endpoints, command, os.environ)
     # Beam's pool gives the worker a stdout pipe it never reads: once FnHarness had printed 64 KiB
     # the JVM would block. Its stdout joins stderr, the pool's log.

@@ -18,13 +18,12 @@ repository; nothing is staged, so ``--artifact_endpoint`` is not used.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
 
-from runners.local.java_harness import Endpoints, beam_api_without_beam, resolve_endpoints
+from runners.local.java_harness import Endpoints, boot_endpoints
 
 
 def worker_env(worker_id: str, endpoints: Endpoints, base: Mapping[str, str]) -> dict[str, str]:
@@ -44,19 +43,9 @@ def worker_env(worker_id: str, endpoints: Endpoints, base: Mapping[str, str]) ->
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--id", required=True)
-    parser.add_argument("--control_endpoint", required=True)
-    parser.add_argument("--logging_endpoint", required=True)
-    parser.add_argument("--provision_endpoint", default="")
-    parser.add_argument("--artifact_endpoint", default="")  # the code is in the repository
-    args = parser.parse_args(argv)
-    # The protos this boot needs without Beam's package init: the worker imports the SDK itself
-    # right after the exec, so importing it here too would cost each worker start twice.
-    beam_api_without_beam()
-    endpoints = resolve_endpoints(
-        args.id, args.control_endpoint, args.logging_endpoint, args.provision_endpoint
-    )
+    # The protos the boot needs come without Beam's package init (``boot_endpoints``): the worker
+    # imports the SDK itself right after the exec, so importing it here would cost it twice.
+    args, endpoints = boot_endpoints(argv, __doc__.split("\n\n")[0])
     env = worker_env(args.id, endpoints, os.environ)
     # The pool gives the worker a stdout pipe it never reads: the worker's stdout joins stderr,
     # the pool's log, so a chatty worker cannot block on a full pipe.
