@@ -7,11 +7,16 @@ anything is submitted, what the chosen runner cannot do.
 
 ``--profile=throughput`` (the default) runs the presets as they are. ``--profile=latency`` trades
 CPU for latency where the runner has such a trade: a streaming run on Flink (``FlinkRunner`` or
-``PortableRunner``) gets ``--parallelism=N``, N the number of partitions of the topics the run
-reads (asked of the broker at launch), so that each Kafka read restriction has its own subtask
-instead of N restrictions polling one after another in one bundle (docs/performance.md, Latency:
-the property pipeline's stateless path p50 ~1.3 s instead of ~2.7 s, at about twice the CPU per
-event). A ``--parallelism`` the user gives wins. Elsewhere it changes nothing and says so in one
+``PortableRunner``) reads Kafka with the native Flink source (``--kafka_read=native``, whose
+preset checkpoints every 250 ms: stateless p50 ~0.2 s instead of ~2.5 s on a quiet machine, at
+about twice the CPU per event at ~160 events/s; docs/performance.md, Latency) when Beam's
+expansion service at the Flink runner's version is there to expand it (the local stack's
+``flink-expansion-service``, or ``--kafka_native_expansion_service``). Without one, or with
+``--kafka_read=sdf``, it gets ``--parallelism=N`` instead, N the number of partitions of the
+topics the run reads (asked of the broker at launch), so that each Kafka read restriction has its
+own subtask instead of N restrictions polling one after another in one bundle (p50 ~1.3 s
+instead of ~2.7 s, at about twice the CPU per event). A ``--kafka_read`` or ``--parallelism`` the
+user gives wins. Elsewhere it changes nothing and says so in one
 log line: Prism has no parallelism to set (it runs a stage's pending elements as one bundle), a
 bounded run is judged by its throughput, and on Dataflow the service sizes the job (autoscaling
 workers); the profile is a preference, so a command shared between runners is not refused.
@@ -34,9 +39,11 @@ from pipelines.kafka_access import fatal_connect_error
 from pipelines.options import KafkaOptions, OptionError, is_bounded_run
 from runners.presets import (
     PresetError,
+    StackAddresses,
     check_runner_supports,
     flag_value,
     has_flag,
+    load_stack_addresses,
     runner_args,
 )
 
@@ -67,10 +74,13 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
         choices=PROFILES,
         default=PROFILES[0],
         help="What the runner presets favour. throughput (default): the presets as they are. "
-        "latency: on a streaming Flink run, --parallelism=<partitions of the input topics> "
-        "(asked of the broker at launch; a --parallelism you give wins): about half the "
-        "stateless path's latency for about twice the CPU per event (docs/performance.md, "
-        "Latency). Changes nothing on Prism, Dataflow or a bounded run (one log line says so).",
+        "latency: on a streaming Flink run, --kafka_read=native (the native Flink Kafka source, "
+        "checkpoints every 250 ms) when the local stack's flink-expansion-service runs or "
+        "--kafka_native_expansion_service is given: stateless p50 ~0.2 s instead of ~2.5 s; "
+        "otherwise --parallelism=<partitions of the input topics> (asked of the broker at "
+        "launch): p50 ~1.3 s. Either costs about twice the CPU per event at ~160 events/s "
+        "(docs/performance.md, Latency); a --kafka_read or --parallelism you give wins. Changes "
+        "nothing on Prism, Dataflow or a bounded run (one log line says so).",
     )
 
 
@@ -115,6 +125,7 @@ def complete_argv(
     profile, argv = take_profile(argv)
     if not is_bounded_run(PipelineOptions(argv)) and "--streaming" not in argv:
         argv.append("--streaming")
+    argv = profile_read_args(argv, profile)
     argv = runner_args(argv, services=services)
     argv = profile_args(argv, profile, read_topics)
     check_runner_supports(argv, uses_event_time=uses_event_time)
@@ -123,10 +134,54 @@ def complete_argv(
     return argv
 
 
+def _streaming_flink(argv: Sequence[str]) -> bool:
+    runner = (flag_value(argv, "runner") or "").rsplit(".", 1)[-1]
+    return runner in _PORTABLE_JOB_RUNNERS and has_flag(argv, "streaming")
+
+
+def profile_read_args(
+    argv: Sequence[str],
+    profile: str,
+    stack: Callable[[], StackAddresses] = load_stack_addresses,
+) -> list[str]:
+    """``argv`` before the runner presets, with the Kafka read ``profile`` chooses.
+
+    ``latency`` on a streaming Flink run where the user chose neither ``--kafka_read`` nor
+    ``--parallelism``: ``--kafka_read=native`` when its expansion service is given
+    (``--kafka_native_expansion_service``) or runs in the local stack (``stack()``); the presets
+    then add its 250 ms checkpoints and its service. Otherwise ``argv`` unchanged, and
+    ``profile_args`` sets ``--parallelism`` after the presets (one log line says how to get the
+    native read)."""
+    argv = list(argv)
+    if (
+        profile != "latency"
+        or not _streaming_flink(argv)
+        or has_flag(argv, "kafka_read")
+        or has_flag(argv, "parallelism")
+    ):
+        return argv
+    if has_flag(argv, "kafka_native_expansion_service") or stack().flink_expansion_service:
+        _LOG.info(
+            "%s=%s: --kafka_read=native (the native Flink Kafka source, checkpoints every 250 ms)",
+            PROFILE_FLAG,
+            profile,
+        )
+        return [*argv, "--kafka_read=native"]
+    _LOG.info(
+        "%s=%s: one subtask per partition read instead of the native Kafka read (p50 ~0.2 s "
+        "instead of ~1.3 s), whose expansion service is not running: start it with "
+        "`python -m runners.local up flink-expansion-service`",
+        PROFILE_FLAG,
+        profile,
+    )
+    return argv
+
+
 def profile_args(argv: Sequence[str], profile: str, read_topics: ReadTopics) -> list[str]:
     """``argv`` (runner presets applied) with what ``profile`` adds: see the module docstring.
 
-    For ``latency`` on a streaming Flink run without ``--parallelism``, the partitions of
+    For ``latency`` on a streaming Flink run without ``--parallelism`` that does not read with the
+    native Flink source (``profile_read_args``), the partitions of
     ``read_topics(options)`` are counted on ``--bootstrap_servers`` as the run's user
     (``--kafka_config_file``); ``OptionError`` when the broker cannot say (naming the way out:
     give ``--parallelism``)."""
@@ -155,6 +210,9 @@ def profile_args(argv: Sequence[str], profile: str, read_topics: ReadTopics) -> 
     if has_flag(argv, "parallelism"):
         given = flag_value(argv, "parallelism")
         _LOG.info("%s=%s: --parallelism=%s as given", PROFILE_FLAG, profile, given)
+        return argv
+    if flag_value(argv, "kafka_read") == "native":
+        # Records flow as they arrive; more subtasks would only add per-checkpoint work.
         return argv
     options = PipelineOptions(argv)
     kafka = options.view_as(KafkaOptions)

@@ -1,6 +1,7 @@
 """``--profile``: the launcher's choice between the throughput presets (default) and the latency
-preset (a streaming Flink run gets ``--parallelism`` = the partitions it reads, counted on the
-real broker), applied to argv before the options are parsed."""
+preset (a streaming Flink run reads Kafka with the native Flink source when its expansion service
+is there, else gets ``--parallelism`` = the partitions it reads, counted on the real broker),
+applied to argv before the options are parsed."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import passthrough
 from pipelines import property as property_pipeline
-from pipelines.launch import take_profile
+from pipelines.launch import profile_read_args, take_profile
 from pipelines.options import OptionError
+from runners.presets import StackAddresses
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
 # Every address a runner preset would otherwise ask the local stack for; nothing is submitted.
@@ -66,6 +68,9 @@ def test_latency_on_streaming_flink_sets_parallelism_to_the_partitions_read(
         f"--bootstrap_servers={kafka_bootstrap}",
         f"--events_topic={events}",
         f"--views_topic={views}",
+        # The SDF read: with the native one (when its service runs) the profile sets no
+        # parallelism (test_latency_reads_with_the_native_flink_source_when_its_service_is_there).
+        "--kafka_read=sdf",
     ]
     with caplog.at_level(logging.INFO, logger="pipelines.launch"):
         options, _ = property_pipeline.pipeline_options([*argv, "--profile=latency"])
@@ -90,9 +95,87 @@ def test_latency_on_streaming_flink_sets_parallelism_to_the_partitions_read(
             f"--input_topic={events}",
             "--output_topic=out",
             "--profile=latency",
+            "--kafka_read=sdf",
         ]
     )
     assert _parallelism(options) == 3
+
+
+STREAMING_FLINK = ["--runner=FlinkRunner", "--streaming"]
+
+
+def _stack(flink_expansion_service=None):
+    """A local stack stub that counts how often it was asked."""
+    asked = []
+
+    def stack() -> StackAddresses:
+        asked.append(1)
+        return StackAddresses(flink_expansion_service=flink_expansion_service)
+
+    return stack, asked
+
+
+def test_latency_reads_with_the_native_flink_source_when_its_service_is_there(caplog):
+    stack, _ = _stack("127.0.0.1:9")
+    with caplog.at_level(logging.INFO, logger="pipelines.launch"):
+        argv = profile_read_args(STREAMING_FLINK, "latency", stack)
+    assert argv == [*STREAMING_FLINK, "--kafka_read=native"]
+    assert any("--kafka_read=native" in r.getMessage() for r in caplog.records)
+    # A service given on the command line is enough: the stack is not asked.
+    stack, asked = _stack()
+    given = [*STREAMING_FLINK, "--kafka_native_expansion_service=127.0.0.1:9"]
+    assert profile_read_args(given, "latency", stack) == [*given, "--kafka_read=native"]
+    assert asked == []
+
+
+def test_latency_without_the_native_reads_service_keeps_the_sdf_read_and_says_how(caplog):
+    stack, asked = _stack(None)
+    with caplog.at_level(logging.INFO, logger="pipelines.launch"):
+        assert profile_read_args(STREAMING_FLINK, "latency", stack) == STREAMING_FLINK
+    assert asked == [1]
+    said = [r.getMessage() for r in caplog.records if r.name == "pipelines.launch"]
+    assert len(said) == 1 and "runners.local up flink-expansion-service" in said[0]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [*STREAMING_FLINK, "--kafka_read=sdf"],  # the user's read wins
+        [*STREAMING_FLINK, "--kafka_read", "native"],
+        [*STREAMING_FLINK, "--parallelism=4"],  # the user's parallelism: the SDF read's way
+        ["--runner=FlinkRunner"],  # a bounded run
+        ["--runner=PrismRunner", "--streaming"],  # no native source on Prism
+    ],
+)
+def test_latency_leaves_the_read_alone_where_the_user_or_the_runner_decides(argv):
+    stack, asked = _stack("127.0.0.1:9")
+    assert profile_read_args(argv, "latency", stack) == argv
+    assert profile_read_args(argv, "throughput", stack) == argv
+    assert asked == []
+
+
+def test_latency_with_the_native_read_completes_its_preset_without_parallelism():
+    options, config = property_pipeline.pipeline_options(
+        [
+            *FLINK,
+            "--bootstrap_servers=127.0.0.1:1",
+            "--kafka_native_expansion_service=127.0.0.1:9",
+            "--profile=latency",
+        ]
+    )
+    everything = options.get_all_options(retain_unknown_options=True)
+    assert everything["kafka_read"] == "native"
+    assert str(everything["checkpointing_interval"]) == "250"  # the native read's preset
+    assert _parallelism(options) == -1  # records flow as they arrive: no subtask per partition
+    assert config.kafka.native_expansion_service == "127.0.0.1:9"
+    # The default profile keeps the SDF read and its 1 s checkpoints.
+    options, config = property_pipeline.pipeline_options(
+        [*FLINK, "--bootstrap_servers=127.0.0.1:1"]
+    )
+    everything = options.get_all_options(retain_unknown_options=True)
+    assert everything["kafka_read"] == "sdf"
+    assert str(everything["checkpointing_interval"]) == "1000"
+    assert config.kafka.native_expansion_service is None
 
 
 @pytest.mark.integration
