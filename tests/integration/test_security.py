@@ -642,6 +642,9 @@ def test_the_latency_profile_counts_the_partitions_as_the_pipeline_user(secure_s
         f"--bootstrap_servers={secure_stack.bootstrap_servers}",
         f"--kafka_config_file={secure_stack.kafka_config_file('pipeline')}",
         "--profile=latency",
+        # The SDF read: the profile counts partitions for it (with the local stack's
+        # flink-expansion-service running it would choose the native read and count nothing).
+        "--kafka_read=sdf",
     ]
     options, _ = property_pipeline.pipeline_options(argv)
     assert options.get_all_options()["parallelism"] == 8

@@ -215,5 +215,6 @@ def test_latency_on_a_missing_topic_fails_naming_the_topic_and_the_way_out(
                 f"--input_topic={missing}",
                 "--output_topic=out",
                 "--profile=latency",
+                "--kafka_read=sdf",  # the read the profile counts partitions for
             ]
         )
