@@ -13,6 +13,9 @@ from runners.local.plan import Plan, Proc, grpc_ready, java_binary, java_expansi
 from runners.local.services import EXPANSION_SERVICE, JAVA_WORKERS, REPO_ROOT
 from runners.local.stack import StackPaths
 
+#: Where the Java workers' class-data sharing archives live (``runners.local.cds``).
+CDS_DIR = REPO_ROOT / ".local" / "cache" / "cds"
+
 
 def plan_java_workers(paths: StackPaths, ports: Mapping[str, int]) -> Plan:
     """Beam's process worker pool with a Java boot command (``runners.local.java_harness``):
@@ -39,8 +42,11 @@ def plan_java_workers(paths: StackPaths, ports: Mapping[str, int]) -> Plan:
         ],
         pipeline_options=options,
         # Each worker is a JVM start per job: the classes come from an archive the first
-        # worker writes (runners.local.cds).
-        cds_dir=str(data / "cds"),
+        # worker writes (runners.local.cds). One directory for every stack of this checkout
+        # (the archive is per JDK and classpath, one writer at a time), so that a new stack home
+        # (a benchmark's, a test's own stack) starts its workers from the archive an earlier
+        # stack built instead of building it again while it runs (docs/performance.md, 13).
+        cds_dir=str(CDS_DIR),
     ).write(command_file)
     # Beam's pool runs one executable with the boot arguments; this script adds the command file.
     boot = data / "java-harness"
