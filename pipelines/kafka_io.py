@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pipelines.options import KafkaConfig
 from transforms.io.kafka import ReadKafkaRecords, WriteKafkaRecords
+from transforms.io.kafka_produce import ProduceKafkaRecords
 
 
 def read_topic(kafka: KafkaConfig, topic: str, *, commit_offsets: bool = False) -> ReadKafkaRecords:
@@ -31,8 +32,18 @@ def read_topic(kafka: KafkaConfig, topic: str, *, commit_offsets: bool = False) 
     )
 
 
-def write_topic(kafka: KafkaConfig, topic: str) -> WriteKafkaRecords:
-    """``(key, value)`` byte pairs written to ``topic`` with the run's producer settings."""
+def write_topic(kafka: KafkaConfig, topic: str) -> WriteKafkaRecords | ProduceKafkaRecords:
+    """``(key, value)`` byte pairs written to ``topic`` with the run's producer settings, by
+    Beam's Java KafkaIO write or (``--kafka_write=librdkafka``) the Python worker's producer."""
+    if kafka.write == "librdkafka":
+        properties = {
+            **kafka.producer_config(),
+            "bootstrap.servers": kafka.bootstrap_servers,
+            # The limit the size check before the write uses (librdkafka's own default,
+            # 1 000 000, is below Kafka's 1 048 576): what passes the check is sent.
+            "max.request.size": str(kafka.max_record_bytes),
+        }
+        return ProduceKafkaRecords(topic, properties, security_file=kafka.config_file)
     return WriteKafkaRecords(
         bootstrap_servers=kafka.bootstrap_servers,
         topic=topic,

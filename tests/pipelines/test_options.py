@@ -233,3 +233,30 @@ def test_the_native_read_takes_its_expansion_service_from_its_flag():
 def test_the_native_read_refuses_what_it_cannot_do_saying_what_to_fix(argv, message):
     with pytest.raises(OptionError, match=message):
         kafka_config(*argv)
+
+
+@pytest.mark.parametrize(
+    ("argv", "write"),
+    [
+        ([], "java"),  # streaming: Beam's Java write
+        (["--backfill"], "librdkafka"),
+        (["--stop_read_time_ms=1700000000000"], "librdkafka"),
+        (["--max_read_time_s=5"], "java"),  # Beam's Java read: Java runs anyway
+        (["--backfill", "--kafka_write=java"], "java"),
+        (["--kafka_write=librdkafka"], "librdkafka"),
+    ],
+)
+def test_a_range_read_run_writes_with_librdkafka_any_other_with_java_unless_told(argv, write):
+    assert kafka_config(*argv).write == write
+
+
+def test_the_librdkafka_write_sends_what_the_size_check_lets_through():
+    from pipelines.kafka_io import write_topic
+    from transforms.io.kafka_produce import ProduceKafkaRecords, producer_config
+
+    larger = "--kafka_property=max.request.size=2097152"
+    for argv, limit in (([], "1048576"), ([larger], "2097152")):
+        write = write_topic(kafka_config("--backfill", *argv), "out")
+        assert isinstance(write, ProduceKafkaRecords)
+        # librdkafka's own default (1 000 000) would refuse records the check lets through.
+        assert producer_config(write._properties)["message.max.bytes"] == limit
