@@ -69,6 +69,7 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Kafka range read (ours, librdkafka)", ("(transforms/io/kafka_ranges.py",)),
     ("avro codec (ours)", ("(transforms/codec/",)),
     ("output size check (ours)", ("(transforms/io/record_size.py",)),
+    ("Kafka write (ours, librdkafka)", ("(transforms/io/kafka_produce.py",)),
     ("late gate (ours)", ("(transforms/lateness.py",)),
     ("event time (ours)", ("(transforms/event_time.py",)),
     ("enrichment (ours)", ("(transforms/enrichment/",)),
