@@ -173,7 +173,10 @@ class FlinkRest:
                 seen = [(j.jid, j.state) for j in ours]
                 if ours:
                     jid = max(ours, key=lambda j: j.start_time_ms).jid
-                    self.wait_tasks_running(jid, max(0.0, deadline - time.monotonic()))
+                    # A few seconds at a time: a newer job (ours, when the one seen is a job
+                    # started just before within the clock slack) is picked at the next look.
+                    wait = min(10.0, max(0.0, deadline - time.monotonic()))
+                    self.wait_tasks_running(jid, wait)
                     return jid
             except FlinkRestError as exc:
                 seen = str(exc)
