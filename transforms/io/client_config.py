@@ -348,3 +348,19 @@ def librdkafka_config(
             "tools cannot honour it (remove it or map it in transforms/io/client_config.py)"
         )
     return out
+
+
+# The settings a client properties file supplies (its Java form included: file references and
+# config providers); replaced as a whole by the file's own, mapped to librdkafka.
+SECURITY_PREFIXES = ("security.", "sasl.", "ssl.", "config.providers")
+
+
+def with_file_security(config: Mapping[str, str], security_file: str | None) -> dict[str, str]:
+    """``config`` (a librdkafka client's) with its security settings replaced by those of the
+    client properties file ``security_file``, read now (call it where the client runs: secrets
+    never travel in the job); unchanged without a file."""
+    if security_file is None:
+        return dict(config)
+    out = {k: v for k, v in config.items() if not k.startswith(SECURITY_PREFIXES)}
+    out.update(librdkafka_config(load_client_security(security_file)))
+    return out

@@ -60,7 +60,6 @@ _CONSUMER_ONLY = (
     "heartbeat.interval.ms",
     "partition.assignment.strategy",
 )
-_SECURITY_PREFIXES = ("security.", "sasl.", "ssl.", "config.providers")
 # How long a full local queue is drained before produce() is tried again, and how many times.
 _QUEUE_FULL_WAIT_S = 0.5
 _QUEUE_FULL_TRIES = 600
@@ -79,11 +78,11 @@ def producer_config(
     ``bootstrap.servers``): consumer-only keys dropped, Java names translated, the Java client's
     delivery defaults added; with ``security_file``, its security settings mapped to librdkafka
     (``transforms.io.client_config``) instead of the given ones."""
+    from transforms.io.client_config import with_file_security
+
     config: dict[str, str] = {}
     for key, value in properties.items():
         if key.startswith(_CONSUMER_ONLY):
-            continue
-        if security_file is not None and key.startswith(_SECURITY_PREFIXES):
             continue
         if key in JAVA_TO_LIBRDKAFKA:
             name = JAVA_TO_LIBRDKAFKA[key]
@@ -91,10 +90,7 @@ def producer_config(
                 config[name] = value
             continue
         config[key] = value
-    if security_file is not None:
-        from transforms.io.client_config import librdkafka_config, load_client_security
-
-        config.update(librdkafka_config(load_client_security(security_file)))
+    config = with_file_security(config, security_file)
     for key, value in JAVA_DEFAULTS.items():
         config.setdefault(key, value)
     return config
@@ -179,9 +175,8 @@ class _Produce(beam.DoFn):
                 f"{left} records to topic {self._topic!r} were not acknowledged within "
                 f"{self._flush_timeout_s:.0f} s"
             )
-        written, self._written = self._written, 0
         # The bundle's one output (see ProduceKafkaRecords.expand): how many records it wrote.
-        yield WindowedValue(written, _END_OF_GLOBAL_WINDOW, (GlobalWindow(),))
+        yield WindowedValue(self._written, _END_OF_GLOBAL_WINDOW, (GlobalWindow(),))
 
     def _raise(self) -> None:
         failures, self._failures = self._failures, []

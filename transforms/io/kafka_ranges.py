@@ -64,12 +64,6 @@ class KafkaRangeError(RuntimeError):
     """Ranges could not be resolved or read; the message says what to check."""
 
 
-# Security settings come from the client properties file when one is given (librdkafka's names,
-# secrets read from the file where the consumer runs); the Java form of the same settings (file
-# references, config providers) is left out.
-_SECURITY_PREFIXES = ("security.", "sasl.", "ssl.", "config.providers")
-
-
 def client_config(
     consumer_config: Mapping[str, str], security_file: str | None = None
 ) -> dict[str, str]:
@@ -77,12 +71,10 @@ def client_config(
     dropped: records stay bytes), no auto commit, a group id when none is given; with
     ``security_file`` (a Kafka client properties file), its security settings mapped to
     librdkafka (``transforms.io.client_config``) instead of the given ones."""
-    config = {k: v for k, v in consumer_config.items() if k not in _DROP_KEYS}
-    if security_file is not None:
-        from transforms.io.client_config import librdkafka_config, load_client_security
+    from transforms.io.client_config import with_file_security
 
-        config = {k: v for k, v in config.items() if not k.startswith(_SECURITY_PREFIXES)}
-        config.update(librdkafka_config(load_client_security(security_file)))
+    config = {k: v for k, v in consumer_config.items() if k not in _DROP_KEYS}
+    config = with_file_security(config, security_file)
     config.setdefault("group.id", RESOLVER_GROUP)
     config["enable.auto.commit"] = "false"
     return config
@@ -341,7 +333,9 @@ class ReadKafkaRanges(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafka
         self._ranges = [PartitionRange(*r) for r in ranges]
         base = dict(consumer_config)
         if security_file is not None:
-            base = {k: v for k, v in base.items() if not k.startswith(_SECURITY_PREFIXES)}
+            from transforms.io.client_config import SECURITY_PREFIXES
+
+            base = {k: v for k, v in base.items() if not k.startswith(SECURITY_PREFIXES)}
         self._base_config = base
         self._security_file = security_file
         # A configuration librdkafka refuses fails here, at construction.
