@@ -31,7 +31,10 @@ One run, one broker, one simulated input (``tools.simulate``, fixed seed):
      server's own default stays the embedded Flink, so both can run in one bench);
    - ``flink_pool`` (only when asked): the embedded Flink with the Python steps in Beam's process
      worker pool (``runners.local``'s ``python-workers``, ``--environment_type=EXTERNAL``), two
-     SDK worker processes and two subtasks instead of one LOOPBACK process (issue 18, item 6).
+     SDK worker processes and two subtasks instead of one LOOPBACK process (issue 18, item 6);
+   - ``prism_split`` / ``flink_split`` (only when asked): Prism / the embedded Flink with
+     ``--split_python_workers``: the views half in a worker process of its own, both from the
+     pool (``pipelines/worker_groups.py``).
 
 Metrics per system:
 
@@ -74,6 +77,7 @@ from bench.workload import (
     DEFAULT_EVENTS,
     OPTIONAL_SYSTEMS,
     OUTPUT_FIELDS,
+    POOL_SYSTEMS,
     REPO_ROOT,
     RESULTS,
     RUNNERS,
@@ -82,6 +86,7 @@ from bench.workload import (
     flink_master_flags,
     python_pool_flags,
     scaled_spec,
+    split_flags,
     system_topics,
     topic_flags,
 )
@@ -236,7 +241,7 @@ def measure_beam(bench: Bench, system: str) -> Measurement:
         processes += [f"flink-cluster-{role}" for role in FLINK_CLUSTER_ROLES]
     if bench.market_flags:
         processes += [MARKETDATA, REDIS]
-    if system == "flink_pool":
+    if system in POOL_SYSTEMS:
         processes.append("python-workers")  # the pool and its worker processes
 
     def work(topics: PropertyTopics) -> tuple[float | None, float | None, str]:
@@ -247,6 +252,7 @@ def measure_beam(bench: Bench, system: str) -> Measurement:
             *flink_master_flags(system, bench.flink_rest),
             *bench.market_flags,
             *python_pool_flags(system, bench.python_pool),
+            *split_flags(system),
         ]
         result = property_pipeline.start(argv)
         state = result.wait_until_finish(duration=RUN_TIMEOUT_S * 1000)
@@ -390,7 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=",".join(SYSTEMS),
         help=f"comma-separated, in order, from {[*SYSTEMS, *OPTIONAL_SYSTEMS]} "
         "(flink_cluster: Flink on a session cluster the bench starts; flink_pool: embedded Flink "
-        "with 2 Python worker processes)",
+        "with 2 Python worker processes; prism_split / flink_split: --split_python_workers, "
+        "the views half in a Python worker process of its own)",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="the bench stack's home")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.workload import REPO_ROOT, RUNNERS
+from bench.workload import POOL_SYSTEMS, REPO_ROOT, RUNNERS
 
 QUIX_VENV = REPO_ROOT / ".local" / "quix-venv"
 QUIX_VERSION = "3.28.1"
@@ -63,7 +63,7 @@ def start_stack(home: Path, systems: Sequence[str], beam_extras: Sequence[str] =
         services += [local.FLINK_JOB_SERVER, local.FLINK_EXPANSION_SERVICE]
     if "flink_cluster" in systems:
         services.append(local.FLINK_CLUSTER)
-    if "flink_pool" in systems:
+    if any(s in POOL_SYSTEMS for s in systems):
         services.append(local.PYTHON_WORKERS)
     # Any free port, never the defaults: a shared stack (re)starting at the same moment would
     # take them too, and one of the two services then dies (seen: the expansion service).

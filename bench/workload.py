@@ -13,13 +13,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 SYSTEMS = ("raw", "quix", "kstreams", "prism", "flink")
 # Measured only when named in --systems (they start more processes).
-OPTIONAL_SYSTEMS = ("flink_cluster", "flink_pool")
+OPTIONAL_SYSTEMS = ("flink_cluster", "flink_pool", "prism_split", "flink_split")
 RUNNERS = {
     "prism": "PrismRunner",
     "flink": "FlinkRunner",
     "flink_cluster": "FlinkRunner",
     "flink_pool": "FlinkRunner",
+    "prism_split": "PrismRunner",
+    "flink_split": "FlinkRunner",
 }
+#: Systems whose Python steps run in the stack's worker pool (``python-workers``).
+POOL_SYSTEMS = ("flink_pool", "prism_split", "flink_split")
 #: ``flink_pool``: Python SDK worker processes per TaskManager, and the job's parallelism.
 POOL_WORKERS = 2
 PARTITIONS = 4
@@ -86,13 +90,20 @@ def flink_master_flags(system: str, flink_rest: str | None) -> list[str]:
     """Where a Flink system's job runs: the job server's embedded Flink (``[local]``) for
     ``flink``, the session cluster's REST address for ``flink_cluster``. Explicit for both: the
     job server applies its own ``--flink-master`` only to a pipeline that says ``[auto]``."""
-    if system in ("flink", "flink_pool"):
+    if system in ("flink", "flink_pool", "flink_split"):
         return ["--flink_master=[local]"]
     if system == "flink_cluster":
         if not flink_rest:
             raise ValueError("flink_cluster needs the session cluster's REST address")
         return [f"--flink_master={flink_rest}"]
     return []
+
+
+def split_flags(system: str) -> list[str]:
+    """For ``prism_split`` / ``flink_split``: ``--split_python_workers``, the views half in a
+    Python worker process of its own (``pipelines/worker_groups.py``); the runner presets put
+    both halves' workers in the bench stack's pool. Nothing for the other systems."""
+    return ["--split_python_workers"] if system in ("prism_split", "flink_split") else []
 
 
 def python_pool_flags(system: str, pool: str | None) -> list[str]:

@@ -48,6 +48,7 @@ from pipelines.options import (
     PropertyOptions,
     PropertyRunConfig,
 )
+from pipelines.worker_groups import VIEWS_GROUP, in_worker_group
 from transforms.aggregation import CountByZip, HighValueListings, ListingUpdates
 from transforms.codec import DecodeAvro, EncodeAvro, FieldKey
 from transforms.dead_letter import DeadLetter
@@ -134,12 +135,19 @@ def build(
     events: beam.PCollection[KafkaRecord],
     views: beam.PCollection[KafkaRecord],
     config: PropertyConfig,
+    views_group: str | None = None,
 ) -> PropertyOutputs:
-    """Compose the transforms on the two input streams; see the module docstring for semantics."""
+    """Compose the transforms on the two input streams; see the module docstring for semantics.
+
+    ``views_group``: the worker group (``pipelines.worker_groups``) of the views half's steps
+    (ingest, hourly counts, fraud); None: the pipeline's default environment, as every other step.
+    """
     ingested_events = events | "IngestEvents" >> IngestStream(
         "PropertyEvent", ValidateEvents(), config
     )
-    ingested_views = views | "IngestViews" >> IngestStream("PropertyView", ValidateViews(), config)
+    ingested_views = views | "IngestViews" >> in_worker_group(
+        IngestStream("PropertyView", ValidateViews(), config), views_group
+    )
     on_time_events, on_time_views = ingested_events.on_time, ingested_views.on_time
 
     updates = on_time_events | "ListingUpdates" >> ListingUpdates()
@@ -169,13 +177,19 @@ def build(
         counts_by_zip=on_time_events | "CountByZip" >> CountByZip(),
         views_hourly=on_time_views
         | "CountViewsPerProperty"
-        >> CountViewsPerProperty(
-            config.window_size_s, config.beam_allowed_lateness_s, config.early_firing_s
+        >> in_worker_group(
+            CountViewsPerProperty(
+                config.window_size_s, config.beam_allowed_lateness_s, config.early_firing_s
+            ),
+            views_group,
         ),
         alerts=on_time_views
         | "DetectExcessiveViewing"
-        >> DetectExcessiveViewing(
-            config.fraud_threshold, config.fraud_window_s, config.beam_allowed_lateness_s
+        >> in_worker_group(
+            DetectExcessiveViewing(
+                config.fraud_threshold, config.fraud_window_s, config.beam_allowed_lateness_s
+            ),
+            views_group,
         ),
         dead_letters=(ingested_events.dead_letters, ingested_views.dead_letters)
         | "AllDeadLetters" >> beam.Flatten(),
@@ -206,6 +220,8 @@ OUTPUT_SPECS: dict[str, OutputSpec] = {
 
 # The outputs made of one input record each (``Decoded``), checked for size before the write.
 FROM_ONE_INPUT = ("enriched", "high_value")
+# The outputs of the views half: encoded and written in its worker group.
+FROM_VIEWS = ("views_hourly", "alerts")
 
 
 def _dead_letter_avro(dead_letter: DeadLetter) -> dict[str, Any]:
@@ -219,14 +235,20 @@ def attach_kafka(pipeline: beam.Pipeline, run_config: PropertyRunConfig) -> Prop
     ``max.request.size``) becomes a dead letter of the input record it came from, and a dead
     letter or late record too large to write loses the original value it carries
     (``transforms/io/record_size.py``): a write failure would fail the bundle on every retry, and
-    the job with it."""
+    the job with it.
+
+    With ``run_config.split_python_workers`` the views half, from its read to its writes, runs in
+    the worker group ``views`` (``pipelines.worker_groups``)."""
     kafka, topics = run_config.kafka, run_config.topics
+    views_group = VIEWS_GROUP if run_config.split_python_workers else None
     limit = kafka.max_record_bytes
 
     commit = run_config.commit_offsets
     events = pipeline | "ReadEvents" >> read_topic(kafka, topics.events, commit_offsets=commit)
-    views = pipeline | "ReadViews" >> read_topic(kafka, topics.views, commit_offsets=commit)
-    outputs = build(events, views, run_config.pipeline)
+    views = pipeline | "ReadViews" >> in_worker_group(
+        read_topic(kafka, topics.views, commit_offsets=commit), views_group
+    )
+    outputs = build(events, views, run_config.pipeline, views_group)
     too_large = []
     for name, spec in OUTPUT_SPECS.items():
         if name == "dead_letters":
@@ -235,6 +257,7 @@ def attach_kafka(pipeline: beam.Pipeline, run_config: PropertyRunConfig) -> Prop
         topic = getattr(topics, spec.topic_field)
         key = FieldKey(spec.key_field)
         records = getattr(outputs, name)
+        group = views_group if name in FROM_VIEWS else None
         if name in FROM_ONE_INPUT:
             sized = records | f"Encode{label}" >> EncodeForTopic(spec.schema, key, topic, limit)
             encoded = sized.fits
@@ -242,8 +265,10 @@ def attach_kafka(pipeline: beam.Pipeline, run_config: PropertyRunConfig) -> Prop
         else:
             if name == "late":
                 records = records | "FitLate" >> FitRecordValue(spec.schema, spec.key_field, limit)
-            encoded = records | f"Encode{label}" >> EncodeAvro(spec.schema, None, key)
-        _ = encoded | f"Write{label}" >> write_topic(kafka, topic)
+            encoded = records | f"Encode{label}" >> in_worker_group(
+                EncodeAvro(spec.schema, None, key), group
+            )
+        _ = encoded | f"Write{label}" >> in_worker_group(write_topic(kafka, topic), group)
     spec = OUTPUT_SPECS["dead_letters"]
     refused = (
         tuple(too_large)

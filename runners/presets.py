@@ -12,6 +12,9 @@ the result; they never see ports or processes. What each runner gets (flags the 
   Kafka read on Flink delivers records downstream only when checkpointing is on,
   docs/flink-event-time.md)
   and a bounded restart strategy (``FLINK_RESTART_ARGS``).
+- Both local runners with ``--split_python_workers`` (the property pipeline's views half in a
+  worker of its own, ``pipelines/worker_groups.py``): ``--environment_type=EXTERNAL`` and
+  ``--environment_config`` of the running ``python-workers`` pool instead of LOOPBACK.
 - Both local runners, for a pipeline with Kafka IO: ``--kafka_poll_timeout_s=1`` (Beam's 2 s
   poll of each partition is most of the streaming latency; docs/performance.md, Latency).
 - ``FlinkRunner`` / ``PortableRunner`` with ``--kafka_read=native`` (the legacy Kafka read as a
@@ -88,6 +91,8 @@ class StackAddresses:
     redis_url: str | None = None
     kafka_config_file: str | None = None
     """The pipeline user's client properties file when the local Kafka runs secured."""
+    python_worker_pool: str | None = None
+    """Beam's Python SDK worker pool (``python-workers``): host:port for EXTERNAL."""
 
 
 class PresetError(RuntimeError):
@@ -131,6 +136,7 @@ def load_stack_addresses() -> StackAddresses:
         flink_expansion_service=address(local.FLINK_EXPANSION_SERVICE, "flink_expansion_service"),
         marketdata_url=address(local.MARKETDATA, "marketdata_url"),
         redis_url=address(local.REDIS, "redis_url"),
+        python_worker_pool=address(local.PYTHON_WORKERS, "python_worker_pool"),
     )
 
 
@@ -211,7 +217,7 @@ def runner_args(
 
     if short in ("PrismRunner", *_PORTABLE_JOB_RUNNERS):
         if not has_flag(argv, "environment_type"):
-            added.append("--environment_type=LOOPBACK")
+            added += _environment_args(argv, short, addresses)
         if uses_kafka and not has_flag(argv, "beam_services"):
             expansion = addresses().expansion_service
             if not expansion:
@@ -292,6 +298,25 @@ def runner_args(
                     added.append(arg)
 
     return argv + added
+
+
+def _environment_args(
+    argv: Sequence[str], short: str, addresses: Callable[[], StackAddresses]
+) -> list[str]:
+    """The Python SDK environment of a local run: LOOPBACK (the submitting process), or with
+    ``--split_python_workers`` the local stack's worker pool, whose workers are processes
+    (``pipelines/worker_groups.py``)."""
+    if not has_flag(argv, "split_python_workers"):
+        return ["--environment_type=LOOPBACK"]
+    pool = addresses().python_worker_pool
+    if not pool:
+        raise PresetError(
+            f"--split_python_workers on {short} runs the Python steps in the local stack's "
+            "worker pool, which is not running: start it with "
+            "`python -m runners.local up python-workers` (or give --environment_type and "
+            "--environment_config yourself)"
+        )
+    return ["--environment_type=EXTERNAL", f"--environment_config={pool}"]
 
 
 def check_runner_supports(argv: Sequence[str], uses_event_time: bool = True) -> None:

@@ -7,7 +7,7 @@ import argparse
 import re
 from dataclasses import dataclass
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions
 
 from pipelines.options.errors import OptionError
 from pipelines.options.kafka import KafkaConfig
@@ -126,6 +126,17 @@ class PropertyOptions(PipelineOptions):
             "for the inputs).",
         )
         group.add_argument(
+            "--split_python_workers",
+            action="store_true",
+            help="Run the views half (its read, ingest, hourly counts, fraud alerts and writes) "
+            "in a Python SDK worker process of its own, beside the events half's: the job's "
+            "Python work on two cores instead of one (Prism: one worker per environment). Needs "
+            "workers that are processes: --environment_type=EXTERNAL with a worker pool (filled "
+            "in from the local stack's python-workers: python -m runners.local up "
+            "python-workers) or PROCESS; not LOOPBACK, not Dataflow (which runs a worker per "
+            "core already).",
+        )
+        group.add_argument(
             "--commit_offsets",
             action="store_true",
             help="Commit consumer offsets when Beam finalizes a read (needs --consumer_group), "
@@ -222,6 +233,7 @@ class PropertyRunConfig:
     topics: PropertyTopics
     kafka: KafkaConfig
     commit_offsets: bool = False
+    split_python_workers: bool = False
 
     @classmethod
     def from_options(cls, options: PipelineOptions) -> PropertyRunConfig:
@@ -242,6 +254,8 @@ class PropertyRunConfig:
             raise OptionError(f"topic flags must name distinct topics, got {names}")
         if opts.commit_offsets and not kafka.consumer_group:
             raise OptionError("--commit_offsets needs --consumer_group (offsets belong to a group)")
+        if opts.split_python_workers:
+            _check_split_workers(options)
         return cls(
             pipeline=PropertyConfig(
                 window_size_s=opts.window_size_s,
@@ -266,4 +280,28 @@ class PropertyRunConfig:
             topics=topics,
             kafka=kafka,
             commit_offsets=opts.commit_offsets,
+            split_python_workers=opts.split_python_workers,
+        )
+
+
+#: Environments whose Python SDK workers are processes of their own (a worker per environment).
+SPLIT_WORKER_ENVIRONMENTS = ("EXTERNAL", "PROCESS", "DOCKER")
+
+
+def _check_split_workers(options: PipelineOptions) -> None:
+    """``--split_python_workers`` only where it gives the views half a process of its own."""
+    runner = (options.view_as(StandardOptions).runner or "DirectRunner").rsplit(".", 1)[-1]
+    if runner in ("DataflowRunner", "TestDataflowRunner"):
+        raise OptionError(
+            "--split_python_workers is for runners with one Python worker per environment "
+            "(Prism, Flink); Dataflow already runs a Python worker process per core: drop it"
+        )
+    environment = (options.view_as(PortableOptions).environment_type or "LOOPBACK").upper()
+    if environment not in SPLIT_WORKER_ENVIRONMENTS:
+        raise OptionError(
+            f"--split_python_workers needs Python workers that are processes, and "
+            f"--environment_type={environment} runs every worker as a thread of one process: "
+            "use --environment_type=EXTERNAL --environment_config=<worker pool host:port> (the "
+            "local stack's: python -m runners.local up python-workers; the runner presets then "
+            "fill both in when --environment_type is not given)"
         )

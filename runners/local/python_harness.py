@@ -21,9 +21,13 @@ from __future__ import annotations
 import os
 import sys
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 
 from runners.local.java_harness import Endpoints, boot_endpoints
+
+SHORT_ID_BASE_ENV = "PROPERTY_STREAMS_SHORT_ID_BASE"
+WORKER_MODE = "--run_worker"
 
 
 def worker_env(worker_id: str, endpoints: Endpoints, base: Mapping[str, str]) -> dict[str, str]:
@@ -51,9 +55,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     # the pool's log, so a chatty worker cannot block on a full pipe.
     os.dup2(2, 1)
     print(f"{time.strftime('%H:%M:%S')} python-harness: starting worker {args.id}", flush=True)
-    python = [sys.executable, "-m", "apache_beam.runners.worker.sdk_worker_main"]
+    env[SHORT_ID_BASE_ENV] = str(short_id_base(args.id))
+    python = [sys.executable, "-m", "runners.local.python_harness", WORKER_MODE]
     os.execve(python[0], python, env)
 
 
+def short_id_base(worker_id: str) -> int:
+    """Where this worker's metric short ids start: apart from every other worker's of the job.
+
+    Beam's Python worker numbers the short ids of its metrics 1, 2, 3... in each process, and
+    Prism (2.73) keeps one short-id table per job, not per worker: with two worker processes in
+    one job (two environments, ``--split_python_workers``) the second worker's id "5" resolves to
+    the first worker's metric "5", and Prism fails the job decoding a counter as a distribution.
+    Under LOOPBACK every worker is a thread of one process sharing one numbering, so this never
+    shows there. 2**20 ids per worker, placed by the worker id's CRC-32."""
+    return zlib.crc32(worker_id.encode()) << 20
+
+
+def run_worker() -> None:
+    """Beam's ``sdk_worker_main``, with the short ids of this process from ``short_id_base``."""
+    from apache_beam.runners.worker import sdk_worker, sdk_worker_main
+
+    # A private counter of Beam's short-id cache; the test of the split pipeline on the pool
+    # (tests/integration/test_python_workers.py) fails if a Beam release renames it.
+    sdk_worker.SHORT_ID_CACHE._last_short_id = int(os.environ.pop(SHORT_ID_BASE_ENV, "0"))
+    sdk_worker_main.main([sys.argv[0]])
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == [WORKER_MODE]:
+        run_worker()
+    else:
+        main()

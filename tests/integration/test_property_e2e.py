@@ -9,11 +9,13 @@ partition, so the outputs must equal the oracle exactly.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
 from pipelines import property as property_pipeline
+from runners import local
 from runners.marketdata.processes import served_dataset
 from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
 from tests.integration.live import backfill_argv, property_topics
@@ -31,14 +33,21 @@ RUN_TIMEOUT_S = {"PrismRunner": 420, "FlinkRunner": 720}
 @pytest.fixture(scope="module")
 def local_services(session_stack):
     """The market-data service and Redis of the local stack (started when not running)."""
-    from runners import local
-
     return session_stack.ensure([local.MARKETDATA, local.REDIS])
 
 
-@pytest.mark.parametrize("runner", ["PrismRunner", "FlinkRunner"])
+@pytest.mark.parametrize(
+    ("runner", "split"),
+    [
+        pytest.param("PrismRunner", False, id="PrismRunner"),
+        pytest.param("FlinkRunner", False, id="FlinkRunner"),
+        # The views half in a worker process of its own, both from the stack's pool (the runner
+        # presets fill in --environment_type=EXTERNAL): two Python workers in one Prism job.
+        pytest.param("PrismRunner", True, id="PrismRunner-split"),
+    ],
+)
 def test_backlog_replay_outputs_equal_the_oracle(
-    runner, request, kafka_bootstrap, expansion_service, make_topic, local_services
+    runner, split, request, kafka_bootstrap, expansion_service, make_topic, local_services
 ):
     sim = generate(SPEC)
     topics = property_topics(make_topic)
@@ -54,9 +63,21 @@ def test_backlog_replay_outputs_equal_the_oracle(
     argv = backfill_argv(
         runner, request, topics, kafka_bootstrap, expansion_service, local_services, stop_ms
     )
+    pool_log, pool_log_start = None, 0
+    if split:
+        stack = request.getfixturevalue("session_stack").ensure([local.PYTHON_WORKERS])
+        pool_log = stack.log_path(local.PYTHON_WORKERS)
+        pool_log_start = pool_log.stat().st_size if pool_log.exists() else 0
+        argv.append("--split_python_workers")
     result = property_pipeline.start(argv)
     state = result.wait_until_finish(duration=RUN_TIMEOUT_S[runner] * 1000)
     assert str(state).endswith("DONE"), f"{runner} run ended {state}"
+    if pool_log is not None:
+        # One worker process per environment: the default one and the views group's.
+        with pool_log.open("rb") as log:
+            log.seek(pool_log_start)
+            started = set(re.findall(rb"python-harness: starting worker (\S+)", log.read()))
+        assert len(started) == 2, started
 
     summary = summarize(read_outputs(kafka_bootstrap, topics, timeout_s=120))
     # Enrichment checked against the dataset the service serves: a run where every event fell

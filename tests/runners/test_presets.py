@@ -206,3 +206,35 @@ def test_the_native_read_without_its_expansion_service_names_the_command_that_st
         PresetError, match=re.escape("python -m runners.local up flink-expansion-service")
     ):
         runner_args(["--runner=FlinkRunner", "--kafka_read=native"], STACK)
+
+
+POOL_STACK = StackAddresses(
+    bootstrap_servers="127.0.0.1:9092",
+    expansion_service="localhost:8097",
+    job_endpoint="localhost:8099",
+    python_worker_pool="localhost:50000",
+)
+
+
+@pytest.mark.parametrize("runner", ["PrismRunner", "FlinkRunner"])
+def test_split_workers_run_in_the_stacks_worker_pool_instead_of_loopback(runner):
+    args = runner_args([f"--runner={runner}", "--split_python_workers"], POOL_STACK)
+    assert "--environment_type=EXTERNAL" in args
+    assert "--environment_config=localhost:50000" in args
+    assert "--environment_type=LOOPBACK" not in args
+
+
+def test_split_workers_without_a_running_pool_names_the_command_that_starts_it():
+    with pytest.raises(PresetError, match=re.escape("python -m runners.local up python-workers")):
+        runner_args(["--runner=PrismRunner", "--split_python_workers"], STACK)
+
+
+def test_split_workers_with_a_given_environment_keep_it():
+    given = [
+        "--runner=PrismRunner",
+        "--split_python_workers",
+        "--environment_type=PROCESS",
+        '--environment_config={"command": "boot"}',
+    ]
+    args = runner_args(given, STACK)
+    assert [a for a in args if a.startswith("--environment_")] == given[2:]
