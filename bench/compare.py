@@ -32,9 +32,9 @@ One run, one broker, one simulated input (``tools.simulate``, fixed seed):
    - ``flink_pool`` (only when asked): the embedded Flink with the Python steps in Beam's process
      worker pool (``runners.local``'s ``python-workers``, ``--environment_type=EXTERNAL``), two
      SDK worker processes and two subtasks instead of one LOOPBACK process (issue 18, item 6);
-   - ``prism_split`` / ``flink_split`` (only when asked): Prism / the embedded Flink with
-     ``--split_python_workers``: the views half in a worker process of its own, both from the
-     pool (``pipelines/worker_groups.py``).
+   - ``prism_split``: Prism with ``--split_python_workers``, the views half in a Python worker
+     process of its own, both workers from the stack's pool (``pipelines/worker_groups.py``);
+     ``flink_split`` (only when asked): the same on the embedded Flink.
 
 Metrics per system:
 

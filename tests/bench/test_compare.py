@@ -98,3 +98,14 @@ def test_flink_systems_name_where_their_job_runs_explicitly():
 def test_the_session_cluster_system_needs_the_cluster_address():
     with pytest.raises(ValueError, match="REST address"):
         flink_master_flags("flink_cluster", None)
+
+
+def test_the_split_systems_run_in_the_pool_with_the_split_flag():
+    from bench.workload import POOL_SYSTEMS, RUNNERS, SYSTEMS, split_flags
+
+    assert "prism_split" in SYSTEMS  # make bench measures it
+    for system in ("prism_split", "flink_split"):
+        assert system in POOL_SYSTEMS
+        assert split_flags(system) == ["--split_python_workers"]
+    assert RUNNERS["prism_split"] == "PrismRunner" and RUNNERS["flink_split"] == "FlinkRunner"
+    assert split_flags("prism") == split_flags("flink_pool") == []
