@@ -1,6 +1,7 @@
 """The demo behind ``make run``: local stack, simulator, the property pipeline, outputs shown.
 
     python -m tools.demo [--runner=PrismRunner|FlinkRunner] [--streaming | --live]
+        [--split_python_workers]
                              [--events N --views N ...]
 
 1. Brings the local stack up (Kafka, Beam's expansion service and Java workers, Redis, the
@@ -139,6 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run on the secured local Kafka (SASL_SSL, SCRAM, ACLs: runners.local up --secure);"
         " the pipeline connects as its user 'pipeline', the simulator as 'producer'",
     )
+    parser.add_argument(
+        "--split_python_workers",
+        action="store_true",
+        help="run the pipeline's views half in a Python worker process of its own (starts the "
+        "stack's python-workers pool; pipelines/worker_groups.py)",
+    )
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument(
         "--streaming",
@@ -174,7 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     services = [
         *local.DEFAULT_SERVICES,
         *([local.FLINK_JOB_SERVER] if args.runner == "FlinkRunner" else []),
+        *([local.PYTHON_WORKERS] if args.split_python_workers else []),
     ]
+    split = ["--split_python_workers"] if args.split_python_workers else []
     stack = local.ensure_up(services, secure=args.secure, say=print)
     timings["stack_up"] = round(time.monotonic() - t0, 1)
     from runners.marketdata.processes import served_dataset
@@ -211,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"--window_size_s={live.gate_window_s}",
                 f"--allowed_lateness_s={live.allowed_lateness_s}",
                 f"--fraud_window_s={live.fraud_window_s}",
+                *split,
             ]
         )
         t = time.monotonic()
@@ -245,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timings["simulate_and_produce"] = round(time.monotonic() - t, 1)
         # A backfill reads each partition up to its end as the pipeline is built: the whole log.
         mode = ["--streaming"] if args.streaming else ["--backfill"]
-        result = property_pipeline.start([f"--runner={args.runner}", *mode])
+        result = property_pipeline.start([f"--runner={args.runner}", *mode, *split])
     print(
         f"the oracle expects {len(sim.oracle.alert_ids)} alerts, "
         f"{sim.oracle.dead_letters} dead letters, {sim.oracle.late} late records"
