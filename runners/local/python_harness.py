@@ -72,6 +72,11 @@ def short_id_base(worker_id: str) -> int:
     return zlib.crc32(worker_id.encode()) << 20
 
 
+def is_worker_command(cmdline: Sequence[str]) -> bool:
+    """Whether a process's command line is a Python SDK worker this boot command started."""
+    return WORKER_MODE in cmdline and "runners.local.python_harness" in cmdline
+
+
 def run_worker() -> None:
     """Beam's ``sdk_worker_main``, with the short ids of this process from ``short_id_base``."""
     from apache_beam.runners.worker import sdk_worker, sdk_worker_main

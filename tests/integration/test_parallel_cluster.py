@@ -57,6 +57,7 @@ from pipelines.options import PropertyTopics
 from pipelines.property import OUTPUT_SPECS
 from runners import local
 from runners.flink import FlinkRest
+from runners.local.python_harness import is_worker_command
 from runners.marketdata.processes import served_dataset
 from schemas.contract import EVENTS_TOPIC, VIEWS_TOPIC
 from tests.integration.live import (
@@ -199,13 +200,13 @@ class LiveRun:
 
 
 def _python_workers(stack: local.Stack) -> int:
-    """Python SDK worker processes the pool runs (its children: Beam's worker entry point,
-    which ``runners.local.python_harness`` execs)."""
+    """Python SDK worker processes the pool runs (its children: the worker mode of
+    ``runners.local.python_harness``, which runs Beam's worker entry point)."""
     pool = stack.record(local.PYTHON_WORKERS).processes[0].pid
     return sum(
         1
         for child in psutil.Process(pool).children(recursive=True)
-        if "apache_beam.runners.worker.sdk_worker_main" in child.cmdline()
+        if is_worker_command(child.cmdline())
     )
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from runners.local.python_harness import SHORT_ID_BASE_ENV, WORKER_MODE, short_id_base
+from runners.local.python_harness import (
+    SHORT_ID_BASE_ENV,
+    WORKER_MODE,
+    is_worker_command,
+    short_id_base,
+)
 
 IDS = [
     "job-001[job]_ref_Environment_default_environment_1",
@@ -41,3 +46,12 @@ def test_the_worker_entry_point_starts_its_short_ids_at_the_base():
         check=True,
     ).stdout
     assert int(out.split()[-1]) == base
+
+
+def test_a_worker_is_told_apart_from_the_boot_command_by_its_command_line():
+    python = sys.executable
+    worker = [python, "-m", "runners.local.python_harness", WORKER_MODE]
+    boot = [python, "-m", "runners.local.python_harness", "--id=1", "--control_endpoint=x"]
+    assert is_worker_command(worker)
+    assert not is_worker_command(boot)
+    assert not is_worker_command([python, "-m", "apache_beam.runners.worker.worker_pool_main"])
