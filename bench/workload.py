@@ -22,8 +22,10 @@ RUNNERS = {
     "prism_split": "PrismRunner",
     "flink_split": "FlinkRunner",
 }
+#: Systems run with ``--split_python_workers`` (the views half in a worker of its own).
+SPLIT_SYSTEMS = ("prism_split", "flink_split")
 #: Systems whose Python steps run in the stack's worker pool (``python-workers``).
-POOL_SYSTEMS = ("flink_pool", "prism_split", "flink_split")
+POOL_SYSTEMS = ("flink_pool", *SPLIT_SYSTEMS)
 #: ``flink_pool``: Python SDK worker processes per TaskManager, and the job's parallelism.
 POOL_WORKERS = 2
 PARTITIONS = 4
@@ -103,7 +105,7 @@ def split_flags(system: str) -> list[str]:
     """For ``prism_split`` / ``flink_split``: ``--split_python_workers``, the views half in a
     Python worker process of its own (``pipelines/worker_groups.py``); the runner presets put
     both halves' workers in the bench stack's pool. Nothing for the other systems."""
-    return ["--split_python_workers"] if system in ("prism_split", "flink_split") else []
+    return ["--split_python_workers"] if system in SPLIT_SYSTEMS else []
 
 
 def python_pool_flags(system: str, pool: str | None) -> list[str]:

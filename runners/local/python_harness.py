@@ -81,8 +81,9 @@ def run_worker() -> None:
     """Beam's ``sdk_worker_main``, with the short ids of this process from ``short_id_base``."""
     from apache_beam.runners.worker import sdk_worker, sdk_worker_main
 
-    # A private counter of Beam's short-id cache; the test of the split pipeline on the pool
-    # (tests/integration/test_python_workers.py) fails if a Beam release renames it.
+    # A private counter of Beam's short-id cache; the split pipeline's end-to-end test
+    # (tests/integration/test_property_e2e.py, PrismRunner-split) fails with Prism's panic if a
+    # Beam release renames it.
     sdk_worker.SHORT_ID_CACHE._last_short_id = int(os.environ.pop(SHORT_ID_BASE_ENV, "0"))
     sdk_worker_main.main([sys.argv[0]])
 
