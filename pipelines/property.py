@@ -21,7 +21,8 @@ Time semantics (defaults; every number is an option):
   nothing the gate passed is dropped by Beam: a straggler re-fires its window as a LATE pane.
 - Counts by zip: a running count per zip code in the global window, one update per event.
 - Fraud alerts: more than 50 views by one user in a 10-minute tumbling window, one alert per
-  (user, window) with a deterministic id, emitted on the view that crosses the threshold.
+  (user, window) with a deterministic id, emitted on the view that crosses the threshold
+  (streaming) or with the window's final count (bounded runs: views summed per bundle first).
 - Enrichment: LISTING_UPDATED events get market data over HTTP (cache, retries, circuit breaker);
   a failure degrades to ``enrichment_status = FALLBACK``, never a drop.
 """
@@ -187,7 +188,12 @@ def build(
         | "DetectExcessiveViewing"
         >> in_worker_group(
             DetectExcessiveViewing(
-                config.fraud_threshold, config.fraud_window_s, config.beam_allowed_lateness_s
+                config.fraud_threshold,
+                config.fraud_window_s,
+                config.beam_allowed_lateness_s,
+                # A bounded run fires each window once at its end: no early pane to wait for,
+                # so the views are summed per bundle before the shuffle.
+                early_alerts=not config.bounded,
             ),
             views_group,
         ),

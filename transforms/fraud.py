@@ -15,6 +15,14 @@ Semantics:
   the ON_TIME pane at the window end and a LATE pane per late view. Every pane carries the
   window's full count so far. In a bounded (batch) run the runner fires each window once, with
   its final count.
+- ``early_alerts=False`` (for bounded runs: the pipeline sets it when its read is bounded): no
+  early firing, and each bundle's views are summed per (user, window) before the grouping
+  (``KeyIntoWindows(sum_in_bundle=True)``), so the shuffle carries one partial count per user
+  and window of a bundle instead of one element per view (an ``AfterCount`` trigger counts
+  elements, so the early firing needs every view to arrive alone, and no runner here lifts this
+  combine). The alerts are the same (id, count at the crossing, once per window); they come with
+  the window's ON_TIME pane instead of at the crossing view, which a bounded run cannot show
+  anyway.
 - Alert once (``AlertOnce``): only panes whose count is past ``threshold`` reach a small stateful
   DoFn keyed by (user_id, window start), in the global window, which remembers that the window
   has alerted and emits the Alert for the first such pane only. Later panes (more views, late
@@ -56,7 +64,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.coders import BooleanCoder
-from apache_beam.transforms import combiners, trigger, userstate, window
+from apache_beam.transforms import trigger, userstate, window
 from apache_beam.transforms.timeutil import TimeDomain
 
 from schemas.contract import BEAM_ALLOWED_LATENESS_S
@@ -113,8 +121,8 @@ def window_start_ms(event_time: int, window_ms: int) -> int:
     return event_time - event_time % window_ms
 
 
-def _user_of(decoded: Decoded) -> tuple[str, None]:
-    return decoded.payload["user_id"], None
+def _user_of(decoded: Decoded) -> tuple[str, int]:
+    return decoded.payload["user_id"], 1
 
 
 def _count_past_threshold(user_count: tuple[str, int], threshold: int) -> bool:
@@ -163,13 +171,15 @@ class _AlertOnce(beam.DoFn):
 
 class DetectExcessiveViewing(beam.PTransform[beam.PCollection[Decoded], beam.PCollection]):
     """One Alert per (user, window) with more than ``threshold`` views in ``window_s`` seconds,
-    emitted on the crossing view in streaming (see the module docstring)."""
+    emitted on the crossing view in streaming; with ``early_alerts=False`` at the window's
+    ON_TIME pane, the views summed per bundle first (see the module docstring)."""
 
     def __init__(
         self,
         threshold: int = DEFAULT_THRESHOLD,
         window_s: int = DEFAULT_WINDOW_S,
         allowed_lateness_s: int = DEFAULT_ALLOWED_LATENESS_S,
+        early_alerts: bool = True,
     ) -> None:
         super().__init__()
         if threshold < 0:
@@ -181,14 +191,14 @@ class DetectExcessiveViewing(beam.PTransform[beam.PCollection[Decoded], beam.PCo
         self._threshold = threshold
         self._window_s = window_s
         self._allowed_lateness_s = allowed_lateness_s
+        self._early_alerts = early_alerts
 
     def expand(self, views: beam.PCollection[Decoded]) -> beam.PCollection:
+        # Early: the pane that takes the count past the threshold fires at once.
+        early = trigger.AfterCount(self._threshold + 1) if self._early_alerts else None
         fraud_windows = beam.WindowInto(
             window.FixedWindows(self._window_s),
-            # Early: the pane that takes the count past the threshold fires at once.
-            trigger=trigger.AfterWatermark(
-                early=trigger.AfterCount(self._threshold + 1), late=trigger.AfterCount(1)
-            ),
+            trigger=trigger.AfterWatermark(early=early, late=trigger.AfterCount(1)),
             accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
             allowed_lateness=self._allowed_lateness_s,
             timestamp_combiner=window.TimestampCombiner.OUTPUT_AT_LATEST,
@@ -196,10 +206,15 @@ class DetectExcessiveViewing(beam.PTransform[beam.PCollection[Decoded], beam.PCo
         return (
             views
             # Keyed and windowed in one step (transforms/window_assign.py: a WindowInto step
-            # costs ~8 µs per view on the worker).
+            # costs ~8 µs per view on the worker); summed per bundle without early alerts.
             | "KeyByUserIntoFraudWindows"
-            >> KeyIntoWindows(_user_of, fraud_windows, output_type=tuple[str, None])
-            | "CountPerUserWindow" >> beam.CombinePerKey(combiners.CountCombineFn())
+            >> KeyIntoWindows(
+                _user_of,
+                fraud_windows,
+                output_type=tuple[str, int],
+                sum_in_bundle=not self._early_alerts,
+            )
+            | "CountPerUserWindow" >> beam.CombinePerKey(sum)
             | "PastThreshold" >> beam.Filter(_count_past_threshold, self._threshold)
             # A str key: a deterministic coder for the state key.
             | "KeyByUserWindow"

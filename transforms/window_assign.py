@@ -15,6 +15,20 @@ Which window functions: those whose windows depend on the element's timestamp on
 ``WindowInto``) and ``GlobalWindows``. Any other (a custom ``WindowFn`` may look at the element or
 its current window) goes through ``beam.Map(fn) | beam.WindowInto(...)`` unchanged, so the result
 never differs.
+
+``sum_in_bundle=True`` (counts in front of a ``CombinePerKey(sum)``): ``fn`` gives ``(key, n)``
+and the step emits, at the end of each bundle, one ``(key, total)`` per (key, window) of the
+bundle instead of one pair per element — the partial combining Beam calls combiner lifting, done
+in the step because neither runner lifts these counts: Prism lifts no combine whose trigger has
+an element count (``AfterCount``, handlecombine.go), and the Python SDK's own lifting (batch
+only) refuses an ``AfterWatermark`` without early firings (``is_compatible_with_combiner_lifting``
+reads the absent early trigger as incompatible). The sum per key and window after the grouping
+is the same; what changes is what a count-based trigger counts: elements that are partial sums.
+So ``AfterCount(1)`` late firings fire once per late partial sum (a LATE pane may add several
+views), and an ``AfterCount(n)`` early firing with n > 1 would fire later than on the n-th view:
+do not combine in the bundle under such a trigger when that timing matters. Each sum carries the
+latest timestamp of its elements (the earliest for ``OUTPUT_AT_EARLIEST``), so the panes keep
+the timestamps their elements would have given them.
 """
 
 from __future__ import annotations
@@ -30,6 +44,10 @@ from apache_beam.utils.windowed_value import WindowedValue
 # Window functions whose assignment depends on the element's timestamp alone (exact types:
 # a subclass may assign otherwise).
 _TIMESTAMP_ONLY = (window.SlidingWindows, window.Sessions, window.GlobalWindows)
+
+
+def _timestamp_only(window_fn: window.WindowFn) -> bool:
+    return type(window_fn) is window.FixedWindows or type(window_fn) in _TIMESTAMP_ONLY
 
 
 class _KeyIntoWindowsFn(beam.DoFn):
@@ -68,6 +86,48 @@ class _KeyIntoWindowsFn(beam.DoFn):
         yield WindowedValue(value, timestamp, windows)
 
 
+class _SumIntoWindowsFn(_KeyIntoWindowsFn):
+    """``fn(element)`` = ``(key, n)`` summed per (key, window) over the bundle; each sum emitted
+    at the end of the bundle in its window, with the latest (``earliest=True``: the earliest)
+    timestamp of its elements."""
+
+    def __init__(
+        self, fn: Callable[[Any], Any], window_fn: window.WindowFn, earliest: bool = False
+    ) -> None:
+        super().__init__(fn, window_fn)
+        self._earliest = earliest
+
+    def start_bundle(self) -> None:
+        # {(key, window): [sum, timestamp micros]}
+        self._sums: dict[tuple[Any, window.BoundedWindow], list[int]] = {}
+
+    def process(self, element: Any, windowed: WindowedValue = beam.DoFn.WindowedValueParam):
+        micros = windowed.timestamp.micros
+        key, n = self._fn(element)
+        # Once per input window, as the per-element step's output would be (see above).
+        n *= len(windowed.windows)
+        if self._size is not None:
+            windows = self._fixed(micros)
+        else:
+            windows = self._window_fn.assign(
+                window.WindowFn.AssignContext(windowed.timestamp, (key, n))
+            )
+        sums = self._sums
+        for win in windows:
+            entry = sums.get((key, win))
+            if entry is None:
+                sums[(key, win)] = [n, micros]
+            else:
+                entry[0] += n
+                if (micros < entry[1]) if self._earliest else (micros > entry[1]):
+                    entry[1] = micros
+
+    def finish_bundle(self):
+        for (key, win), (total, micros) in self._sums.items():
+            yield WindowedValue((key, total), Timestamp(micros=micros), (win,))
+        self._sums = {}
+
+
 class _ParDoIntoWindows(beam.ParDo):
     """A ParDo whose output has the windowing strategy ``windowing`` (what ``WindowInto``, itself
     a ParDo, declares), its DoFn assigning the windows."""
@@ -88,6 +148,8 @@ class KeyIntoWindows(beam.PTransform[beam.PCollection, beam.PCollection]):
       window_into: the ``beam.WindowInto(window_fn, trigger=..., ...)`` to apply; only its
         windowing strategy is used.
       output_type: the output's element type hint (e.g. ``tuple[str, int]``), or None.
+      sum_in_bundle: ``fn`` gives ``(key, n)`` pairs; emit their sums per (key, window) at the
+        end of each bundle (see the module docstring for what a count-based trigger then sees).
     """
 
     def __init__(
@@ -96,6 +158,7 @@ class KeyIntoWindows(beam.PTransform[beam.PCollection, beam.PCollection]):
         window_into: beam.WindowInto,
         output_type: Any = None,
         *,
+        sum_in_bundle: bool = False,
         label: str | None = None,
     ) -> None:
         super().__init__(label)
@@ -103,15 +166,28 @@ class KeyIntoWindows(beam.PTransform[beam.PCollection, beam.PCollection]):
             raise ValueError("fn must be callable: element -> output element")
         if not isinstance(window_into, beam.WindowInto):
             raise ValueError(f"window_into must be a beam.WindowInto, got {window_into!r}")
+        if sum_in_bundle and not _timestamp_only(window_into.windowing.windowfn):
+            raise ValueError(
+                "sum_in_bundle needs a window function whose windows depend on the timestamp "
+                f"only (FixedWindows, SlidingWindows, Sessions, GlobalWindows), got "
+                f"{type(window_into.windowing.windowfn).__name__}: sum after the WindowInto "
+                "with a CombinePerKey instead"
+            )
         self._fn = fn
         self._window_into = window_into
         self._output_type = output_type
+        self._sum_in_bundle = sum_in_bundle
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
         windowing = self._window_into.windowing
         window_fn = windowing.windowfn
-        if type(window_fn) is window.FixedWindows or type(window_fn) in _TIMESTAMP_ONLY:
-            step = _ParDoIntoWindows(_KeyIntoWindowsFn(self._fn, window_fn), windowing)
+        if self._sum_in_bundle:
+            earliest = windowing.timestamp_combiner == window.TimestampCombiner.OUTPUT_AT_EARLIEST
+            fn: beam.DoFn = _SumIntoWindowsFn(self._fn, window_fn, earliest)
+        else:
+            fn = _KeyIntoWindowsFn(self._fn, window_fn)
+        if _timestamp_only(window_fn):
+            step = _ParDoIntoWindows(fn, windowing)
             if self._output_type is not None:
                 step = step.with_output_types(self._output_type)
             return pcoll | "KeyIntoWindows" >> step

@@ -10,7 +10,12 @@ Semantics shared by the three variants:
 
 - Trigger ``AfterWatermark(early=AfterProcessingTime(early_firing_s) if set, late=AfterCount(1))``:
   an ON_TIME pane when the watermark passes the window end, optional EARLY panes every
-  ``early_firing_s`` of processing time before that, and a LATE pane for every late element.
+  ``early_firing_s`` of processing time before that, and a LATE pane for every late arrival.
+- Views are summed per (property, window) within each bundle before the grouping
+  (``KeyIntoWindows(sum_in_bundle=True)``): the grouping then sees one partial count per property
+  and window of a bundle, not one element per view (neither Prism nor the Python SDK lifts this
+  combine, see ``transforms/window_assign.py``). Counts are the same; a late arrival is a partial
+  count, so one LATE pane may add the several late views of one bundle.
 - ACCUMULATING panes: every pane carries the window's full count so far, so a consumer keeps the
   last pane per (property_id, window) — the Kafka topic is keyed by property_id.
 - Allowed lateness defaults to 70 min = the gate's 1 h window + its 10 min lateness: Beam must
@@ -50,9 +55,9 @@ Compared with the Kafka Streams seed (``windowedBy(TimeWindows.of(1 h)).count()`
 window open for its grace period (24 h minus the window size by default for the deprecated
 ``TimeWindows.of``); here Beam's allowed lateness (70 min) plays the grace period's role, and the
 trigger replaces both the per-record updates and ``suppress``: one ON_TIME pane when the watermark
-passes the window end, optional EARLY panes, one LATE pane per late element, each accumulating
-(superseding the previous one). Records later than the gate's lateness never reach the window:
-they are on the late topic instead of being silently dropped.
+passes the window end, optional EARLY panes, one LATE pane per late arrival (a bundle's late views
+of the property), each accumulating (superseding the previous one). Records later than the gate's
+lateness never reach the window: they are on the late topic instead of being silently dropped.
 """
 
 from __future__ import annotations
@@ -249,10 +254,12 @@ class _CountViewsInWindows(beam.PTransform[beam.PCollection[Decoded], beam.PColl
         )
         return (
             views
-            # Keyed and windowed in one step (transforms/window_assign.py: a WindowInto step
-            # costs ~8 µs per view on the worker).
+            # Keyed, windowed and summed per bundle in one step (transforms/window_assign.py: a
+            # WindowInto step costs ~8 µs per view on the worker).
             | "KeyByPropertyIntoWindows"
-            >> KeyIntoWindows(_property_of, windows, output_type=tuple[str, int])
+            >> KeyIntoWindows(
+                _property_of, windows, output_type=tuple[str, int], sum_in_bundle=True
+            )
             | "CountPerProperty" >> beam.CombinePerKey(sum)
             | "FormatPanes" >> beam.ParDo(_FormatPanes())
             # Twice the lateness: a margin past the last pane Beam can fire (end + lateness).

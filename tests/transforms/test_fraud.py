@@ -137,3 +137,43 @@ def test_alert_ids_are_deterministic_user_and_window_start():
 def test_invalid_parameters_are_rejected_with_the_parameter_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DetectExcessiveViewing(**kwargs)
+
+
+def test_without_early_alerts_the_same_alert_comes_with_the_window_end_pane():
+    stream = (
+        TestStream()
+        .advance_watermark_to(ts(at(0)))
+        .add_elements(views("u1", spread(50, 0, 5)))
+        .add_elements(views("u1", [6], first_offset=50))  # the 51st view
+        .add_elements(views("u1", spread(10, 7, 9), first_offset=51))
+        .add_elements(views("u2", spread(50, 0, 10)))  # exactly 50: no alert
+        .advance_watermark_to(ts(at(20)))  # window closed
+        .add_elements(views("u1", spread(5, 0, 10), first_offset=61))  # late: no 2nd alert
+        .advance_watermark_to_infinity()
+    )
+    p = streaming_test_pipeline()
+    alerts = p | "Views" >> stream | DetectExcessiveViewing(early_alerts=False)
+    assert_that(alerts, equal_to([alert("u1", at(0), at(10), 51, 50)]), label="OneAlert")
+    # No early pane: the ON_TIME pane at the window end, stamped with its latest view (00:08.8).
+    assert_that(
+        alerts | "WithTimestamp" >> beam.Map(with_timestamp),
+        equal_to([("u1:" + str(at(0)), 51, at(8.8))]),
+        label="OnTimeFiring",
+    )
+    p.run().wait_until_finish()
+
+
+def test_without_early_alerts_a_batch_alerts_as_with_them():
+    inputs = views("u1", spread(70, 0, 10)) + views("u2", spread(51, 0, 10))
+    inputs += views("u3", spread(50, 0, 10)) + views("u1", spread(51, 10, 20), first_offset=70)
+    with TestPipeline() as p:
+        created = p | "Views" >> beam.Create(inputs)
+        early = created | "Early" >> DetectExcessiveViewing()
+        summed = created | "Summed" >> DetectExcessiveViewing(early_alerts=False)
+        expected = [
+            alert("u1", at(0), at(10), 51, 50),
+            alert("u1", at(10), at(20), 51, 50),
+            alert("u2", at(0), at(10), 51, 50),
+        ]
+        assert_that(early, equal_to(expected), label="EarlyAlerts")
+        assert_that(summed, equal_to(expected), label="SummedAlerts")
