@@ -6,8 +6,10 @@ is **late** when ``stream_time_before >= window_end + allowed_lateness``, ``wind
 end of the record's tumbling window of ``window_size`` (aligned to the epoch; default 1 h; allowed
 lateness default 10 min). A late record goes to the ``late`` output as a LateRecord dict (with
 ``late_by_ms = stream_time_before - (window_end + allowed_lateness)``, >= 0) and is never counted;
-every other record goes to ``on_time`` unchanged, with its timestamp and window unchanged. For
-every key: on_time + late = input (counters ``on_time`` and ``late``).
+every other record goes to ``on_time`` unchanged, with its timestamp and window unchanged (with
+``stamp_event_time=True``: its timestamp set to its payload's ``event_time``, as
+``transforms/event_time.AssignEventTime`` would set it, without a step of its own). For every
+key: on_time + late = input (counters ``on_time`` and ``late``).
 
 Why not Beam's watermark: on a replayed backlog a whole bundle moves the watermark at once, so
 Beam finds nothing late, and the watermark mixes all
@@ -261,10 +263,17 @@ class _DecideLateness(beam.DoFn):
     HELD = userstate.BagStateSpec("held", PickleCoder())
     END_OF_INPUT = userstate.TimerSpec("end_of_input", TimeDomain.WATERMARK)
 
-    def __init__(self, window_size_ms: int, allowed_lateness_ms: int, max_held: int) -> None:
+    def __init__(
+        self,
+        window_size_ms: int,
+        allowed_lateness_ms: int,
+        max_held: int,
+        stamp_event_time: bool = False,
+    ) -> None:
         self._window_size_ms = window_size_ms
         self._allowed_lateness_ms = allowed_lateness_ms
         self._max_held = max_held
+        self._stamp_event_time = stamp_event_time
         self._on_time = metrics.counter(ON_TIME_COUNTER)
         self._late = metrics.counter(LATE_COUNTER)
         self._out_of_order = metrics.counter(OUT_OF_ORDER_COUNTER)
@@ -312,11 +321,13 @@ class _DecideLateness(beam.DoFn):
 
     def _decide(self, items: list[WireItem], stream_time_state, window: BoundedWindow):
         """Decides ``items`` in order; each becomes a ``Decoded`` only here, as it is emitted,
-        with its own timestamp, in the batch's window (a ``WindowedValue``: for a
-        ``TimestampedValue`` Beam would call the window function per record to find the window
-        it already knows, docs/performance.md change 11)."""
+        with its own timestamp (an on-time one with its event time if ``stamp_event_time``), in
+        the batch's window (a ``WindowedValue``: for a ``TimestampedValue`` Beam would call the
+        window function per record to find the window it already knows, docs/performance.md
+        change 11)."""
         stream_time = stream_time_state.read()
         windows = (window,)
+        stamp_event_time = self._stamp_event_time
         for item in items:
             decoded, micros = from_wire(item)
             event_time = event_time_ms(decoded.payload)
@@ -325,7 +336,8 @@ class _DecideLateness(beam.DoFn):
             )
             if late_by is None:
                 self._on_time.inc()
-                yield WindowedValue(decoded, Timestamp(micros=micros), windows)
+                on_time_micros = event_time * 1000 if stamp_event_time else micros
+                yield WindowedValue(decoded, Timestamp(micros=on_time_micros), windows)
             else:
                 self._late.inc()
                 window_end = tumbling_window_end_ms(event_time, self._window_size_ms)
@@ -353,7 +365,9 @@ class GateLateRecords(beam.PTransform[beam.PCollection[Decoded], GateResult]):
     """Splits records into on-time and "late in the log" (see the module docstring).
 
     Apply to the Kafka read's records (global window) before any windowing; the outputs keep
-    each record's timestamp.
+    each record's timestamp, except with ``stamp_event_time=True``: each on-time record leaves
+    the gate stamped with its payload's ``event_time`` (what ``AssignEventTime`` after the gate
+    would do, saving that step's per-record cost; the late records keep theirs).
     """
 
     def __init__(
@@ -361,8 +375,11 @@ class GateLateRecords(beam.PTransform[beam.PCollection[Decoded], GateResult]):
         window_size_s: int = DEFAULT_WINDOW_SIZE_S,
         allowed_lateness_s: int = DEFAULT_ALLOWED_LATENESS_S,
         max_held: int = DEFAULT_MAX_HELD,
+        *,
+        stamp_event_time: bool = False,
     ) -> None:
         super().__init__()
+        self._stamp_event_time = stamp_event_time
         if max_held < 0:
             raise ValueError(f"max_held must be a record count >= 0, got {max_held}")
         self._max_held = max_held
@@ -381,7 +398,12 @@ class GateLateRecords(beam.PTransform[beam.PCollection[Decoded], GateResult]):
             >> beam.ParDo(_BatchPerPartition()).with_output_types(tuple[str, Any])
             | "DecideLateness"
             >> beam.ParDo(
-                _DecideLateness(self._window_size_ms, self._allowed_lateness_ms, self._max_held)
+                _DecideLateness(
+                    self._window_size_ms,
+                    self._allowed_lateness_ms,
+                    self._max_held,
+                    self._stamp_event_time,
+                )
             ).with_outputs(LATE_TAG, main=ON_TIME_TAG)
         )
         return GateResult(on_time=results[ON_TIME_TAG], late=results[LATE_TAG])

@@ -275,3 +275,41 @@ def test_records_held_by_an_earlier_gate_as_decoded_pairs_are_still_decided():
     decoded = view(at(5), offset=7)
     assert _as_wire((decoded, 123)) == to_wire(decoded, 123)
     assert _as_wire(to_wire(decoded, 123)) == to_wire(decoded, 123)
+
+
+def _offset_and_timestamp_ms(element, timestamp=beam.DoFn.TimestampParam):
+    offset = element.source.offset if isinstance(element, Decoded) else element["offset"]
+    return offset, timestamp.micros // 1000
+
+
+@pytest.mark.parametrize("stamp_event_time", [False, True])
+def test_the_gate_stamps_passed_records_with_their_event_time_only_when_asked(stamp_event_time):
+    # Record timestamps 3 minutes after each event time, as a producer's CreateTime may be.
+    log = [
+        r._replace(source=r.source._replace(timestamp_ms=r.payload["event_time"] + 3 * MINUTE_MS))
+        for r in NARRATED_LOG
+    ]
+    with TestPipeline() as p:
+        gated = (
+            p
+            | "Log" >> beam.Create([stamped(r) for r in log])
+            | GateLateRecords(stamp_event_time=stamp_event_time)
+        )
+        on_time = [r for r in log if (0, r.source.offset) not in NARRATED_LATE]
+        field = "event_time" if stamp_event_time else None
+        assert_that(
+            gated.on_time | "OnTimeStamps" >> beam.Map(_offset_and_timestamp_ms),
+            equal_to(
+                [
+                    (r.source.offset, r.payload[field] if field else r.source.timestamp_ms)
+                    for r in on_time
+                ]
+            ),
+            label="OnTime",
+        )
+        # A late record keeps its record timestamp either way.
+        assert_that(
+            gated.late | "LateStamps" >> beam.Map(_offset_and_timestamp_ms),
+            equal_to([(5, at(20) + 3 * MINUTE_MS)]),
+            label="Late",
+        )

@@ -61,6 +61,22 @@ def _same(sides: dict[str, list]) -> bool:
     return sorted(sides.get("got", [])) == sorted(sides.get("expected", [])) != []
 
 
+def _assert_same(expected: beam.PCollection, got: beam.PCollection) -> None:
+    """Asserts that ``got`` holds the same (non-empty) elements as ``expected``, in any order."""
+    same = (
+        (
+            expected | "TagExpected" >> beam.Map(lambda d: ("expected", d)),
+            got | "TagGot" >> beam.Map(lambda d: ("got", d)),
+        )
+        | beam.Flatten()
+        | "Global" >> beam.WindowInto(window.GlobalWindows())
+        | beam.GroupByKey()
+        | beam.combiners.ToDict()
+        | beam.Map(_same)
+    )
+    assert_that(same, equal_to([True]))
+
+
 @pytest.mark.parametrize("name", list(WINDOW_FNS))
 def test_same_elements_windows_and_strategy_as_map_then_window_into(name):
     window_fn = WINDOW_FNS[name]
@@ -87,18 +103,7 @@ def test_same_elements_windows_and_strategy_as_map_then_window_into(name):
             wanted.timestamp_combiner,
             wanted.allowed_lateness,
         )
-        same = (
-            (
-                expected | "TagExpected" >> beam.Map(lambda d: ("expected", d)),
-                got | "TagGot" >> beam.Map(lambda d: ("got", d)),
-            )
-            | beam.Flatten()
-            | "Global" >> beam.WindowInto(window.GlobalWindows())
-            | beam.GroupByKey()
-            | beam.combiners.ToDict()
-            | beam.Map(_same)
-        )
-        assert_that(same, equal_to([True]))
+        _assert_same(expected, got)
 
 
 def test_fixed_windows_in_integer_micros_equal_beams_assignment():
@@ -130,18 +135,7 @@ def test_summed_in_the_bundle_then_combined_equals_combined_per_element(name):
             | "SumGot" >> beam.CombinePerKey(sum)
             | "DescribeGot" >> beam.ParDo(_Described())
         )
-        same = (
-            (
-                expected | "TagExpected" >> beam.Map(lambda d: ("expected", d)),
-                got | "TagGot" >> beam.Map(lambda d: ("got", d)),
-            )
-            | beam.Flatten()
-            | "Global" >> beam.WindowInto(window.GlobalWindows())
-            | beam.GroupByKey()
-            | beam.combiners.ToDict()
-            | beam.Map(_same)
-        )
-        assert_that(same, equal_to([True]))
+        _assert_same(expected, got)
 
 
 def _bundle(fn: _KeyIntoWindowsFn, stamped: list[tuple[float, float]]) -> list:
