@@ -79,11 +79,12 @@ class _KeyIntoWindowsFn(beam.DoFn):
         # SDK's output handler repeats them), as WindowInto's per-window calls would.
         timestamp = windowed.timestamp
         value = self._fn(element)
+        yield WindowedValue(value, timestamp, self._windows_of(timestamp, value))
+
+    def _windows_of(self, timestamp: Timestamp, value: Any) -> tuple[window.BoundedWindow, ...]:
         if self._size is not None:
-            windows = self._fixed(timestamp.micros)
-        else:
-            windows = tuple(self._window_fn.assign(window.WindowFn.AssignContext(timestamp, value)))
-        yield WindowedValue(value, timestamp, windows)
+            return self._fixed(timestamp.micros)
+        return tuple(self._window_fn.assign(window.WindowFn.AssignContext(timestamp, value)))
 
 
 class _SumIntoWindowsFn(_KeyIntoWindowsFn):
@@ -106,14 +107,8 @@ class _SumIntoWindowsFn(_KeyIntoWindowsFn):
         key, n = self._fn(element)
         # Once per input window, as the per-element step's output would be (see above).
         n *= len(windowed.windows)
-        if self._size is not None:
-            windows = self._fixed(micros)
-        else:
-            windows = self._window_fn.assign(
-                window.WindowFn.AssignContext(windowed.timestamp, (key, n))
-            )
         sums = self._sums
-        for win in windows:
+        for win in self._windows_of(windowed.timestamp, (key, n)):
             entry = sums.get((key, win))
             if entry is None:
                 sums[(key, win)] = [n, micros]
