@@ -12,9 +12,16 @@ from transforms.io.kafka import ReadKafkaRecords, WriteKafkaRecords
 from transforms.io.kafka_produce import ProduceKafkaRecords
 
 
-def read_topic(kafka: KafkaConfig, topic: str, *, commit_offsets: bool = False) -> ReadKafkaRecords:
+def read_topic(
+    kafka: KafkaConfig,
+    topic: str,
+    *,
+    commit_offsets: bool = False,
+    partition_share: tuple[tuple[int, ...], int] | None = None,
+) -> ReadKafkaRecords:
     """Every record of ``topic`` as ``KafkaRecord``, within the run's bounds; ``commit_offsets``
-    commits the consumer group's offsets when Beam finalizes a read."""
+    commits the consumer group's offsets when Beam finalizes a read; ``partition_share=(residues,
+    n)``: only the partitions with ``p % n`` in ``residues`` (range reads: ``kafka.range_read``)."""
     return ReadKafkaRecords(
         bootstrap_servers=kafka.bootstrap_servers,
         topics=[topic],
@@ -29,6 +36,7 @@ def read_topic(kafka: KafkaConfig, topic: str, *, commit_offsets: bool = False) 
         poll_timeout_s=kafka.poll_timeout_s,
         expansion_service=kafka.expansion_service,
         native_expansion_service=kafka.native_expansion_service,
+        partition_share=partition_share,
     )
 
 

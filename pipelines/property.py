@@ -140,22 +140,65 @@ class IngestStream(beam.PTransform[beam.PCollection[KafkaRecord], IngestResult])
 
 def build(
     events: beam.PCollection[KafkaRecord],
-    views: beam.PCollection[KafkaRecord],
+    views: beam.PCollection[KafkaRecord] | tuple[beam.PCollection[KafkaRecord], ...],
     config: PropertyConfig,
     views_group: str | None = None,
+    view_part_groups: Sequence[str | None] = (),
 ) -> PropertyOutputs:
     """Compose the transforms on the two input streams; see the module docstring for semantics.
 
     ``views_group``: the worker group (``pipelines.worker_groups``) of the views half's steps
     (ingest, hourly counts, fraud); None: the pipeline's default environment, as every other step.
+
+    ``views`` may be a tuple of parts, disjoint sets of the views topic's partitions
+    (``read_topic(partition_share=...)``), with ``view_part_groups`` naming each part's group:
+    each part is ingested (its own late gate: the gate decides per partition) and keyed into the
+    hourly and fraud windows in its group, and the counts and alerts are made from the keyed
+    parts in ``views_group``. The outputs are those of one views input.
     """
     ingested_events = events | "IngestEvents" >> IngestStream(
         "PropertyEvent", ValidateEvents(), config
     )
-    ingested_views = views | "IngestViews" >> in_worker_group(
-        IngestStream("PropertyView", ValidateViews(), config), views_group
+    hourly = CountViewsPerProperty(
+        config.window_size_s, config.beam_allowed_lateness_s, config.early_firing_s
     )
-    on_time_events, on_time_views = ingested_events.on_time, ingested_views.on_time
+    fraud = DetectExcessiveViewing(
+        config.fraud_threshold,
+        config.fraud_window_s,
+        config.beam_allowed_lateness_s,
+        # A bounded run fires each window once at its end: no early pane to wait for, so the
+        # views are summed per bundle before the shuffle.
+        early_alerts=not config.bounded,
+    )
+    if isinstance(views, tuple):
+        if len(views) != len(view_part_groups):
+            raise ValueError(
+                f"build got {len(views)} parts of the views and {len(view_part_groups)} "
+                "view_part_groups: give one worker group (or None) per part"
+            )
+        ingested_views, keyed_hourly, keyed_fraud = [], [], []
+        for index, (part, group) in enumerate(zip(views, view_part_groups, strict=True)):
+            ingested = part | f"IngestViewsPart{index}" >> in_worker_group(
+                IngestStream("PropertyView", ValidateViews(), config), group
+            )
+            ingested_views.append(ingested)
+            keyed_hourly.append(
+                ingested.on_time
+                | f"KeyViewsPart{index}" >> in_worker_group(hourly.key_into_windows(), group)
+            )
+            keyed_fraud.append(
+                ingested.on_time
+                | f"KeyFraudViewsPart{index}" >> in_worker_group(fraud.key_into_windows(), group)
+            )
+        hourly_input: Any = tuple(keyed_hourly)
+        fraud_input: Any = tuple(keyed_fraud)
+    else:
+        ingested = views | "IngestViews" >> in_worker_group(
+            IngestStream("PropertyView", ValidateViews(), config), views_group
+        )
+        ingested_views = [ingested]
+        hourly_input = fraud_input = ingested.on_time
+    on_time_events = ingested_events.on_time
 
     updates = on_time_events | "ListingUpdates" >> ListingUpdates()
     if config.marketdata_url:
@@ -182,30 +225,12 @@ def build(
         high_value=on_time_events
         | "HighValueListings" >> HighValueListings(config.high_value_threshold),
         counts_by_zip=on_time_events | "CountByZip" >> CountByZip(),
-        views_hourly=on_time_views
-        | "CountViewsPerProperty"
-        >> in_worker_group(
-            CountViewsPerProperty(
-                config.window_size_s, config.beam_allowed_lateness_s, config.early_firing_s
-            ),
-            views_group,
-        ),
-        alerts=on_time_views
-        | "DetectExcessiveViewing"
-        >> in_worker_group(
-            DetectExcessiveViewing(
-                config.fraud_threshold,
-                config.fraud_window_s,
-                config.beam_allowed_lateness_s,
-                # A bounded run fires each window once at its end: no early pane to wait for,
-                # so the views are summed per bundle before the shuffle.
-                early_alerts=not config.bounded,
-            ),
-            views_group,
-        ),
-        dead_letters=(ingested_events.dead_letters, ingested_views.dead_letters)
+        views_hourly=hourly_input | "CountViewsPerProperty" >> in_worker_group(hourly, views_group),
+        alerts=fraud_input | "DetectExcessiveViewing" >> in_worker_group(fraud, views_group),
+        dead_letters=(ingested_events.dead_letters, *(i.dead_letters for i in ingested_views))
         | "AllDeadLetters" >> beam.Flatten(),
-        late=(ingested_events.late, ingested_views.late) | "AllLate" >> beam.Flatten(),
+        late=(ingested_events.late, *(i.late for i in ingested_views))
+        | "AllLate" >> beam.Flatten(),
     )
 
 
@@ -234,6 +259,12 @@ OUTPUT_SPECS: dict[str, OutputSpec] = {
 FROM_ONE_INPUT = ("enriched", "high_value")
 # The outputs of the views half: encoded and written in its worker group.
 FROM_VIEWS = ("views_hourly", "alerts")
+# ``--split_python_workers`` with a range read: the views partitions the events' worker reads
+# (p % 4 == 0: a quarter of them with 4, 8... partitions) and those the views worker reads. A
+# view costs the worker about a quarter of an event, and there are four views per event: with a
+# quarter of the views the two workers' loads come out about even (docs/performance.md,
+# change 18).
+VIEWS_PARTITION_SHARES = (((0,), 4), ((1, 2, 3), 4))
 
 
 def _dead_letter_avro(dead_letter: DeadLetter) -> dict[str, Any]:
@@ -257,10 +288,29 @@ def attach_kafka(pipeline: beam.Pipeline, run_config: PropertyRunConfig) -> Prop
 
     commit = run_config.commit_offsets
     events = pipeline | "ReadEvents" >> read_topic(kafka, topics.events, commit_offsets=commit)
-    views = pipeline | "ReadViews" >> in_worker_group(
-        read_topic(kafka, topics.views, commit_offsets=commit), views_group
-    )
-    outputs = build(events, views, run_config.pipeline, views_group)
+    view_part_groups: tuple[str | None, ...] = ()
+    if views_group is not None and kafka.range_read:
+        # The views worker would otherwise gate and key every view alone while the events'
+        # worker, done with the events, waits: a share of the views partitions is read,
+        # ingested and keyed in the events' worker, the rest in the views worker, and the
+        # keyed sums meet at the counts' shuffle (docs/performance.md, change 18).
+        view_part_groups = (None, views_group)
+        views: Any = tuple(
+            pipeline
+            | f"ReadViewsPart{index}"
+            >> in_worker_group(
+                read_topic(kafka, topics.views, commit_offsets=commit, partition_share=share),
+                group,
+            )
+            for index, (share, group) in enumerate(
+                zip(VIEWS_PARTITION_SHARES, view_part_groups, strict=True)
+            )
+        )
+    else:
+        views = pipeline | "ReadViews" >> in_worker_group(
+            read_topic(kafka, topics.views, commit_offsets=commit), views_group
+        )
+    outputs = build(events, views, run_config.pipeline, views_group, view_part_groups)
     too_large = []
     for name, spec in OUTPUT_SPECS.items():
         if name == "dead_letters":

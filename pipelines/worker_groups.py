@@ -11,10 +11,14 @@ worker. ``worker_group`` is such a hint; it asks for nothing but the separate wo
 The property pipeline's two inputs are independent up to the dead-letter and late outputs, so
 ``--split_python_workers`` puts the views half (its read, ingest, hourly counts, fraud alerts and
 their writes) in the group ``views``: two processes, joined only by the few dead letters and late
-records of the views topic, which the runner hands from one to the other. Each worker must be a
-process: under ``--environment_type=LOOPBACK`` both environments are threads of the submitting
+records of the views topic, which the runner hands from one to the other. With a read of
+resolved ranges (``--backfill``, ``--stop_read_time_ms``) a quarter of the views topic's
+partitions is read, ingested and keyed into the hourly and fraud windows in the events' worker,
+and the keyed sums meet the views worker's at the counts' shuffle: a bounded run otherwise left
+the events' worker idle while the views worker gated and keyed every view
+(``pipelines.property.VIEWS_PARTITION_SHARES``). Each worker must be a process: under ``--environment_type=LOOPBACK`` both environments are threads of the submitting
 process, under one GIL (``PropertyRunConfig`` refuses that pairing). docs/performance.md,
-change 15, has the measurements.
+changes 15 and 18, have the measurements.
 """
 
 from __future__ import annotations

@@ -193,7 +193,12 @@ class DetectExcessiveViewing(beam.PTransform[beam.PCollection[Decoded], beam.PCo
         self._allowed_lateness_s = allowed_lateness_s
         self._early_alerts = early_alerts
 
-    def expand(self, views: beam.PCollection[Decoded]) -> beam.PCollection:
+    def key_into_windows(self) -> KeyIntoWindows:
+        """The step before the shuffle on its own: each view keyed by user, in its fraud
+        window (summed per bundle without early alerts). For views produced in several places
+        (disjoint parts of a topic in different workers), apply it to each part where it is
+        produced and give ``expand`` the tuple of keyed parts: the alerts are those of the
+        parts' union."""
         # Early: the pane that takes the count past the threshold fires at once.
         early = trigger.AfterCount(self._threshold + 1) if self._early_alerts else None
         fraud_windows = beam.WindowInto(
@@ -203,17 +208,25 @@ class DetectExcessiveViewing(beam.PTransform[beam.PCollection[Decoded], beam.PCo
             allowed_lateness=self._allowed_lateness_s,
             timestamp_combiner=window.TimestampCombiner.OUTPUT_AT_LATEST,
         )
+        # Keyed and windowed in one step (transforms/window_assign.py: a WindowInto step costs
+        # ~8 µs per view on the worker); summed per bundle without early alerts.
+        return KeyIntoWindows(
+            _user_of,
+            fraud_windows,
+            output_type=tuple[str, int],
+            sum_in_bundle=not self._early_alerts,
+        )
+
+    def expand(
+        self, views: beam.PCollection[Decoded] | tuple[beam.PCollection, ...]
+    ) -> beam.PCollection:
+        """``views``: Decoded views, or a tuple of parts already through ``key_into_windows``."""
+        if isinstance(views, tuple):
+            keyed = views | "KeyedParts" >> beam.Flatten()
+        else:
+            keyed = views | "KeyByUserIntoFraudWindows" >> self.key_into_windows()
         return (
-            views
-            # Keyed and windowed in one step (transforms/window_assign.py: a WindowInto step
-            # costs ~8 µs per view on the worker); summed per bundle without early alerts.
-            | "KeyByUserIntoFraudWindows"
-            >> KeyIntoWindows(
-                _user_of,
-                fraud_windows,
-                output_type=tuple[str, int],
-                sum_in_bundle=not self._early_alerts,
-            )
+            keyed
             | "CountPerUserWindow" >> beam.CombinePerKey(sum)
             | "PastThreshold" >> beam.Filter(_count_past_threshold, self._threshold)
             # A str key: a deterministic coder for the state key.

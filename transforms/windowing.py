@@ -244,7 +244,11 @@ class _CountViewsInWindows(beam.PTransform[beam.PCollection[Decoded], beam.PColl
         self._allowed_lateness_s = allowed_lateness_s
         self._early_firing_s = early_firing_s
 
-    def expand(self, views: beam.PCollection[Decoded]) -> beam.PCollection:
+    def key_into_windows(self) -> KeyIntoWindows:
+        """The step before the shuffle on its own: each view keyed by property, in its windows,
+        summed per bundle. For views produced in several places (disjoint parts of a topic in
+        different workers), apply it to each part where it is produced and give ``expand`` the
+        tuple of keyed parts: the counts are those of the parts' union."""
         windows = beam.WindowInto(
             self._window_fn,
             trigger=_trigger(self._early_firing_s),
@@ -252,14 +256,22 @@ class _CountViewsInWindows(beam.PTransform[beam.PCollection[Decoded], beam.PColl
             accumulation_mode=trigger.AccumulationMode.DISCARDING,
             allowed_lateness=self._allowed_lateness_s,
         )
+        # Keyed, windowed and summed per bundle in one step (transforms/window_assign.py: a
+        # WindowInto step costs ~8 µs per view on the worker).
+        return KeyIntoWindows(
+            _property_of, windows, output_type=tuple[str, int], sum_in_bundle=True
+        )
+
+    def expand(
+        self, views: beam.PCollection[Decoded] | tuple[beam.PCollection, ...]
+    ) -> beam.PCollection:
+        """``views``: Decoded views, or a tuple of parts already through ``key_into_windows``."""
+        if isinstance(views, tuple):
+            keyed = views | "KeyedParts" >> beam.Flatten()
+        else:
+            keyed = views | "KeyByPropertyIntoWindows" >> self.key_into_windows()
         return (
-            views
-            # Keyed, windowed and summed per bundle in one step (transforms/window_assign.py: a
-            # WindowInto step costs ~8 µs per view on the worker).
-            | "KeyByPropertyIntoWindows"
-            >> KeyIntoWindows(
-                _property_of, windows, output_type=tuple[str, int], sum_in_bundle=True
-            )
+            keyed
             | "CountPerProperty" >> beam.CombinePerKey(sum)
             | "FormatPanes" >> beam.ParDo(_FormatPanes())
             # Twice the lateness: a margin past the last pane Beam can fire (end + lateness).

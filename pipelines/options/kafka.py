@@ -200,6 +200,12 @@ class KafkaConfig:
             v is not None for v in (self.max_records, self.max_read_time_s, self.stop_read_time_ms)
         )
 
+    @property
+    def range_read(self) -> bool:
+        """True when the read is the librdkafka read of offset ranges resolved at construction
+        (``--backfill``, ``--stop_read_time_ms``; ``transforms.io.kafka_ranges``)."""
+        return self.backfill or self.stop_read_time_ms is not None
+
     def consumer_config(self) -> dict[str, str]:
         """Consumer properties: the extra properties plus group id and offset reset.
 

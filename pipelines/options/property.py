@@ -134,7 +134,9 @@ class PropertyOptions(PipelineOptions):
             "workers that are processes: --environment_type=EXTERNAL with a worker pool (filled "
             "in from the local stack's python-workers: python -m runners.local up "
             "python-workers) or PROCESS; not LOOPBACK, not Dataflow (which runs a worker per "
-            "core already).",
+            "core already). With --backfill or --stop_read_time_ms a quarter of the views "
+            "topic's partitions is read, ingested and keyed in the events' worker, the two "
+            "workers' loads about even.",
         )
         group.add_argument(
             "--commit_offsets",

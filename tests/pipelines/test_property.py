@@ -69,6 +69,11 @@ def topic_index(record, _n):
     return 0 if record.topic == EVENTS_TOPIC else 1
 
 
+def topic_and_share_index(record, _n):
+    """0: events; 1: views of even partitions; 2: views of odd partitions."""
+    return 0 if record.topic == EVENTS_TOPIC else 1 + record.partition % 2
+
+
 def last_per_key(key_fn, value_fn):
     def check(elements):
         final = defaultdict(int)
@@ -111,18 +116,26 @@ def simulation():
     return generate(SPEC, now_ms=NOW_MS)
 
 
-def test_pipeline_outputs_equal_the_simulators_oracle(simulation):
+@pytest.mark.parametrize("view_parts", [1, 2], ids=["views-whole", "views-in-two-parts"])
+def test_pipeline_outputs_equal_the_simulators_oracle(simulation, view_parts):
+    """``view_parts=2``: the views given as two parts, disjoint sets of partitions (as
+    ``--split_python_workers`` deals them between two workers), ingested and keyed each on its
+    own: the outputs are the same."""
     oracle = simulation.oracle
     log = kafka_log(simulation.records)
+    assert SPEC.partitions >= 2  # both parts hold records
     # The pinned test runner's options (tests/conftest.py), streaming.
     options = PipelineOptions(TestPipeline().get_full_options_as_args(streaming=True))
     with TestPipeline(options=options) as p:
-        events, views = (
-            p
-            | "Log" >> log_stream(log, SPEC.partitions)
-            | "ByTopic" >> beam.Partition(topic_index, 2)
-        )
-        out = build(events, views, PropertyConfig())
+        log_records = p | "Log" >> log_stream(log, SPEC.partitions)
+        if view_parts == 1:
+            events, views = log_records | "ByTopic" >> beam.Partition(topic_index, 2)
+            out = build(events, views, PropertyConfig())
+        else:
+            events, *parts = log_records | "ByTopicAndShare" >> beam.Partition(
+                topic_and_share_index, 3
+            )
+            out = build(events, tuple(parts), PropertyConfig(), view_part_groups=(None, None))
 
         assert_that(
             out.counts_by_zip,

@@ -20,13 +20,22 @@ EVENTS_HALF = {"IngestEvents", "ListingUpdates", "NotEnriched", "HighValueListin
 VIEWS_HALF = {"IngestViews", "CountViewsPerProperty", "DetectExcessiveViewing"}
 
 
-def _environments_by_step(views_group: str | None) -> dict[str, set[str]]:
-    """Top-level step label -> the environments of its Python leaf transforms."""
+def _environments_by_step(
+    views_group: str | None, view_part_groups: tuple[str | None, ...] = ()
+) -> dict[str, set[str]]:
+    """Top-level step label -> the environments of its Python leaf transforms; with
+    ``view_part_groups``, the views as that many parts (``ViewsPart0``...)."""
     pipeline = beam.Pipeline(options=PipelineOptions(["--environment_type=LOOPBACK"]))
     record = KafkaRecord("t", 0, 0, 0, b"k", b"v")
     events = pipeline | "Events" >> beam.Create([record])
-    views = pipeline | "Views" >> beam.Create([record])
-    build(events, views, PropertyConfig(), views_group)
+    if view_part_groups:
+        views = tuple(
+            pipeline | f"ViewsPart{i}" >> in_worker_group(beam.Create([record]), group)
+            for i, group in enumerate(view_part_groups)
+        )
+    else:
+        views = pipeline | "Views" >> beam.Create([record])
+    build(events, views, PropertyConfig(), views_group, view_part_groups)
     proto = pipeline.to_runner_api()
     by_step: dict[str, set[str]] = {}
     for transform in proto.components.transforms.values():
@@ -55,6 +64,31 @@ def test_the_views_group_gives_the_views_half_an_environment_of_its_own():
     assert views_envs != events_envs
     # The inputs (here Create) and the dead-letter and late flattens stay in the default one.
     assert by_step["Events"] == by_step["Views"] == events_envs
+
+
+def test_view_parts_are_ingested_and_keyed_in_their_groups_and_counted_in_the_views_group():
+    by_step = _environments_by_step(VIEWS_GROUP, (None, VIEWS_GROUP))
+    events_envs = set().union(*(by_step[s] for s in EVENTS_HALF))
+    views_envs = set().union(
+        *(by_step[s] for s in ("CountViewsPerProperty", "DetectExcessiveViewing"))
+    )
+    assert len(events_envs) == 1 and len(views_envs) == 1 and views_envs != events_envs, by_step
+    part_steps = ("ViewsPart{}", "IngestViewsPart{}", "KeyViewsPart{}", "KeyFraudViewsPart{}")
+    for step in part_steps:
+        assert by_step[step.format(0)] == events_envs, step
+        assert by_step[step.format(1)] == views_envs, step
+    # Past the keying, nothing of a part runs in its own worker: the counts' and alerts' steps
+    # take the keyed parts (flattened by the runner) in the views group.
+    assert not any(s.startswith("IngestViews") and "Part" not in s for s in by_step)
+
+
+def test_views_in_parts_need_a_group_per_part():
+    pipeline = beam.Pipeline()
+    record = KafkaRecord("t", 0, 0, 0, b"k", b"v")
+    events = pipeline | "Events" >> beam.Create([record])
+    views = (pipeline | "A" >> beam.Create([record]), pipeline | "B" >> beam.Create([record]))
+    with pytest.raises(ValueError, match="one worker group \\(or None\\) per part"):
+        build(events, views, PropertyConfig(), VIEWS_GROUP, (None,))
 
 
 def test_the_group_is_a_resource_hint_on_the_environment():

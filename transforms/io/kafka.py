@@ -35,7 +35,7 @@ from apache_beam import coders
 from apache_beam.io.kafka import ReadFromKafka, WriteToKafka
 from apache_beam.transforms.external import ExternalTransform, NamedTupleBasedPayloadBuilder
 
-from transforms.io.kafka_ranges import ReadKafkaRanges, resolve_ranges
+from transforms.io.kafka_ranges import PartitionShare, ReadKafkaRanges, resolve_ranges
 from transforms.types import KafkaRecord
 
 # The --beam_services key under which Beam looks up the Kafka IO expansion service
@@ -247,6 +247,10 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
     to the runner, which bounds how long a record waits in the read (docs/performance.md).
     ``start_read_time_ms`` starts each partition at its first record at or after that time;
     otherwise the consumer's committed offset or ``auto.offset.reset`` decides.
+    ``partition_share=(residues, count)`` reads only the partitions ``p`` with ``p % count`` in
+    ``residues`` (``kafka_ranges.PartitionShare``): reads whose residues cover ``0..count-1``
+    once, each its own step (in a worker of its own, say), read every partition once between
+    them. Range reads only.
 
     ``native_expansion_service`` ('host:port' of Beam's expansion service at the Flink runner's
     version, started with ``use_deprecated_read``): the unbounded read becomes KafkaIO's legacy
@@ -275,9 +279,18 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
         security_file: str | None = None,
         poll_timeout_s: int | None = None,
         native_expansion_service: str | None = None,
+        partition_share: tuple[tuple[int, ...], int] | None = None,
     ) -> None:
         super().__init__()
         self._bootstrap_servers = _check_bootstrap_servers(bootstrap_servers)
+        self._partition_share = None
+        if partition_share is not None:
+            if stop_read_time_ms is None and not stop_at_current_end:
+                raise ValueError(
+                    "partition_share needs a read of resolved ranges: give stop_read_time_ms "
+                    "or stop_at_current_end=True (--stop_read_time_ms or --backfill)"
+                )
+            self._partition_share = PartitionShare(*partition_share).check()
         self._native_expansion_service = _check_native_read(
             native_expansion_service,
             poll_timeout_s=poll_timeout_s,
@@ -340,6 +353,7 @@ class ReadKafkaRecords(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[Kafk
                 stop_time_ms=self._stop_read_time_ms,
                 start_time_ms=self._start_read_time_ms,
                 security_file=self._security_file,
+                share=self._partition_share,
             )
             return pbegin | "ReadRanges" >> ReadKafkaRanges(
                 ranges,

@@ -60,6 +60,34 @@ class PartitionRange(NamedTuple):
         return self.stop - self.start
 
 
+class PartitionShare(NamedTuple):
+    """A share of a topic's partitions: those whose number ``p`` has ``p % count`` in
+    ``residues`` (with 4 partitions, ``((0,), 4)`` is partition 0 and ``((1, 2, 3), 4)`` the
+    rest). Shares of one topic whose residues cover ``0..count-1`` once, read by separate steps
+    (in workers of their own, say), read every partition exactly once between them."""
+
+    residues: tuple[int, ...]
+    count: int
+
+    def check(self) -> PartitionShare:
+        """This share, or ``ValueError`` when its residues are not distinct ones of ``count``."""
+        residues = tuple(self.residues)
+        if (
+            self.count < 1
+            or not residues
+            or len(set(residues)) != len(residues)
+            or not all(0 <= r < self.count for r in residues)
+        ):
+            raise ValueError(
+                "a partition share is (residues, count) with distinct residues 0 <= r < count, "
+                f"got {tuple(self)}"
+            )
+        return PartitionShare(residues, self.count)
+
+    def holds(self, partition: int) -> bool:
+        return partition % self.count in self.residues
+
+
 class KafkaRangeError(RuntimeError):
     """Ranges could not be resolved or read; the message says what to check."""
 
@@ -132,8 +160,10 @@ def resolve_ranges(
     start_time_ms: int | None = None,
     security_file: str | None = None,
     timeout_s: float = 30.0,
+    share: PartitionShare | None = None,
 ) -> list[PartitionRange]:
-    """Every partition's ``[start, stop)`` of ``topics`` now (see the module docstring).
+    """Every partition's ``[start, stop)`` of ``topics`` now (see the module docstring); with
+    ``share``, only the partitions of that share (``PartitionShare``).
 
     ``consumer_config`` holds ``bootstrap.servers`` and optionally ``group.id`` and
     ``auto.offset.reset``; ``security_file`` as in ``client_config``. Raises
@@ -161,7 +191,9 @@ def resolve_ranges(
                     f"topic {topic!r} does not exist on {where}: "
                     "create it (python -m runners.local topics) or fix the topic name"
                 )
-            numbers = sorted(described.partitions)
+            numbers = sorted(p for p in described.partitions if share is None or share.holds(p))
+            if not numbers:
+                continue  # a share of fewer partitions than shares: nothing of this topic
             bounds = {
                 p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=left())
                 for p in numbers

@@ -118,6 +118,9 @@ def test_write_row_with_headers_round_trips_through_its_row_coder():
         ({"native_expansion_service": "h:1", "poll_timeout_s": 1}, "no poll timeout"),
         ({"native_expansion_service": "h:1", "max_read_time_s": 5}, "unbounded"),
         ({"native_expansion_service": "h:1", "stop_at_current_end": True}, "unbounded"),
+        ({"partition_share": ((0,), 2)}, "needs a read of resolved ranges"),
+        ({"partition_share": ((0,), 2), "max_read_time_s": 5}, "--stop_read_time_ms or"),
+        ({"partition_share": ((2,), 2), "stop_at_current_end": True}, "distinct residues"),
     ],
 )
 def test_read_rejects_bad_arguments_saying_what_to_fix(kwargs, message):

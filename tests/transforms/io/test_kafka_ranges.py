@@ -12,6 +12,7 @@ from transforms.io.kafka_ranges import (
     RESOLVER_GROUP,
     KafkaRangeError,
     PartitionRange,
+    PartitionShare,
     ReadKafkaRanges,
     client_config,
     read_range,
@@ -94,6 +95,35 @@ def test_ranges_stop_at_the_first_record_at_or_after_the_stop_time_else_at_the_e
     ]
     latest = {**config, "auto.offset.reset": "latest"}
     assert [r.size for r in resolve_ranges(latest, [topic])] == [0, 0, 0]
+
+
+def test_a_partition_share_holds_the_partitions_of_its_residues_and_refuses_bad_ones():
+    first, rest = PartitionShare((0,), 4).check(), PartitionShare([1, 2, 3], 4).check()
+    assert [p for p in range(9) if first.holds(p)] == [0, 4, 8]
+    assert [p for p in range(9) if rest.holds(p)] == [1, 2, 3, 5, 6, 7]
+    assert rest.residues == (1, 2, 3)
+    for bad in (((4,), 4), ((), 2), ((1, 1), 2), ((0,), 0), ((-1,), 2)):
+        with pytest.raises(ValueError, match="distinct residues"):
+            PartitionShare(*bad).check()
+
+
+@pytest.mark.integration
+def test_shares_resolve_disjoint_ranges_that_together_are_the_whole_topic(
+    kafka_bootstrap, make_topic
+):
+    topic = make_topic(3)
+    t0 = int(time.time() * 1000) - 60_000
+    for partition in range(3):
+        _produce(kafka_bootstrap, topic, partition, [t0 + i for i in range(partition + 1)])
+    config = {"bootstrap.servers": kafka_bootstrap, "auto.offset.reset": "earliest"}
+
+    even = resolve_ranges(config, [topic], share=PartitionShare((0,), 2))
+    odd = resolve_ranges(config, [topic], share=PartitionShare((1,), 2))
+    assert even == [PartitionRange(topic, 0, 0, 1), PartitionRange(topic, 2, 0, 3)]
+    assert odd == [PartitionRange(topic, 1, 0, 2)]
+    assert sorted(even + odd) == resolve_ranges(config, [topic])
+    # A share of no partition of this topic (3 partitions, residue 3 of 4) reads nothing.
+    assert resolve_ranges(config, [topic], share=PartitionShare((3,), 4)) == []
 
 
 @pytest.mark.integration
