@@ -44,6 +44,9 @@ def local_services(session_stack):
         # The views half in a worker process of its own, both from the stack's pool (the runner
         # presets fill in --environment_type=EXTERNAL): two Python workers in one Prism job.
         pytest.param("PrismRunner", True, id="PrismRunner-split"),
+        # The same on Flink: a backfill's views in two parts of disjoint partitions, one per
+        # worker (pipelines/property.py, VIEWS_PARTITION_SHARES), each with its own late gate.
+        pytest.param("FlinkRunner", True, id="FlinkRunner-split"),
     ],
 )
 def test_backlog_replay_outputs_equal_the_oracle(
