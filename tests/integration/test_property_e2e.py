@@ -76,11 +76,12 @@ def test_backlog_replay_outputs_equal_the_oracle(
     state = result.wait_until_finish(duration=RUN_TIMEOUT_S[runner] * 1000)
     assert str(state).endswith("DONE"), f"{runner} run ended {state}"
     if pool_log is not None:
-        # One worker process per environment: the default one and the views group's.
+        # Prism: one worker process per environment, the default one and the views group's;
+        # Flink: per environment and per SDK harness its job asks for (at least the two).
         with pool_log.open("rb") as log:
             log.seek(pool_log_start)
             started = set(re.findall(rb"python-harness: starting worker (\S+)", log.read()))
-        assert len(started) == 2, started
+        assert len(started) == 2 if runner == "PrismRunner" else len(started) >= 2, started
 
     summary = summarize(read_outputs(kafka_bootstrap, topics, timeout_s=120))
     # Enrichment checked against the dataset the service serves: a run where every event fell
