@@ -56,6 +56,7 @@ from transforms.codec import DecodeAvro, EncodeAvro, FieldKey
 from transforms.dead_letter import DeadLetter
 from transforms.enrichment import EnrichWithMarketData, enriched_event
 from transforms.fraud import DetectExcessiveViewing
+from transforms.ingest import DecodeAndValidate
 from transforms.io.client_config import (
     ClientConfigError,
     librdkafka_config,
@@ -103,8 +104,8 @@ class IngestResult(NamedTuple):
 
 
 class IngestStream(beam.PTransform[beam.PCollection[KafkaRecord], IngestResult]):
-    """Decode → validate → late gate (which stamps the records it passes with their event
-    time), for one input topic.
+    """Decode and validate (one step) → late gate (which stamps the records it passes with their
+    event time), for one input topic.
 
     The order matters: undecodable and invalid records never move a partition's stream time, and
     lateness is decided on the log before any event-time step (see the module docstring).
@@ -118,10 +119,12 @@ class IngestStream(beam.PTransform[beam.PCollection[KafkaRecord], IngestResult])
 
     def expand(self, records: beam.PCollection[KafkaRecord]) -> IngestResult:
         config = self._config
-        decoded = records | "Decode" >> DecodeAvro(
-            self._reader_schema, schema_registry_url=config.schema_registry_url
+        # Decoded and validated in one step (one DoFn and one exception handler per record,
+        # docs/performance.md change 20); the dead letters are those of the two transforms.
+        valid = records | "DecodeAndValidate" >> DecodeAndValidate(
+            DecodeAvro(self._reader_schema, schema_registry_url=config.schema_registry_url),
+            self._validate,
         )
-        valid = decoded.decoded | "Validate" >> self._validate
         gated = valid.valid | "GateLateRecords" >> GateLateRecords(
             config.window_size_s,
             config.allowed_lateness_s,
@@ -130,12 +133,7 @@ class IngestStream(beam.PTransform[beam.PCollection[KafkaRecord], IngestResult])
             # of their own (one DoFn call and one WindowedValue less per record).
             stamp_event_time=True,
         )
-        return IngestResult(
-            on_time=gated.on_time,
-            dead_letters=(decoded.dead_letters, valid.dead_letters)
-            | "DeadLetters" >> beam.Flatten(),
-            late=gated.late,
-        )
+        return IngestResult(on_time=gated.on_time, dead_letters=valid.dead_letters, late=gated.late)
 
 
 def build(

@@ -16,9 +16,10 @@ resolved ranges (``--backfill``, ``--stop_read_time_ms``) a quarter of the views
 partitions is read, ingested and keyed into the hourly and fraud windows in the events' worker,
 and the keyed sums meet the views worker's at the counts' shuffle: a bounded run otherwise left
 the events' worker idle while the views worker gated and keyed every view
-(``pipelines.property.VIEWS_PARTITION_SHARES``). Each worker must be a process: under ``--environment_type=LOOPBACK`` both environments are threads of the submitting
-process, under one GIL (``PropertyRunConfig`` refuses that pairing). docs/performance.md,
-changes 15 and 18, have the measurements.
+(``pipelines.property.VIEWS_PARTITION_SHARES``). Each worker must be a process: under
+``--environment_type=LOOPBACK`` both environments are threads of the submitting process, under
+one GIL (``PropertyRunConfig`` refuses that pairing). docs/performance.md, changes 15 and 18,
+have the measurements.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ import apache_beam as beam
 from schemas.contract import EVENT_TYPES as CONTRACT_EVENT_TYPES
 from transforms import metrics
 from transforms.dead_letter import DeadLetter
-from transforms.types import Decoded
+from transforms.types import Decoded, KafkaRecord
 
 STAGE = "validate"
 
@@ -187,15 +187,18 @@ class _CheckViewFn(beam.DoFn):
 
 
 class _InvalidToDeadLetterFn(beam.DoFn):
-    """Turns ``with_exception_handling``'s ``(Decoded, (type, repr, traceback))`` into a
-    ``DeadLetter`` of the original bytes, counting ``invalid.<rule>``."""
+    """Turns ``with_exception_handling``'s ``(Decoded or KafkaRecord, (type, repr, traceback))``
+    into a ``DeadLetter`` of the original bytes, counting ``invalid.<rule>``."""
 
     def setup(self) -> None:
         self._counters: dict[str, Any] = {}
 
-    def process(self, failed: tuple[Decoded, tuple[type, str, list[str]]]):
+    def process(self, failed: tuple[Decoded | KafkaRecord, tuple[type, str, list[str]]]):
         record, error = failed
-        letter = DeadLetter.from_error(STAGE, record.source, error)
+        # A Decoded record (ValidateEvents/ValidateViews), or the KafkaRecord itself when the
+        # validation ran in one step with the decoding (transforms.ingest.DecodeAndValidate).
+        source = record.source if isinstance(record, Decoded) else record
+        letter = DeadLetter.from_error(STAGE, source, error)
         c = self._counters.get(letter.error_type)
         if c is None:
             c = self._counters[letter.error_type] = metrics.counter(
@@ -217,6 +220,21 @@ class _Validate(beam.PTransform[beam.PCollection[Decoded], ValidationResult]):
             )
         self._check_fn = check_fn
         self._threshold = threshold
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @property
+    def check_fn(self) -> beam.DoFn:
+        """The checking DoFn on its own (it raises ``ValidationError`` for a broken rule), for
+        ``transforms.ingest.DecodeAndValidate``, which runs a decoding and it in one step."""
+        return self._check_fn
+
+    def invalid_to_dead_letters(self) -> beam.PTransform:
+        """``with_exception_handling``'s ``(Decoded, error)`` pairs of this validation to
+        ``DeadLetter``, counting ``invalid.<rule>``."""
+        return beam.ParDo(_InvalidToDeadLetterFn())
 
     def expand(self, records: beam.PCollection[Decoded]) -> ValidationResult:
         results = records | "Check" >> beam.ParDo(self._check_fn).with_exception_handling(

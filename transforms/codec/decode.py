@@ -139,12 +139,19 @@ class DecodeAvro(beam.PTransform[beam.PCollection[KafkaRecord], DecodeResult]):
         self._registry_client_factory = registry_client_factory
         self._threshold = threshold
 
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    def decode_fn(self) -> beam.DoFn:
+        """The decoding DoFn on its own (it raises ``DecodeError`` for a malformed record), for
+        ``transforms.ingest.DecodeAndValidate``, which runs it and a validation in one step."""
+        return _DecodeFn(
+            self._reader, self._catalog, self._registry_conf, self._registry_client_factory
+        )
+
     def expand(self, records: beam.PCollection[KafkaRecord]) -> DecodeResult:
-        results = records | "Decode" >> beam.ParDo(
-            _DecodeFn(
-                self._reader, self._catalog, self._registry_conf, self._registry_client_factory
-            )
-        ).with_exception_handling(
+        results = records | "Decode" >> beam.ParDo(self.decode_fn()).with_exception_handling(
             main_tag="decoded",
             dead_letter_tag="undecodable",
             exc_class=DecodeError,
