@@ -72,7 +72,7 @@ from schemas.contract import BEAM_ALLOWED_LATENESS_S
 from transforms import metrics
 from transforms.event_time import to_epoch_ms, to_timestamp
 from transforms.types import Decoded
-from transforms.window_assign import KeyIntoWindows
+from transforms.window_assign import KeyIntoWindows, keyed_input
 
 DEFAULT_THRESHOLD = 50
 DEFAULT_WINDOW_S = 600
@@ -232,10 +232,7 @@ class DetectExcessiveViewing(beam.PTransform[beam.PCollection[Decoded], beam.PCo
         self, views: beam.PCollection[Decoded] | tuple[beam.PCollection, ...]
     ) -> beam.PCollection:
         """``views``: Decoded views, or a tuple of parts already through ``key_into_windows``."""
-        if isinstance(views, tuple):
-            keyed = views | "KeyedParts" >> beam.Flatten()
-        else:
-            keyed = views | "KeyByUserIntoFraudWindows" >> self.key_into_windows()
+        keyed = keyed_input(views, "KeyByUserIntoFraudWindows", self.key_into_windows)
         if self._early_alerts:
             past = (
                 keyed

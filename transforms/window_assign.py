@@ -190,3 +190,16 @@ class KeyIntoWindows(beam.PTransform[beam.PCollection, beam.PCollection]):
         if self._output_type is not None:
             keyed = keyed.with_output_types(self._output_type)
         return pcoll | "Key" >> keyed | "IntoWindows" >> self._window_into
+
+
+def keyed_input(
+    views: beam.PCollection | tuple[beam.PCollection, ...],
+    label: str,
+    key_into_windows: Callable[[], KeyIntoWindows],
+) -> beam.PCollection:
+    """The keyed input of a windowed count: ``views`` through ``key_into_windows()`` (step
+    ``label``), or, for a tuple of parts each already keyed by it where it was produced (in
+    different workers, say), the parts flattened (step ``KeyedParts``)."""
+    if isinstance(views, tuple):
+        return views | "KeyedParts" >> beam.Flatten()
+    return views | label >> key_into_windows()

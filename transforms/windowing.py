@@ -75,7 +75,7 @@ from schemas.contract import BEAM_ALLOWED_LATENESS_S
 from transforms import metrics
 from transforms.event_time import to_epoch_ms, to_timestamp
 from transforms.types import Decoded
-from transforms.window_assign import KeyIntoWindows
+from transforms.window_assign import KeyIntoWindows, keyed_input
 
 # Counters (transforms/metrics.py's namespace), all variants together: panes fired by the
 # windows, and fired panes not emitted because they added no view to their window.
@@ -266,10 +266,7 @@ class _CountViewsInWindows(beam.PTransform[beam.PCollection[Decoded], beam.PColl
         self, views: beam.PCollection[Decoded] | tuple[beam.PCollection, ...]
     ) -> beam.PCollection:
         """``views``: Decoded views, or a tuple of parts already through ``key_into_windows``."""
-        if isinstance(views, tuple):
-            keyed = views | "KeyedParts" >> beam.Flatten()
-        else:
-            keyed = views | "KeyByPropertyIntoWindows" >> self.key_into_windows()
+        keyed = keyed_input(views, "KeyByPropertyIntoWindows", self.key_into_windows)
         return (
             keyed
             | "CountPerProperty" >> beam.CombinePerKey(sum)
