@@ -22,7 +22,7 @@ import apache_beam as beam
 
 from transforms import metrics
 from transforms.codec import DecodeAvro
-from transforms.codec.errors import STAGE as DECODE_STAGE
+from transforms.codec.decode import undecodable_to_dead_letter
 from transforms.codec.errors import DecodeError
 from transforms.dead_letter import DeadLetter
 from transforms.types import Decoded, KafkaRecord
@@ -66,11 +66,6 @@ def _failure_kind(failed: tuple[KafkaRecord, tuple[type, str, list[str]]], _n: i
     return _DECODE_FAILED if issubclass(failed[1][0], DecodeError) else _INVALID
 
 
-def _undecodable_to_dead_letter(failed: tuple[KafkaRecord, tuple[type, str, list[str]]]):
-    record, error = failed
-    return DeadLetter.from_error(DECODE_STAGE, record, error)
-
-
 class DecodeAndValidate(beam.PTransform[beam.PCollection[KafkaRecord], DecodeAndValidateResult]):
     """``decode`` then ``validate`` as one step (see the module docstring).
 
@@ -101,7 +96,7 @@ class DecodeAndValidate(beam.PTransform[beam.PCollection[KafkaRecord], DecodeAnd
         )
         undecodable, invalid = results["failed"] | "ByKind" >> beam.Partition(_failure_kind, 2)
         letters: Any = (
-            undecodable | "UndecodableToDeadLetters" >> beam.Map(_undecodable_to_dead_letter),
+            undecodable | "UndecodableToDeadLetters" >> beam.Map(undecodable_to_dead_letter),
             invalid | "InvalidToDeadLetters" >> self._validate.invalid_to_dead_letters(),
         )
         dead_letters = (

@@ -73,7 +73,9 @@ class _DecodeFn(beam.DoFn):
             self._client = None
 
 
-def _undecodable_to_dead_letter(failed: tuple[KafkaRecord, tuple[type, str, list[str]]]):
+def undecodable_to_dead_letter(failed: tuple[KafkaRecord, tuple[type, str, list[str]]]):
+    """``with_exception_handling``'s ``(KafkaRecord, (type, repr, traceback))`` of a record
+    that did not decode, as its ``DeadLetter`` (stage ``decode``)."""
     record, error = failed
     return DeadLetter.from_error(STAGE, record, error)
 
@@ -159,7 +161,7 @@ class DecodeAvro(beam.PTransform[beam.PCollection[KafkaRecord], DecodeResult]):
         )
         dead_letters = (
             results["undecodable"]
-            | "ToDeadLetters" >> beam.Map(_undecodable_to_dead_letter)
+            | "ToDeadLetters" >> beam.Map(undecodable_to_dead_letter)
             | "CountDeadLetters" >> metrics.CountDeadLetters()
         )
         return DecodeResult(decoded=results["decoded"], dead_letters=dead_letters)
