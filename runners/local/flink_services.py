@@ -92,6 +92,10 @@ def plan_flink_job_server(paths: StackPaths, ports: Mapping[str, int], flink_mas
         java_binary(),
         *FLINK_ADD_OPENS,
         "-Xmx2g",
+        # C1 only: a fresh job server's first job spent ~10 of its ~22 CPU-s compiling with C2,
+        # and later jobs on the same JVM cost the same with or without C2 (docs/performance.md,
+        # change 22).
+        "-XX:TieredStopAtLevel=1",
         "-cp",
         job_server_classpath(paths),
         "org.apache.beam.runners.flink.FlinkJobServerDriver",
