@@ -15,6 +15,7 @@ from transforms.aggregation import (
     HighValueListings,
     ListingUpdates,
     is_high_value,
+    running_zip_counts,
     zip_count,
 )
 
@@ -70,6 +71,58 @@ def test_count_by_zip_counts_events_already_in_time_windows():
             equal_to([1, 2, 3]),
             label="Running",
         )
+
+
+def test_running_zip_counts_number_the_events_and_keep_the_largest_event_time():
+    assert list(running_zip_counts(("94107", [at(5), at(2), at(9)]))) == [
+        zip_count("94107", 1, at(5)),
+        zip_count("94107", 2, at(5)),
+        zip_count("94107", 3, at(9)),
+    ]
+
+
+def test_bounded_count_by_zip_emits_the_stateful_counts_updates_in_one_grouping():
+    """On a bounded input the grouped variant gives what the stateful DoFn gives: an update per
+    event, counts 1..n per zip, each zip's largest count carrying its largest event time."""
+    events = [
+        property_event(at(m), zip_code=zip_code, offset=i)
+        for i, (m, zip_code) in enumerate(
+            [(5, "94107"), (65, "10001"), (1, "94107"), (125, "94107"), (7, "10001")]
+        )
+    ]
+
+    def final_and_counts(updates):
+        return sorted((u["zip_code"], u["count"]) for u in updates), {
+            u["zip_code"]: u["last_event_time"]
+            for u in updates
+            if u["count"] == sum(1 for v in updates if v["zip_code"] == u["zip_code"])
+        }
+
+    for bounded in (False, True):
+        with TestPipeline() as p:
+            counts = (
+                p
+                | "Events" >> beam.Create(elements(*events))
+                | "Hourly" >> beam.WindowInto(beam.window.FixedWindows(3600))
+                | CountByZip(bounded=bounded)
+                | beam.combiners.ToList()
+            )
+            assert_that(
+                counts | beam.Map(final_and_counts),
+                equal_to(
+                    [
+                        (
+                            [("10001", 1), ("10001", 2), ("94107", 1), ("94107", 2), ("94107", 3)],
+                            {"10001": at(65), "94107": at(125)},
+                        )
+                    ]
+                ),
+            )
+    grouped = beam.Pipeline()
+    _ = grouped | beam.Create([property_event(at(5))]) | "Count" >> CountByZip(bounded=True)
+    steps = {t.unique_name for t in grouped.to_runner_api().components.transforms.values()}
+    assert {"Count/GroupPerZip", "Count/RunningCounts"} <= steps
+    assert "Count/RunningCount" not in steps
 
 
 def test_count_by_zip_rewindows_only_an_input_not_in_the_default_global_window():
