@@ -158,7 +158,12 @@ def build(
         "PropertyEvent", ValidateEvents(), config
     )
     hourly = CountViewsPerProperty(
-        config.window_size_s, config.beam_allowed_lateness_s, config.early_firing_s
+        config.window_size_s,
+        config.beam_allowed_lateness_s,
+        config.early_firing_s,
+        # A bounded run sums each property's panes in one grouping instead of per-property
+        # state: Flink's batch runner gives each key of a stateful DoFn a bundle of its own.
+        bounded=config.bounded,
     )
     fraud = DetectExcessiveViewing(
         config.fraud_threshold,

@@ -62,6 +62,7 @@ lateness never reach the window: they are on the late topic instead of being sil
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import apache_beam as beam
@@ -191,6 +192,32 @@ class _AccumulatePanesFn(beam.DoFn):
             counts_state.clear()
 
 
+def _window_size_then_start(pane: dict[str, Any]) -> tuple[int, int]:
+    return pane["window_end"] - pane["window_start"], pane["window_start"]
+
+
+class _AccumulateGroupedPanesFn(beam.DoFn):
+    """A property's panes, all of them at once (a bounded input, grouped): the same sums as
+    ``_AccumulatePanesFn`` without state. The panes are taken smallest window first, so a merged
+    session comes after the sessions it absorbed whatever order the grouping gave; the panes of
+    one window add up in any order, and the last one emitted for a window carries its total."""
+
+    def __init__(self) -> None:
+        self._suppressed = metrics.counter(PANES_SUPPRESSED_COUNTER)
+
+    def process(self, grouped: tuple[str, Iterable[dict[str, Any]]]):
+        counts: dict[tuple[int, int], int] = {}
+        for pane in sorted(grouped[1], key=_window_size_then_start):
+            if pane["view_count"] <= 0:
+                self._suppressed.inc()
+                continue
+            start, end = pane["window_start"], pane["window_end"]
+            merged = [key for key in counts if start <= key[0] and key[1] <= end]
+            total = pane["view_count"] + sum(counts.pop(key) for key in merged)
+            counts[(start, end)] = total
+            yield {**pane, "view_count": total}
+
+
 class AccumulatePanes(beam.PTransform[beam.PCollection, beam.PCollection]):
     """DISCARDING PropertyViewCount panes (each counting only the views since its window's last
     pane) → ACCUMULATING ones (each carrying its window's full count so far), minus those that
@@ -201,21 +228,34 @@ class AccumulatePanes(beam.PTransform[beam.PCollection, beam.PCollection]):
     drops such views before they reach here: ``forget_after_s`` exceeds the allowed lateness).
     Exact as long as each pane is delivered once (a runner's exactly-once state: Flink's
     checkpoints, Prism's and the DirectRunner's bundles).
+
+    ``bounded=True`` (a bounded input only: on an unbounded one the global window's grouping
+    would never fire): the panes are grouped per property at the end of the input and summed in
+    one step, without state or timer; each window's last output carries the same total, with
+    timestamps at the end of the global window. Why: Flink's batch runner runs a stateful DoFn as
+    one SDK bundle per key, and one more per key with a timer (docs/performance.md, change 23).
     """
 
-    def __init__(self, forget_after_s: int) -> None:
+    def __init__(self, forget_after_s: int, bounded: bool = False) -> None:
         super().__init__()
         _check_seconds("forget_after_s", forget_after_s, allow_zero=True)
         self._forget_after_ms = forget_after_s * 1000
+        self._bounded = bounded
 
     def expand(self, panes: beam.PCollection) -> beam.PCollection:
-        return (
+        keyed = (
             panes
             | "KeyByProperty"
             >> beam.Map(_keyed_by_property).with_output_types(tuple[str, dict[str, Any]])
             | "GlobalWindow" >> beam.WindowInto(window.GlobalWindows())
-            | "Accumulate" >> beam.ParDo(_AccumulatePanesFn(self._forget_after_ms))
         )
+        if self._bounded:
+            return (
+                keyed
+                | "GroupPerProperty" >> beam.GroupByKey()
+                | "AccumulateGrouped" >> beam.ParDo(_AccumulateGroupedPanesFn())
+            )
+        return keyed | "Accumulate" >> beam.ParDo(_AccumulatePanesFn(self._forget_after_ms))
 
 
 def _check_seconds(name: str, value: int | None, *, allow_zero: bool = False) -> None:
@@ -232,10 +272,18 @@ def _trigger(early_firing_s: int | None) -> trigger.AfterWatermark:
 
 
 class _CountViewsInWindows(beam.PTransform[beam.PCollection[Decoded], beam.PCollection]):
-    """Windows by ``window_fn`` with the module's trigger, then counts views per property."""
+    """Windows by ``window_fn`` with the module's trigger, then counts views per property.
+
+    ``bounded=True`` is for a bounded input only (a batch run): the panes are summed by one
+    grouping per property instead of ``AccumulatePanes``' stateful DoFn; same final counts.
+    """
 
     def __init__(
-        self, window_fn: window.WindowFn, allowed_lateness_s: int, early_firing_s: int | None
+        self,
+        window_fn: window.WindowFn,
+        allowed_lateness_s: int,
+        early_firing_s: int | None,
+        bounded: bool = False,
     ) -> None:
         super().__init__()
         _check_seconds("allowed_lateness_s", allowed_lateness_s, allow_zero=True)
@@ -243,6 +291,7 @@ class _CountViewsInWindows(beam.PTransform[beam.PCollection[Decoded], beam.PColl
         self._window_fn = window_fn
         self._allowed_lateness_s = allowed_lateness_s
         self._early_firing_s = early_firing_s
+        self._bounded = bounded
 
     def key_into_windows(self) -> KeyIntoWindows:
         """The step before the shuffle on its own: each view keyed by property, in its windows,
@@ -272,7 +321,7 @@ class _CountViewsInWindows(beam.PTransform[beam.PCollection[Decoded], beam.PColl
             | "CountPerProperty" >> beam.CombinePerKey(sum)
             | "FormatPanes" >> beam.ParDo(_FormatPanes())
             # Twice the lateness: a margin past the last pane Beam can fire (end + lateness).
-            | "AccumulatePanes" >> AccumulatePanes(2 * self._allowed_lateness_s)
+            | "AccumulatePanes" >> AccumulatePanes(2 * self._allowed_lateness_s, self._bounded)
         )
 
 
@@ -284,9 +333,12 @@ class CountViewsPerProperty(_CountViewsInWindows):
         window_size_s: int = 3600,
         allowed_lateness_s: int = DEFAULT_ALLOWED_LATENESS_S,
         early_firing_s: int | None = None,
+        bounded: bool = False,
     ) -> None:
         _check_seconds("window_size_s", window_size_s)
-        super().__init__(window.FixedWindows(window_size_s), allowed_lateness_s, early_firing_s)
+        super().__init__(
+            window.FixedWindows(window_size_s), allowed_lateness_s, early_firing_s, bounded
+        )
 
 
 class CountViewsPerPropertyHopping(_CountViewsInWindows):
@@ -299,6 +351,7 @@ class CountViewsPerPropertyHopping(_CountViewsInWindows):
         period_s: int = 900,
         allowed_lateness_s: int = DEFAULT_ALLOWED_LATENESS_S,
         early_firing_s: int | None = None,
+        bounded: bool = False,
     ) -> None:
         _check_seconds("size_s", size_s)
         _check_seconds("period_s", period_s)
@@ -308,7 +361,7 @@ class CountViewsPerPropertyHopping(_CountViewsInWindows):
                 "gaps between windows; use CountViewsPerProperty for tumbling windows"
             )
         super().__init__(
-            window.SlidingWindows(size_s, period_s), allowed_lateness_s, early_firing_s
+            window.SlidingWindows(size_s, period_s), allowed_lateness_s, early_firing_s, bounded
         )
 
 
@@ -322,6 +375,7 @@ class SessionizeViews(_CountViewsInWindows):
         gap_s: int = 1800,
         allowed_lateness_s: int = DEFAULT_ALLOWED_LATENESS_S,
         early_firing_s: int | None = None,
+        bounded: bool = False,
     ) -> None:
         _check_seconds("gap_s", gap_s)
-        super().__init__(window.Sessions(gap_s), allowed_lateness_s, early_firing_s)
+        super().__init__(window.Sessions(gap_s), allowed_lateness_s, early_firing_s, bounded)

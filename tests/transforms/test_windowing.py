@@ -16,6 +16,7 @@ from transforms.windowing import (
     CountViewsPerProperty,
     CountViewsPerPropertyHopping,
     SessionizeViews,
+    _AccumulateGroupedPanesFn,
     view_count,
 )
 
@@ -163,6 +164,56 @@ def test_discarding_panes_come_out_accumulated_and_a_pane_adding_nothing_is_not_
 
         windows = kept | "Windows" >> beam.ParDo(_WindowOf())
         assert_that(windows, in_global_window, label="GlobalWindow")
+
+
+def test_bounded_accumulation_groups_the_panes_and_ends_each_window_on_its_total():
+    """A bounded input's panes grouped per property, in whatever order the grouping gives
+    (here reversed, a merged session before its parts): each window's last output carries the
+    same total as the stateful accumulation's, a pane adding nothing is not written."""
+    h0, h1 = (at(0), at(60)), (at(60), at(120))
+    fired = [
+        view_count("p1", *h0, 3, "ON_TIME"),
+        view_count("p1", *h1, 3, "ON_TIME"),
+        view_count("p1", *h0, 1, "LATE"),
+        view_count("p1", *h0, 0, "LATE"),
+        view_count("p3", at(0), at(22), 3, "ON_TIME"),
+        view_count("p3", at(33), at(50), 2, "ON_TIME"),
+        view_count("p3", at(0), at(50), 1, "LATE"),
+    ]
+    finals = {("p1", *h0): 4, ("p1", *h1): 3, ("p3", at(0), at(50)): 6}
+
+    def last_per_window(outputs: list) -> dict:
+        last = {}
+        for out in outputs:
+            last[(out["property_id"], out["window_start"], out["window_end"])] = out["view_count"]
+        return last
+
+    emitted = {
+        property_id: list(
+            _AccumulateGroupedPanesFn().process(
+                (property_id, [p for p in reversed(fired) if p["property_id"] == property_id])
+            )
+        )
+        for property_id in ("p1", "p3")
+    }
+    assert last_per_window(emitted["p1"] + emitted["p3"]) == {
+        **finals,
+        # the sessions a merged one absorbed were written before it, with their own counts
+        ("p3", at(0), at(22)): 3,
+        ("p3", at(33), at(50)): 2,
+    }
+    assert len(emitted["p1"]) == 3  # the empty pane is not written
+
+    with TestPipeline() as p:
+        kept = p | beam.Create(list(reversed(fired))) | AccumulatePanes(600, bounded=True)
+        totals = kept | beam.Map(
+            lambda o: ((o["property_id"], o["window_start"], o["window_end"]), o["view_count"])
+        )
+        largest = totals | beam.CombinePerKey(max)
+        assert_that(
+            largest,
+            equal_to([*finals.items(), (("p3", at(0), at(22)), 3), (("p3", at(33), at(50)), 2)]),
+        )
 
 
 class _WindowOf(beam.DoFn):
