@@ -9,6 +9,7 @@ import re
 import pytest
 
 from runners.presets import (
+    FLINK_BATCH_ARGS,
     PRISM_BINARY,
     PresetError,
     StackAddresses,
@@ -95,6 +96,21 @@ def test_flink_batch_gets_no_checkpointing_and_no_restart_strategy():
     args = runner_args(["--runner=FlinkRunner"], STACK)
     assert not any(a.startswith("--checkpointing_interval") for a in args)
     assert not any(a.startswith("--number_of_execution_retries") for a in args)
+
+
+def test_flink_batch_gets_pipelined_exchanges_and_cached_environments_unless_given():
+    args = runner_args(["--runner=FlinkRunner"], STACK)
+    assert args[-2:] == list(FLINK_BATCH_ARGS)
+    assert "--execution_mode_for_batch=PIPELINED_FORCED" in args
+    given = ["--runner=FlinkRunner", "--execution_mode_for_batch=PIPELINED"]
+    args = runner_args(given, STACK)
+    assert args.count("--execution_mode_for_batch=PIPELINED") == 1
+    assert "--execution_mode_for_batch=PIPELINED_FORCED" not in args
+    assert "--environment_cache_millis=10000" in args
+    streaming = runner_args(["--runner=FlinkRunner", "--streaming"], STACK)
+    assert not any(
+        a.startswith(("--execution_mode_for_batch", "--environment_cache")) for a in streaming
+    )
 
 
 def test_flags_the_user_gave_win_over_the_stack():
