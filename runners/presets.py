@@ -310,15 +310,13 @@ def runner_args(
                 if native_read
                 else DEFAULT_CHECKPOINTING_INTERVAL_MS
             )
-            for arg in (*flink_streaming_event_time_args(interval_ms), *FLINK_RESTART_ARGS):
-                name = arg.removeprefix("--").split("=", 1)[0]
-                if not has_flag(argv, name):
-                    added.append(arg)
+            flink_args = (*flink_streaming_event_time_args(interval_ms), *FLINK_RESTART_ARGS)
         else:
-            for arg in FLINK_BATCH_ARGS:
-                name = arg.removeprefix("--").split("=", 1)[0]
-                if not has_flag(argv, name):
-                    added.append(arg)
+            flink_args = FLINK_BATCH_ARGS
+        for arg in flink_args:  # each unless the user gave it
+            name = arg.removeprefix("--").split("=", 1)[0]
+            if not has_flag(argv, name):
+                added.append(arg)
 
     return argv + added
 

@@ -143,6 +143,12 @@ def _keyed_by_property(pane: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return pane["property_id"], pane
 
 
+def _windows_within(counts: dict[tuple[int, int], Any], start: int, end: int) -> list:
+    """The remembered windows ``(start, end)`` covers: itself, and for a merged session the
+    sessions it absorbed."""
+    return [key for key in counts if start <= key[0] and key[1] <= end]
+
+
 class _AccumulatePanesFn(beam.DoFn):
     """Per property (global window): adds each pane's new views to its window's count so far and
     emits the sum, or nothing when the pane adds none; forgets a window ``forget_after_ms`` after
@@ -169,7 +175,7 @@ class _AccumulatePanesFn(beam.DoFn):
             return
         counts: dict[tuple[int, int], tuple[int, int]] = counts_state.read() or {}
         start, end = pane["window_start"], pane["window_end"]
-        merged = [key for key in counts if start <= key[0] and key[1] <= end]
+        merged = _windows_within(counts, start, end)
         total = pane["view_count"] + sum(counts.pop(key)[0] for key in merged)
         counts[(start, end)] = (total, end - 1 + self._forget_after_ms)
         counts_state.write(counts)
@@ -212,7 +218,7 @@ class _AccumulateGroupedPanesFn(beam.DoFn):
                 self._suppressed.inc()
                 continue
             start, end = pane["window_start"], pane["window_end"]
-            merged = [key for key in counts if start <= key[0] and key[1] <= end]
+            merged = _windows_within(counts, start, end)
             total = pane["view_count"] + sum(counts.pop(key) for key in merged)
             counts[(start, end)] = total
             yield {**pane, "view_count": total}
