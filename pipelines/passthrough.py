@@ -79,8 +79,10 @@ def pipeline_options(argv: Sequence[str]) -> tuple[PipelineOptions, PassthroughC
 
 def start(argv: Sequence[str]) -> PipelineResult:
     """Submits the pipeline and returns at once; the caller waits or cancels."""
+    from pipelines.launch import new_pipeline  # the entry point's side: not on the workers
+
     options, config = pipeline_options(argv)
-    pipeline = beam.Pipeline(options=options)
+    pipeline = new_pipeline(options)
     attach(pipeline, config)
     return pipeline.run()
 

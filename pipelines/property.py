@@ -400,8 +400,10 @@ def check_kafka_access(options: PipelineOptions, run_config: PropertyRunConfig) 
 
 
 def _submit(options: PipelineOptions, run_config: PropertyRunConfig) -> PipelineResult:
+    from pipelines.launch import new_pipeline  # the entry point's side: not on the workers
+
     check_kafka_access(options, run_config)
-    pipeline = beam.Pipeline(options=options)
+    pipeline = new_pipeline(options)
     attach_kafka(pipeline, run_config)
     return pipeline.run()
 

@@ -59,6 +59,13 @@ PRISM_BINARY = REPO_ROOT / ".local" / "bin" / "prism"
 _PORTABLE_JOB_RUNNERS = ("FlinkRunner", "PortableRunner")
 PRISM_NO_SDF_SPLIT = "--experiments=prism_disable_sdf_split"
 PRISM_NO_SINGLETON = "--experiments=disable_prism_server_singleton"
+# Beam runs `pip freeze` in a subprocess at every submission (~0.3 s of a run's start-up here) to
+# stage the submitting environment's package list for a version-mismatch warning on the workers.
+# With the environment the presets choose, the workers run this checkout's virtualenv (LOOPBACK:
+# the submitting process; the stack's pool: started from it), so there is nothing to compare and
+# the list is left out; with an environment the user gives (e.g. DOCKER) it is kept
+# (docs/performance.md, change 25).
+NO_SUBMISSION_ENV_LIST = "--experiments=disable_logging_submission_environment"
 # Beam KafkaIO's SDF read polls a partition for consumer_polling_timeout (whole seconds, Beam's
 # default 2) before it returns what it read, and a runner bundle holds several partitions' reads
 # one after another: each record waits up to (partitions per bundle) x this in the read. 1 s is
@@ -236,6 +243,8 @@ def runner_args(
     if short in ("PrismRunner", *_PORTABLE_JOB_RUNNERS):
         if not has_flag(argv, "environment_type"):
             added += _environment_args(argv, short, addresses)
+            if NO_SUBMISSION_ENV_LIST not in argv:  # the workers are the stack's own
+                added.append(NO_SUBMISSION_ENV_LIST)
         if uses_kafka and not has_flag(argv, "beam_services"):
             expansion = addresses().expansion_service
             if not expansion:

@@ -13,9 +13,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import passthrough
 from pipelines import property as property_pipeline
-from pipelines.launch import profile_read_args, take_profile
+from pipelines.launch import new_pipeline, profile_read_args, take_profile
 from pipelines.options import OptionError
 from runners.presets import StackAddresses
+from runners.prism import PrismRunner as ListeningPrismRunner
 from transforms.io.kafka import EXPANSION_SERVICE_KEY
 
 # Every address a runner preset would otherwise ask the local stack for; nothing is submitted.
@@ -218,3 +219,16 @@ def test_latency_on_a_missing_topic_fails_naming_the_topic_and_the_way_out(
                 "--kafka_read=sdf",  # the read the profile counts partitions for
             ]
         )
+
+
+def test_a_prism_run_gets_the_runner_that_connects_once_prism_listens():
+    """Beam's PrismRunner otherwise waits out gRPC's reconnect backoff at every start
+    (tests/runners/test_prism.py); another runner, or Prism behind a given job endpoint, keeps
+    Beam's runner of that name."""
+    prism = new_pipeline(PipelineOptions(["--runner=PrismRunner"]))
+    assert type(prism.runner) is ListeningPrismRunner
+    given = new_pipeline(PipelineOptions(["--runner=PrismRunner", "--job_endpoint=localhost:1"]))
+    assert type(given.runner) is not ListeningPrismRunner
+    assert type(given.runner).__name__ == "PrismRunner"
+    flink = new_pipeline(PipelineOptions(FLINK))
+    assert type(flink.runner).__name__ == "FlinkRunner"

@@ -35,6 +35,7 @@ def test_prism_gets_binary_loopback_and_the_running_expansion_service():
         "a",
         "--bootstrap_servers=127.0.0.1:9092",
         "--environment_type=LOOPBACK",
+        "--experiments=disable_logging_submission_environment",
         BEAM_SERVICES,
         "--kafka_poll_timeout_s=1",
         f"--prism_location={PRISM_BINARY}",
@@ -82,6 +83,7 @@ def test_flink_streaming_gets_job_endpoint_loopback_services_and_checkpointing()
         "--streaming",
         "--bootstrap_servers=127.0.0.1:9092",
         "--environment_type=LOOPBACK",
+        "--experiments=disable_logging_submission_environment",
         BEAM_SERVICES,
         "--kafka_poll_timeout_s=1",
         "--job_endpoint=localhost:8099",
@@ -111,6 +113,17 @@ def test_flink_batch_gets_pipelined_exchanges_and_cached_environments_unless_giv
     assert not any(
         a.startswith(("--execution_mode_for_batch", "--environment_cache")) for a in streaming
     )
+
+
+def test_only_the_stacks_own_workers_skip_the_submission_environment_list():
+    """Beam's `pip freeze` list is for comparing the submitter's packages with the workers'; the
+    presets leave it out only when they choose the environment (this virtualenv's workers)."""
+    flag = "--experiments=disable_logging_submission_environment"
+    for runner in ("PrismRunner", "FlinkRunner"):
+        assert runner_args([f"--runner={runner}"], STACK).count(flag) == 1
+        assert flag not in runner_args([f"--runner={runner}", "--environment_type=DOCKER"], STACK)
+        assert runner_args([f"--runner={runner}", flag], STACK).count(flag) == 1
+    assert flag not in runner_args(["--runner=DataflowRunner"], STACK)
 
 
 def test_flags_the_user_gave_win_over_the_stack():

@@ -135,8 +135,12 @@ def _describe(consumer: Any, topic: str, deadline: float, errors: list[Any], whe
     authentication or TLS error."""
     from confluent_kafka import KafkaException
 
+    wait_s = 0.0  # a healthy broker answers at once: no fixed wait before the first ask
     while True:
-        consumer.poll(0.1)  # serves error_cb (nothing is assigned yet: no record is consumed)
+        # Serves error_cb (nothing is assigned yet: no record is consumed); after a failed ask,
+        # gives a refused login or handshake 0.1 s to be reported, so it fails at once.
+        consumer.poll(wait_s)
+        wait_s = 0.1
         fatal = [e for e in errors if e.name() in _FATAL]
         if fatal:
             raise KafkaRangeError(
