@@ -41,6 +41,10 @@ FLINK_ADD_OPENS: tuple[str, ...] = tuple(
 #: ``.local/lib/`` folder of Kafka IO at the Flink runner's Beam version and what it needs beyond
 #: the job server's jars (``runners/java/flink-legacy-read/pom.xml``).
 LEGACY_READ_LIB = "flink-legacy-read"
+#: ``.local/lib/`` folder of the job server's RPC system loader
+#: (``runners/java/flink-rpc-shared``): Flink's Pekko RPC classes loaded once per JVM, not once
+#: per job (docs/performance.md, change 26).
+RPC_SHARED_LIB = "flink-rpc-shared"
 
 
 _JAR_VERSION = re.compile(r"-\d[\w.\-]*\.jar$")
@@ -97,7 +101,8 @@ def plan_flink_job_server(paths: StackPaths, ports: Mapping[str, int], flink_mas
         # change 22).
         "-XX:TieredStopAtLevel=1",
         "-cp",
-        job_server_classpath(paths),
+        # The shared RPC system's loader first (it wins by its priority anyway).
+        paths.classpath(RPC_SHARED_LIB) + os.pathsep + job_server_classpath(paths),
         "org.apache.beam.runners.flink.FlinkJobServerDriver",
         f"--flink-master={flink_master}",
         "--job-host=localhost",
