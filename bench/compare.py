@@ -34,7 +34,7 @@ One run, one broker, one simulated input (``tools.simulate``, fixed seed):
      SDK worker processes and two subtasks instead of one LOOPBACK process (issue 18, item 6);
    - ``prism_split``: Prism with ``--split_python_workers``, the views half in a Python worker
      process of its own, both workers from the stack's pool (``pipelines/worker_groups.py``);
-     ``flink_split`` (only when asked): the same on the embedded Flink.
+     ``flink_split``: the same on the embedded Flink.
 
 Metrics per system:
 

@@ -11,9 +11,9 @@ from tools.simulate import SimulationSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
-SYSTEMS = ("raw", "quix", "kstreams", "prism", "prism_split", "flink")
+SYSTEMS = ("raw", "quix", "kstreams", "prism", "prism_split", "flink", "flink_split")
 # Measured only when named in --systems (they start more processes).
-OPTIONAL_SYSTEMS = ("flink_cluster", "flink_pool", "flink_split")
+OPTIONAL_SYSTEMS = ("flink_cluster", "flink_pool")
 RUNNERS = {
     "prism": "PrismRunner",
     "flink": "FlinkRunner",

@@ -103,7 +103,7 @@ def test_the_session_cluster_system_needs_the_cluster_address():
 def test_the_split_systems_run_in_the_pool_with_the_split_flag():
     from bench.workload import POOL_SYSTEMS, RUNNERS, SYSTEMS, split_flags
 
-    assert "prism_split" in SYSTEMS  # make bench measures it
+    assert "prism_split" in SYSTEMS and "flink_split" in SYSTEMS  # make bench measures them
     for system in ("prism_split", "flink_split"):
         assert system in POOL_SYSTEMS
         assert split_flags(system) == ["--split_python_workers"]
