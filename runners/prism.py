@@ -19,16 +19,25 @@ import logging
 import socket
 import subprocess
 import tempfile
-import time
 
 from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions
 from apache_beam.portability.api import beam_job_api_pb2_grpc
 from apache_beam.runners.portability import job_server, prism_runner
 from apache_beam.utils import subprocess_server
 
+from runners import _procs
+
 LISTEN_TIMEOUT_S = 60.0
 """How long to wait for Prism's job port; after it Beam's own wait takes over (and fails)."""
 _POLL_S = 0.01
+
+
+def _accepts_connections(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def wait_for_listener(
@@ -37,16 +46,17 @@ def wait_for_listener(
     """True once ``endpoint`` (``host:port``) accepts a TCP connection; False when ``process``
     exits first or ``timeout_s`` passes (the caller's own wait then reports the failure)."""
     host, _, port = endpoint.rpartition(":")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            return False
-        try:
-            with socket.create_connection((host, int(port)), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(_POLL_S)
-    return False
+    try:
+        _procs.wait_until(
+            lambda: _accepts_connections(host, int(port)),
+            what=f"Prism's job port {endpoint}",
+            timeout_s=timeout_s,
+            alive=None if process is None else lambda: process.poll() is None,
+            interval_s=_POLL_S,
+        )
+    except _procs.StartupError:
+        return False
+    return True
 
 
 class _ListeningServer(subprocess_server.SubprocessServer):
@@ -68,7 +78,7 @@ class _PrismJobServer(prism_runner.PrismJobServer):
             self._local_temp_root = tempfile.mkdtemp(prefix="beam-temp")
             cmd, endpoint = self.subprocess_cmd_and_endpoint()
             port = int(endpoint.split(":")[-1])
-            logger = logging.getLogger(f"{prism_runner.PrismJobServer.__name__}")
+            logger = logging.getLogger(prism_runner.PrismJobServer.__name__)
             if self._log_filter is not None:
                 logger.addFilter(self._log_filter)
             self._server = _ListeningServer(
